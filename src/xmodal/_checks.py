@@ -1,0 +1,109 @@
+"""Validation at the public boundary: every check raises ParameterError naming the value.
+
+Internal invariants use ``assert``; anything a user can pass goes through here, so the
+messages read the same everywhere: ``"<name> must be ... Found: <value>"``.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+
+from xmodal.errors import ParameterError
+
+__all__ = [
+    "as_signal",
+    "check_bool",
+    "check_choice",
+    "check_positive_int",
+    "check_positive_number",
+]
+
+_REAL_DTYPES = (torch.float32, torch.float64)
+_COMPLEX_DTYPES = (torch.complex64, torch.complex128)
+
+
+def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` if it is an integer >= ``minimum``; raise ParameterError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ParameterError(f"{name} must be an integer >= {minimum}. Found: {value!r}")
+    if value < minimum:
+        raise ParameterError(f"{name} must be an integer >= {minimum}. Found: {value}")
+    return int(value)
+
+
+def check_positive_number(value, name: str, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as float if it is a finite number > 0 (or >= 0 with ``allow_zero``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ParameterError(f"{name} must be a real number. Found: {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ParameterError(f"{name} must be a finite number {bound}. Found: {value}")
+    return value
+
+
+def check_bool(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ParameterError(f"{name} must be True or False. Found: {value!r}")
+    return bool(value)
+
+
+def check_choice(value, name: str, choices) -> str:
+    if value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise ParameterError(f"{name} must be one of {options}. Found: {value!r}")
+    return value
+
+
+def as_signal(
+    x,
+    name: str,
+    *,
+    min_ndim: int = 1,
+    complex_ok: bool = False,
+    real_ok: bool = True,
+    check_finite: bool = True,
+) -> torch.Tensor:
+    """Return ``x`` as a float32/float64 (or complex) tensor after checking it is usable.
+
+    Accepts a ``torch.Tensor`` or a ``numpy.ndarray`` (converted without a copy). Raises
+    ParameterError for other types, integer or half dtypes, too few dimensions, an empty
+    array, and NaN or Inf values, naming ``name`` and the offending value.
+    """
+    if isinstance(x, np.ndarray):
+        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+            raise ParameterError(f"{name} must hold numbers. Found numpy dtype {x.dtype}")
+        x = torch.from_numpy(x)
+    elif not isinstance(x, torch.Tensor):
+        raise ParameterError(
+            f"{name} must be a torch.Tensor or numpy.ndarray. Found: {type(x).__name__}"
+        )
+    allowed = (_REAL_DTYPES if real_ok else ()) + (_COMPLEX_DTYPES if complex_ok else ())
+    if x.dtype not in allowed:
+        kinds = " or ".join(str(d).replace("torch.", "") for d in allowed)
+        hint = ""
+        if not x.is_floating_point() and not x.is_complex():
+            hint = " (integer PCM: divide by the full-scale value, e.g. y.float() / 32768)"
+        elif x.is_complex() and not complex_ok:
+            hint = " (a complex spectrogram: pass its magnitude, S.abs())"
+        raise ParameterError(f"{name} must have dtype {kinds}. Found: {x.dtype}{hint}")
+    if x.ndim < min_ndim:
+        raise ParameterError(
+            f"{name} must have at least {min_ndim} dimension(s). Found shape {tuple(x.shape)}"
+        )
+    if x.numel() == 0:
+        raise ParameterError(f"{name} is empty. Found shape {tuple(x.shape)}")
+    if check_finite:
+        finite = torch.isfinite(x)
+        if not bool(finite.all()):
+            bad = (~finite).nonzero()[0].tolist()
+            count = int((~finite).sum())
+            value = x[tuple(bad)].item()
+            raise ParameterError(
+                f"{name} contains {count} non-finite value(s) (NaN or Inf); "
+                f"the first is {value} at index {tuple(bad)}"
+            )
+    return x
