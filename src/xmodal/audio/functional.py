@@ -421,6 +421,10 @@ def power_to_db(
     amin = check_positive_number(amin, "amin")
     if top_db is not None:
         top_db = check_positive_number(top_db, "top_db", allow_zero=True)
+    return _power_to_db(S, ref, amin, top_db)
+
+
+def _power_to_db(S, ref, amin: float, top_db: float | None) -> torch.Tensor:
     ref_value = _per_clip_ref(S, ref)
     log_spec = 10.0 * torch.log10(S.clamp(min=amin))
     if isinstance(ref_value, torch.Tensor):
@@ -766,7 +770,12 @@ def mfcc(
 # --------------------------------------------------------------------------- deltas
 
 _DELTA_MODES = ("interp", "nearest", "mirror", "constant", "wrap")
-_DELTA_PAD = {"nearest": "replicate", "mirror": "reflect", "constant": "constant", "wrap": "circular"}
+_DELTA_PAD = {
+    "nearest": "replicate",
+    "mirror": "reflect",
+    "constant": "constant",
+    "wrap": "circular",
+}
 
 
 @lru_cache(maxsize=16)
@@ -824,7 +833,9 @@ def delta(
             f"width={width} cannot exceed the {length} frames along axis {axis} "
             f"when mode='interp'; lower width or use another mode"
         )
-    taps, left, right = (t.to(dtype=data.dtype, device=data.device) for t in _savgol64(width, order))
+    taps, left, right = (
+        t.to(dtype=data.dtype, device=data.device) for t in _savgol64(width, order)
+    )
     x = data.movedim(axis, -1)
     lead = x.shape[:-1]
     flat = x.reshape(-1, 1, length)

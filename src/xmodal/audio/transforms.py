@@ -1,0 +1,218 @@
+"""``nn.Module`` wrappers of :mod:`xmodal.audio.functional`, for use inside models.
+
+Each constructor validates its parameters once and precomputes its constant tensors (the
+window, the mel filterbank, the DCT matrix) as buffers, so ``.to(device)`` moves them and
+``forward`` only computes. The buffers are kept in float64 and cast to the input's dtype
+in ``forward`` (a few hundred values), so float32 and float64 inputs both get the
+functional result to their own precision. They are not saved in ``state_dict``: they
+follow from the constructor's arguments.
+
+Example:
+    >>> mel = MelSpectrogram(sr=16000, n_mels=80)
+    >>> mel(torch.randn(4, 16000)).shape      # (batch, n_mels, frames)
+    torch.Size([4, 80, 101])
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from xmodal._checks import (
+    as_signal,
+    check_bool,
+    check_choice,
+    check_positive_int,
+    check_positive_number,
+)
+from xmodal.audio import functional as F
+from xmodal.errors import ParameterError
+
+__all__ = ["MFCC", "GriffinLim", "MelSpectrogram", "Spectrogram"]
+
+
+class Spectrogram(nn.Module):
+    """``|stft(y)| ** power``: ``(..., time)`` -> ``(..., 1 + n_fft // 2, frames)``.
+
+    Args: as :func:`xmodal.audio.functional.spectrogram`.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_fft: int = F.N_FFT,
+        hop_length: int = F.HOP_LENGTH,
+        win_length: int = F.WIN_LENGTH,
+        window: str | torch.Tensor = "hamming",
+        center: bool = True,
+        pad_mode: str = "constant",
+        power: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.n_fft, self.hop_length, self.win_length = F._check_frames(
+            n_fft, hop_length, win_length
+        )
+        self.center = check_bool(center, "center")
+        self.pad_mode = F._PAD_MODES[check_choice(pad_mode, "pad_mode", tuple(F._PAD_MODES))]
+        self.power = check_positive_number(power, "power")
+        window64 = F.get_window(window, self.win_length, dtype=torch.float64)
+        self.register_buffer("window", window64, persistent=False)
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_fft={self.n_fft}, hop_length={self.hop_length}, win_length={self.win_length}, "
+            f"center={self.center}, pad_mode={self.pad_mode!r}, power={self.power}"
+        )
+
+    def _stft(self, y: torch.Tensor) -> torch.Tensor:
+        y = as_signal(y, "y")
+        F._check_length_for(y, self.n_fft, self.center, self.pad_mode)
+        w = self.window.to(device=y.device, dtype=y.dtype)
+        return F._stft(y, self.n_fft, self.hop_length, self.win_length, w, self.center,
+                       self.pad_mode)  # fmt: skip
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return F._power(self._stft(y), self.power)
+
+
+class MelSpectrogram(Spectrogram):
+    """Mel spectrogram: ``(..., time)`` -> ``(..., n_mels, frames)``.
+
+    Args: as :func:`xmodal.audio.functional.melspectrogram`.
+    """
+
+    def __init__(
+        self,
+        *,
+        sr: float = F.SR,
+        n_fft: int = F.N_FFT,
+        hop_length: int = F.HOP_LENGTH,
+        win_length: int = F.WIN_LENGTH,
+        window: str | torch.Tensor = "hamming",
+        center: bool = True,
+        pad_mode: str = "constant",
+        power: float = 2.0,
+        n_mels: int = F.N_MELS,
+        fmin: float = 0.0,
+        fmax: float | None = None,
+        htk: bool = False,
+        norm: str | float | None = "slaney",
+    ) -> None:
+        super().__init__(
+            n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window,
+            center=center, pad_mode=pad_mode, power=power,
+        )  # fmt: skip
+        fb = F.mel_filterbank(
+            sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm,
+            dtype=torch.float64,
+        )  # fmt: skip
+        self.sr, self.n_mels = sr, n_mels
+        self.register_buffer("fb", fb, persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"sr={self.sr}, n_mels={self.n_mels}, " + super().extra_repr()
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        S = super().forward(y)
+        return torch.matmul(self.fb.to(S.dtype), S)
+
+
+class MFCC(nn.Module):
+    """MFCCs: ``(..., time)`` -> ``(..., n_mfcc, frames)``.
+
+    ``DCT-II(power_to_db(mel))`` with the first ``n_mfcc`` rows kept and optional
+    liftering folded into the DCT matrix. Args: as :func:`xmodal.audio.functional.mfcc`.
+    """
+
+    def __init__(
+        self,
+        *,
+        sr: float = F.SR,
+        n_mfcc: int = F.N_MFCC,
+        norm: str | None = "ortho",
+        lifter: float = 0.0,
+        top_db: float | None = 80.0,
+        n_fft: int = F.N_FFT,
+        hop_length: int = F.HOP_LENGTH,
+        win_length: int = F.WIN_LENGTH,
+        window: str | torch.Tensor = "hamming",
+        center: bool = True,
+        pad_mode: str = "constant",
+        power: float = 2.0,
+        n_mels: int = F.N_MELS,
+        fmin: float = 0.0,
+        fmax: float | None = None,
+        htk: bool = False,
+        mel_norm: str | float | None = "slaney",
+    ) -> None:
+        super().__init__()
+        self.mel = MelSpectrogram(
+            sr=sr, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window,
+            center=center, pad_mode=pad_mode, power=power, n_mels=n_mels, fmin=fmin,
+            fmax=fmax, htk=htk, norm=mel_norm,
+        )  # fmt: skip
+        check_choice(norm, "norm", ("ortho", None))
+        self.n_mfcc = check_positive_int(n_mfcc, "n_mfcc")
+        if self.n_mfcc > n_mels:
+            raise ParameterError(f"n_mfcc must be <= n_mels={n_mels}. Found: n_mfcc={n_mfcc}")
+        lifter = check_positive_number(lifter, "lifter", allow_zero=True)
+        if top_db is not None:
+            top_db = check_positive_number(top_db, "top_db", allow_zero=True)
+        self.top_db = top_db
+        dct = F._dct_matrix64(self.n_mfcc, n_mels, norm, lifter)
+        self.register_buffer("dct", dct, persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"n_mfcc={self.n_mfcc}, top_db={self.top_db}"
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        mel_db = F._power_to_db(self.mel(y), 1.0, 1e-10, self.top_db)
+        return torch.matmul(self.dct.to(mel_db.dtype), mel_db)
+
+
+class GriffinLim(nn.Module):
+    """Fast Griffin-Lim: magnitude ``(..., 1 + n_fft // 2, frames)`` -> ``(..., time)``.
+
+    Args: as :func:`xmodal.audio.functional.griffinlim`.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_fft: int = F.N_FFT,
+        n_iter: int = 32,
+        hop_length: int = F.HOP_LENGTH,
+        win_length: int = F.WIN_LENGTH,
+        window: str | torch.Tensor = "hamming",
+        center: bool = True,
+        pad_mode: str = "constant",
+        momentum: float = 0.99,
+        init: str | None = "random",
+        length: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.n_fft, self.hop_length, self.win_length = F._check_frames(
+            n_fft, hop_length, win_length
+        )
+        self.n_iter = check_positive_int(n_iter, "n_iter", minimum=0)
+        momentum = check_positive_number(momentum, "momentum", allow_zero=True)
+        if momentum >= 1.0:
+            raise ParameterError(f"momentum must be in range [0, 1). Found: {momentum}")
+        self.momentum = momentum
+        self.center = check_bool(center, "center")
+        self.pad_mode = check_choice(pad_mode, "pad_mode", tuple(F._PAD_MODES))
+        self.init = check_choice(init, "init", ("random", None))
+        self.length = None if length is None else check_positive_int(length, "length")
+        window64 = F.get_window(window, self.win_length, dtype=torch.float64)
+        self.register_buffer("window", window64, persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"n_fft={self.n_fft}, n_iter={self.n_iter}, momentum={self.momentum}"
+
+    def forward(self, S: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return F.griffinlim(
+            S, n_iter=self.n_iter, hop_length=self.hop_length, win_length=self.win_length,
+            n_fft=self.n_fft, window=self.window, center=self.center, length=self.length,
+            pad_mode=self.pad_mode, momentum=self.momentum, init=self.init,
+            generator=generator,
+        )  # fmt: skip
