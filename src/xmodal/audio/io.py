@@ -157,9 +157,7 @@ def load(
         )
     expected = declared - start if count < 0 else min(count, declared - start)
     if declared and data.shape[0] < expected:
-        raise DataError(
-            f"{path}: truncated or corrupt: read {data.shape[0]} of {expected} frames"
-        )
+        raise DataError(f"{path}: truncated or corrupt: read {data.shape[0]} of {expected} frames")
     if data.shape[0] == 0:
         raise DataError(f"{path}: holds no samples")
     if not np.isfinite(data).all():
