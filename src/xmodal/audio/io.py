@@ -80,8 +80,9 @@ def info(path) -> sf._SoundFileInfo:
 def resample(y, *, orig_sr: float, target_sr: float, quality: str = "HQ") -> torch.Tensor:
     """Resample ``y (..., time)`` from ``orig_sr`` to ``target_sr`` Hz with soxr.
 
-    soxr's "HQ" quality is librosa's default (``res_type="soxr_hq"``). Runs on the CPU;
-    the result comes back on ``y``'s device and dtype.
+    As ``librosa.resample``: soxr's "HQ" quality is librosa's default
+    (``res_type="soxr_hq"``) and the output has ``ceil(time * target_sr / orig_sr)``
+    samples. Runs on the CPU; the result comes back on ``y``'s device and dtype.
     """
     import soxr
 
@@ -94,6 +95,9 @@ def resample(y, *, orig_sr: float, target_sr: float, quality: str = "HQ") -> tor
         return y
     x = y.detach().cpu().reshape(-1, y.shape[-1]).numpy().T  # soxr wants (time, channels)
     out = soxr.resample(np.ascontiguousarray(x), orig_sr, target_sr, quality=quality)
+    # librosa's length: ceil(n * target / orig), zero-padded if soxr gives one sample less.
+    n_out = int(np.ceil(y.shape[-1] * target_sr / orig_sr))
+    out = np.pad(out[:n_out], ((0, max(0, n_out - out.shape[0])), (0, 0)))
     out = torch.from_numpy(np.ascontiguousarray(out.T))
     return out.reshape(y.shape[:-1] + out.shape[-1:]).to(dtype=y.dtype, device=y.device)
 
@@ -190,6 +194,11 @@ def save(path, y, sr: int, *, subtype: str | None = None, format: str | None = N
     y = as_signal(y, "y")
     if y.ndim > 2:
         raise ParameterError(f"y must be (time,) or (channels, time). Found shape {tuple(y.shape)}")
+    if y.ndim == 2 and y.shape[0] > y.shape[1]:
+        raise ParameterError(
+            f"y has shape {tuple(y.shape)}: more channels than samples. save takes "
+            f"(channels, time); pass y.T if y is (time, channels)"
+        )
     sr = check_positive_int(sr, "sr")
     fmt = (format or path.suffix.lstrip(".")).upper()
     formats = sf.available_formats()
@@ -198,6 +207,8 @@ def save(path, y, sr: int, *, subtype: str | None = None, format: str | None = N
             f"cannot tell the format of {path}: {fmt or 'no extension'!r} is not one of "
             f"{', '.join(sorted(formats))}; use a known extension or format="
         )
+    if subtype is not None and not isinstance(subtype, str):
+        raise ParameterError(f"subtype must be a name such as 'PCM_16'. Found: {subtype!r}")
     if subtype is not None and subtype.upper() not in sf.available_subtypes(fmt):
         raise ParameterError(
             f"subtype {subtype!r} is not available for {fmt}; "
@@ -215,9 +226,31 @@ def save(path, y, sr: int, *, subtype: str | None = None, format: str | None = N
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        sf.write(tmp, data, sr, subtype=subtype, format=fmt)
+        try:
+            sf.write(tmp, data, sr, subtype=subtype, format=fmt)
+        except (sf.SoundFileError, RuntimeError) as err:
+            channels = 1 if data.ndim == 1 else data.shape[1]
+            raise ParameterError(
+                f"cannot write {path} as {fmt} {chosen} with {channels} channel(s) at "
+                f"{sr} Hz: {err}"
+            ) from None
+        # mkstemp makes the file private (0600); give it the mode a plain write would.
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: the only portable way is to set it and restore it
+    os.umask(mask)
+    return mask

@@ -4,7 +4,8 @@ The library and its voice data come in the ``espeakng-loader`` wheel, so speech 
 download and no system package. It is what the tests use as real speech.
 
 Reproducibility: the first utterance a process synthesizes is the same, sample for
-sample, in every process. eSpeak NG keeps waveform-generator state (glottal phase,
+sample, in every process (the noise source of breathy voices is seeded with a fixed
+seed before each utterance). eSpeak NG keeps waveform-generator state (glottal phase,
 flutter, echo) from one utterance to the next and exposes no way to reset it
 (``espeak_ng_SetRandSeed`` and re-initialising do not), so later utterances in the same
 process differ by a few samples in length and phase. Code that needs identical bytes
@@ -36,6 +37,7 @@ _PARAM = {"rate": 1, "volume": 2, "pitch": 3, "range": 4, "wordgap": 7}
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _EE_OK = 0
+_RAND_SEED = 1
 
 _CALLBACK = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
@@ -61,6 +63,7 @@ def _library():
     lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
     lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
     lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
     lib.espeak_Synth.argtypes = [
         ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
         ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
@@ -117,6 +120,14 @@ def synthesize(
         raise ParameterError(f"text must be a non-empty string. Found: {text!r}")
     if not isinstance(voice, str) or not voice:
         raise ParameterError(f"voice must be a name like 'en' or 'en+f3'. Found: {voice!r}")
+    if "+" in voice:
+        variant = voice.split("+", 1)[1]
+        if variant not in list_voices():
+            # eSpeak would silently fall back to the default voice.
+            raise ParameterError(
+                f"voice variant {variant!r} (in voice {voice!r}) is not one of eSpeak NG's; "
+                f"see xmodal.audio.speech.list_voices()"
+            )
     rate = check_positive_int(rate, "rate", minimum=80)
     if rate > 450:
         raise ParameterError(f"rate must be in [80, 450] words per minute. Found: {rate}")
@@ -133,6 +144,8 @@ def synthesize(
         for name, value in (("rate", rate), ("pitch", pitch), ("range", pitch_range),
                             ("wordgap", word_gap)):  # fmt: skip
             lib.espeak_SetParameter(_PARAM[name], value, 0)
+        # eSpeak seeds its noise source (breathy variants such as f3) from the clock.
+        lib.espeak_ng_SetRandSeed(_RAND_SEED)
         _state["chunks"] = []
         buf = ctypes.create_string_buffer(encoded)
         status = lib.espeak_Synth(buf, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8,
