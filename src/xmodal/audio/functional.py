@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -142,6 +143,15 @@ def _window_for(window, win_length: int, like: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- STFT
 
 
+def _check_overlap(hop_length: int, win_length: int) -> None:
+    # Overlap-add needs every sample covered by some window.
+    if hop_length > win_length:
+        raise ParameterError(
+            f"hop_length must be <= win_length for the inverse STFT. "
+            f"Found: hop_length={hop_length}, win_length={win_length}"
+        )
+
+
 def _check_frames(n_fft, hop_length, win_length) -> tuple[int, int, int]:
     n_fft = check_positive_int(n_fft, "n_fft")
     hop_length = check_positive_int(hop_length, "hop_length")
@@ -163,24 +173,57 @@ def _check_length_for(y: torch.Tensor, n_fft: int, center: bool, pad_mode: str) 
         raise ParameterError(
             f"y has {n} samples; pad_mode='reflect' needs more than n_fft // 2 = {n_fft // 2}"
         )
+    if center and pad_mode == "circular" and n < n_fft // 2:
+        raise ParameterError(
+            f"y has {n} samples; pad_mode='wrap' needs at least n_fft // 2 = {n_fft // 2}"
+        )
 
 
 def _stft(y, n_fft, hop_length, win_length, window, center, pad_mode):
-    # torch.stft takes (time,) or (batch, time): fold every leading dimension into one.
     lead = y.shape[:-1]
-    S = torch.stft(
-        y.reshape(-1, y.shape[-1]),
-        n_fft,
-        hop_length=hop_length,
-        win_length=win_length,
-        window=window,
-        center=center,
-        pad_mode=pad_mode,
-        normalized=False,
-        onesided=True,
-        return_complex=True,
-    )
-    return S.reshape(lead + S.shape[-2:])
+    flat = y.reshape(-1, y.shape[-1])
+    needs_grad = torch.is_grad_enabled() and (y.requires_grad or window.requires_grad)
+    if needs_grad or y.device.type != "cpu":
+        # torch.stft takes (time,) or (batch, time): fold every leading dimension into one.
+        S = torch.stft(
+            flat,
+            n_fft,
+            hop_length=hop_length,
+            win_length=win_length,
+            window=window,
+            center=center,
+            pad_mode=pad_mode,
+            normalized=False,
+            onesided=True,
+            return_complex=True,
+        )
+        return S.reshape(lead + S.shape[-2:])
+    # On the CPU torch.stft writes every windowed frame into one (frames, n_fft) temporary
+    # before the FFT reads it back, which costs about as much as the FFT itself. Here the
+    # frames are windowed and transformed a block at a time in a buffer that stays in
+    # cache, and each block's spectrum goes straight into the output. Same arithmetic.
+    if center:
+        pad = n_fft // 2
+        flat = torch.nn.functional.pad(flat.unsqueeze(0), (pad, pad), mode=pad_mode)[0]
+    left = (n_fft - win_length) // 2  # the window sits centred in the n_fft frame
+    frames = flat.unfold(-1, n_fft, hop_length)[..., left : left + win_length]
+    n_clips, n_frames = frames.shape[:2]
+    complex_dtype = torch.complex128 if y.dtype == torch.float64 else torch.complex64
+    S = torch.empty((n_clips, n_frames, n_fft // 2 + 1), dtype=complex_dtype, device=y.device)
+    rows = 1024  # frames per block: 2 MiB of float32 frames and their spectra
+    if n_frames >= rows:
+        blocks = [(c, slice(t, t + rows)) for c in range(n_clips) for t in range(0, n_frames, rows)]
+    else:  # short clips: several whole clips per block
+        per = rows // n_frames
+        blocks = [(slice(c, c + per), slice(None)) for c in range(0, n_clips, per)]
+    buffer = y.new_zeros(min(rows, n_clips * n_frames) * n_fft)
+    for c, t in blocks:
+        src, dst = frames[c, t], S[c, t]
+        block = buffer[: src.shape[:-1].numel() * n_fft].view(src.shape[:-1] + (n_fft,))
+        torch.mul(src, window, out=block[..., left : left + win_length])
+        torch.fft.rfft(block, out=dst)
+    # (clips, frames, freq) memory seen as (..., freq, frames), as torch.stft returns it.
+    return S.transpose(-1, -2).reshape(lead + (n_fft // 2 + 1, n_frames))
 
 
 def stft(
@@ -266,6 +309,7 @@ def istft(
     if n_fft is None:
         n_fft = 2 * (S.shape[-2] - 1)
     n_fft, hop_length, win_length = _check_frames(n_fft, hop_length, win_length)
+    _check_overlap(hop_length, win_length)
     if S.shape[-2] != 1 + n_fft // 2:
         raise ParameterError(
             f"stft_matrix has {S.shape[-2]} frequency bins; n_fft={n_fft} needs {1 + n_fft // 2}"
@@ -279,8 +323,13 @@ def istft(
 
 def _power(S: torch.Tensor, power: float) -> torch.Tensor:
     if power == 2.0:
-        # |z|^2 without the square root that abs() would take and undo.
-        return torch.view_as_real(S).square().sum(-1)
+        # re^2 + im^2: no square root for abs() to take and the square to undo. Computed on
+        # the (..., frames, freq) view, the memory order _stft writes, so both passes are
+        # sequential and the result has the same layout as S.
+        frames_major = S.transpose(-1, -2)
+        P = frames_major.real.square()
+        P.addcmul_(frames_major.imag, frames_major.imag)
+        return P.transpose(-1, -2)
     if power == 1.0:
         return S.abs()
     return S.abs().pow(power)
@@ -384,7 +433,7 @@ def _per_clip_ref(S: torch.Tensor, ref) -> torch.Tensor | float:
         return torch.stack(values).reshape(S.shape[:-2] + (1, 1))
     if isinstance(ref, torch.Tensor):
         return ref.abs().to(S.dtype)
-    if isinstance(ref, bool) or not isinstance(ref, (int, float)):
+    if isinstance(ref, bool) or not isinstance(ref, numbers.Real):
         raise ParameterError(f"ref must be a number, a tensor or a callable. Found: {ref!r}")
     return abs(float(ref))
 
@@ -677,8 +726,9 @@ def _dct_matrix64(n_out: int, n_in: int, norm: str | None, lifter: float) -> tor
         D[1:] *= math.sqrt(1.0 / (2.0 * n_in))
     if lifter > 0:
         # Sinusoidal liftering (HTK): boosts the higher cepstral coefficients.
-        lift = 1.0 + (lifter / 2.0) * torch.sin(math.pi * torch.arange(1, n_out + 1) / lifter)
-        D = D * lift[:, None].to(torch.float64)
+        k1 = torch.arange(1, n_out + 1, dtype=torch.float64)
+        lift = 1.0 + (lifter / 2.0) * torch.sin(math.pi * k1 / lifter)
+        D = D * lift[:, None]
     return D
 
 
@@ -825,6 +875,8 @@ def delta(
     if order >= width:
         raise ParameterError(f"order must be < width. Found: order={order}, width={width}")
     check_choice(mode, "mode", _DELTA_MODES)
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise ParameterError(f"axis must be an integer. Found: {axis!r}")
     if not -data.ndim <= axis < data.ndim:
         raise ParameterError(f"axis must be in [{-data.ndim}, {data.ndim}). Found: {axis}")
     length = data.shape[axis]
@@ -850,6 +902,10 @@ def delta(
         if mode == "mirror" and length <= half:
             raise ParameterError(
                 f"mode='mirror' needs more than width // 2 = {half} frames. Found: {length}"
+            )
+        if mode == "wrap" and length < half:
+            raise ParameterError(
+                f"mode='wrap' needs at least width // 2 = {half} frames. Found: {length}"
             )
         padded = torch.nn.functional.pad(flat, (half, half), mode=_DELTA_PAD[mode])
         out = torch.nn.functional.conv1d(padded, kernel).squeeze(1)
@@ -895,6 +951,7 @@ def griffinlim(
     if n_fft is None:
         n_fft = 2 * (S.shape[-2] - 1)
     n_fft, hop_length, win_length = _check_frames(n_fft, hop_length, win_length)
+    _check_overlap(hop_length, win_length)
     if S.shape[-2] != 1 + n_fft // 2:
         raise ParameterError(
             f"S has {S.shape[-2]} frequency bins; n_fft={n_fft} needs {1 + n_fft // 2}"
@@ -924,14 +981,108 @@ def griffinlim(
         angles = torch.ones(S.shape, dtype=complex_dtype, device=S.device)
     eps = torch.finfo(S.dtype).tiny
     alpha = momentum / (1.0 + momentum)
-    tprev = None
+    n_bins, n_frames = S.shape[-2:]
+    # The signal the frames cover, and the part of it kept (trimmed as torch.istft does).
+    covered = n_fft + hop_length * (n_frames - 1)
+    start = n_fft // 2 if center else 0
+    if length is not None:
+        end = start + length
+    else:
+        end = covered - n_fft // 2 if center else covered
+
+    if torch.is_grad_enabled() and S.requires_grad:
+        # Differentiable: out-of-place steps that autograd can follow back to S.
+        tprev = None
+        for _ in range(n_iter):
+            inverse = _istft(S * angles, n_fft, hop_length, win_length, w, center, length)
+            rebuilt = _stft(inverse, n_fft, hop_length, win_length, w, center, pad)
+            angles = rebuilt if tprev is None else rebuilt - alpha * tprev
+            angles = angles / (angles.abs() + eps)
+            tprev = rebuilt
+        return _istft(S * angles, n_fft, hop_length, win_length, w, center, length)
+
+    # Without autograd every buffer is allocated once and reused; torch.istft would
+    # recompute the window envelope and allocate (frames, n_fft) temporaries at every
+    # step. Spectra are kept frames-major, (clips, frames, freq), so every FFT reads and
+    # writes contiguous rows, and each pass runs over blocks of frames that stay in cache.
+    mag = S.reshape(-1, n_bins, n_frames).transpose(1, 2).contiguous()
+    n_clips = mag.shape[0]
+    spec = angles.reshape(n_clips, n_bins, n_frames).transpose(1, 2).contiguous().mul_(mag)
+    tprev = torch.zeros_like(spec)  # rebuilt - alpha * 0 == rebuilt: plain first step
+    rows = 1024 if S.device.type == "cpu" else n_clips * n_frames
+    if n_frames >= rows:
+        blocks = [
+            (slice(c, c + 1), t, min(t + rows, n_frames))
+            for c in range(n_clips)
+            for t in range(0, n_frames, rows)
+        ]
+    else:  # short clips: several whole clips per block
+        per = rows // n_frames
+        blocks = [(slice(c, c + per), 0, n_frames) for c in range(0, n_clips, per)]
+
+    # Overlap-add as strided views: frames `phases` hops apart do not overlap, so each
+    # phase is added in place to non-overlapping windows of the signal.
+    left = (n_fft - win_length) // 2  # the window sits centred in the n_fft frame
+    phases = -(-win_length // hop_length)
+    step = phases * hop_length
+    signal = S.new_zeros(n_clips, max(covered, end + start))
+
+    def overlap_add(out, frames, first_frame):  # frames (..., n, win_length)
+        for k in range(min(phases, frames.shape[-2])):
+            part = frames[..., k::phases, :]
+            a = left + (first_frame + k) * hop_length
+            b = a + (part.shape[-2] - 1) * step + win_length
+            out[..., a:b].unfold(-1, win_length, step).add_(part)
+
+    envelope = torch.zeros_like(signal[0])
+    overlap_add(envelope, (w * w).expand(n_frames, win_length), 0)
+    kept = envelope[start : min(end, covered)]
+    if bool((kept.abs() < 1e-11).any()):
+        raise ParameterError(
+            f"the window does not overlap-add to a nonzero sum with hop_length={hop_length}, "
+            f"win_length={win_length} (NOLA fails); use a smaller hop_length, center=True "
+            f"or a window without zeros at its ends"
+        )
+    if n_iter and 1 + (end + start - n_fft) // hop_length != n_frames:
+        raise ParameterError(
+            f"length={length} gives {max(0, 1 + (end + start - n_fft) // hop_length)} STFT "
+            f"frames but S has {n_frames}; pass the length of the signal S came from"
+        )
+    # One multiply normalises the kept samples and zeroes the rest, which is then the
+    # zero padding the next STFT needs (pad_mode="constant") and the tail past `covered`.
+    inverse_envelope = torch.zeros_like(envelope)
+    inverse_envelope[start : min(end, covered)] = 1.0 / kept
+
+    def synthesise():  # signal <- istft(spec), trimmed samples zero
+        signal.zero_()
+        for c, t0, t1 in blocks:
+            frames = torch.fft.irfft(spec[c, t0:t1], n=n_fft)[..., left : left + win_length]
+            overlap_add(signal[c], frames.mul_(w), t0)
+        signal.mul_(inverse_envelope)
+
+    buffer = S.new_zeros(min(rows, n_clips * n_frames) * n_fft)
     for _ in range(n_iter):
-        inverse = _istft(S * angles, n_fft, hop_length, win_length, w, center, length)
-        rebuilt = _stft(inverse, n_fft, hop_length, win_length, w, center, pad)
-        angles = rebuilt if tprev is None else rebuilt - alpha * tprev
-        angles = angles / (angles.abs() + eps)
-        tprev = rebuilt
-    return _istft(S * angles, n_fft, hop_length, win_length, w, center, length)
+        synthesise()
+        if center and pad != "constant":
+            padded = signal[:, start:end].unsqueeze(0)
+            padded = torch.nn.functional.pad(padded, (start, start), mode=pad)[0]
+        else:
+            padded = signal[:, : end + start]
+        analysis = padded.unfold(-1, n_fft, hop_length)[..., left : left + win_length]
+        for c, t0, t1 in blocks:
+            src = analysis[c, t0:t1]
+            block = buffer[: src.shape[:-1].numel() * n_fft].view(src.shape[:-1] + (n_fft,))
+            torch.mul(src, w, out=block[..., left : left + win_length])
+            rebuilt = torch.fft.rfft(block)
+            prev = tprev[c, t0:t1]
+            angles = torch.sub(rebuilt, prev, alpha=alpha)  # rebuilt - alpha * tprev
+            prev.copy_(rebuilt)
+            re_im = torch.view_as_real(angles)
+            norm = re_im[..., 0].square().addcmul_(re_im[..., 1], re_im[..., 1]).sqrt_()
+            # S * angles / (|angles| + eps), with one complex multiply.
+            torch.mul(angles, mag[c, t0:t1] / norm.add_(eps), out=spec[c, t0:t1])
+    synthesise()
+    return signal[:, start:end].reshape(S.shape[:-2] + (end - start,))
 
 
 # --------------------------------------------------------------------------- companding
@@ -972,6 +1123,8 @@ def mu_law_decode(
     """
     mu = float(_check_channels(quantization_channels) - 1)
     if isinstance(x_mu, torch.Tensor) and not x_mu.is_floating_point() and not x_mu.is_complex():
+        if x_mu.numel() == 0:
+            raise ParameterError(f"x_mu is empty. Found shape {tuple(x_mu.shape)}")
         low, high = int(x_mu.min()), int(x_mu.max())
         if low < 0 or high > mu:
             raise ParameterError(
@@ -980,8 +1133,12 @@ def mu_law_decode(
         x = x_mu.to(dtype) / mu * 2.0 - 1.0
     else:
         x = as_signal(x_mu, "x_mu")
-        if x.abs().max().item() > 1.0:
-            raise ParameterError("x_mu (companded, floating point) must lie in [-1, 1]")
+        peak = x.abs().max().item()
+        if peak > 1.0:
+            raise ParameterError(
+                f"x_mu (companded, floating point) must lie in [-1, 1]. "
+                f"Found a value of size {peak}"
+            )
     return torch.sign(x) * (torch.pow(1.0 + mu, x.abs()) - 1.0) / mu
 
 

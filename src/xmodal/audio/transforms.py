@@ -31,7 +31,26 @@ from xmodal.errors import ParameterError
 __all__ = ["MFCC", "GriffinLim", "MelSpectrogram", "Spectrogram"]
 
 
-class Spectrogram(nn.Module):
+class _Float64Constants(nn.Module):
+    """Keeps derived constants (window, filterbank, DCT) in float64 whatever the module's dtype.
+
+    They are non-persistent buffers, so ``.to(device)`` moves them; ``_apply`` then
+    restores float64 after a dtype cast such as ``model.float()``, so a float64 input
+    still gets float64 precision. ``forward`` casts them to the input's dtype.
+    """
+
+    def _constant(self, name: str, value: torch.Tensor) -> None:
+        self.register_buffer(name, value.detach().to(torch.float64).clone(), persistent=False)
+
+    def _apply(self, fn, recurse=True):
+        masters = {name: buf.clone() for name, buf in self._buffers.items() if buf is not None}
+        super()._apply(fn, recurse)
+        for name, master in masters.items():
+            self._buffers[name] = master.to(device=self._buffers[name].device)
+        return self
+
+
+class Spectrogram(_Float64Constants):
     """``|stft(y)| ** power``: ``(..., time)`` -> ``(..., 1 + n_fft // 2, frames)``.
 
     Args: as :func:`xmodal.audio.functional.spectrogram`.
@@ -53,10 +72,10 @@ class Spectrogram(nn.Module):
             n_fft, hop_length, win_length
         )
         self.center = check_bool(center, "center")
-        self.pad_mode = F._PAD_MODES[check_choice(pad_mode, "pad_mode", tuple(F._PAD_MODES))]
+        self.pad_mode = check_choice(pad_mode, "pad_mode", tuple(F._PAD_MODES))
+        self._torch_pad = F._PAD_MODES[pad_mode]
         self.power = check_positive_number(power, "power")
-        window64 = F.get_window(window, self.win_length, dtype=torch.float64)
-        self.register_buffer("window", window64, persistent=False)
+        self._constant("window", F.get_window(window, self.win_length, dtype=torch.float64))
 
     def extra_repr(self) -> str:
         return (
@@ -66,10 +85,10 @@ class Spectrogram(nn.Module):
 
     def _stft(self, y: torch.Tensor) -> torch.Tensor:
         y = as_signal(y, "y")
-        F._check_length_for(y, self.n_fft, self.center, self.pad_mode)
+        F._check_length_for(y, self.n_fft, self.center, self._torch_pad)
         w = self.window.to(device=y.device, dtype=y.dtype)
         return F._stft(y, self.n_fft, self.hop_length, self.win_length, w, self.center,
-                       self.pad_mode)  # fmt: skip
+                       self._torch_pad)  # fmt: skip
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return F._power(self._stft(y), self.power)
@@ -107,7 +126,7 @@ class MelSpectrogram(Spectrogram):
             dtype=torch.float64,
         )  # fmt: skip
         self.sr, self.n_mels = sr, n_mels
-        self.register_buffer("fb", fb, persistent=False)
+        self._constant("fb", fb)
 
     def extra_repr(self) -> str:
         return f"sr={self.sr}, n_mels={self.n_mels}, " + super().extra_repr()
@@ -117,7 +136,7 @@ class MelSpectrogram(Spectrogram):
         return torch.matmul(self.fb.to(S.dtype), S)
 
 
-class MFCC(nn.Module):
+class MFCC(_Float64Constants):
     """MFCCs: ``(..., time)`` -> ``(..., n_mfcc, frames)``.
 
     ``DCT-II(power_to_db(mel))`` with the first ``n_mfcc`` rows kept and optional
@@ -160,7 +179,7 @@ class MFCC(nn.Module):
             top_db = check_positive_number(top_db, "top_db", allow_zero=True)
         self.top_db = top_db
         dct = F._dct_matrix64(self.n_mfcc, n_mels, norm, lifter)
-        self.register_buffer("dct", dct, persistent=False)
+        self._constant("dct", dct)
 
     def extra_repr(self) -> str:
         return f"n_mfcc={self.n_mfcc}, top_db={self.top_db}"
@@ -170,7 +189,7 @@ class MFCC(nn.Module):
         return torch.matmul(self.dct.to(mel_db.dtype), mel_db)
 
 
-class GriffinLim(nn.Module):
+class GriffinLim(_Float64Constants):
     """Fast Griffin-Lim: magnitude ``(..., 1 + n_fft // 2, frames)`` -> ``(..., time)``.
 
     Args: as :func:`xmodal.audio.functional.griffinlim`.
@@ -194,6 +213,7 @@ class GriffinLim(nn.Module):
         self.n_fft, self.hop_length, self.win_length = F._check_frames(
             n_fft, hop_length, win_length
         )
+        F._check_overlap(self.hop_length, self.win_length)
         self.n_iter = check_positive_int(n_iter, "n_iter", minimum=0)
         momentum = check_positive_number(momentum, "momentum", allow_zero=True)
         if momentum >= 1.0:
@@ -203,11 +223,14 @@ class GriffinLim(nn.Module):
         self.pad_mode = check_choice(pad_mode, "pad_mode", tuple(F._PAD_MODES))
         self.init = check_choice(init, "init", ("random", None))
         self.length = None if length is None else check_positive_int(length, "length")
-        window64 = F.get_window(window, self.win_length, dtype=torch.float64)
-        self.register_buffer("window", window64, persistent=False)
+        self._constant("window", F.get_window(window, self.win_length, dtype=torch.float64))
 
     def extra_repr(self) -> str:
-        return f"n_fft={self.n_fft}, n_iter={self.n_iter}, momentum={self.momentum}"
+        return (
+            f"n_fft={self.n_fft}, n_iter={self.n_iter}, hop_length={self.hop_length}, "
+            f"win_length={self.win_length}, momentum={self.momentum}, init={self.init!r}, "
+            f"length={self.length}"
+        )
 
     def forward(self, S: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return F.griffinlim(
