@@ -981,16 +981,7 @@ def griffinlim(
         angles = torch.ones(S.shape, dtype=complex_dtype, device=S.device)
     eps = torch.finfo(S.dtype).tiny
     alpha = momentum / (1.0 + momentum)
-    n_bins, n_frames = S.shape[-2:]
-    # The signal the frames cover, and the part of it kept (trimmed as torch.istft does).
-    covered = n_fft + hop_length * (n_frames - 1)
-    start = n_fft // 2 if center else 0
-    if length is not None:
-        end = start + length
-    else:
-        end = covered - n_fft // 2 if center else covered
-
-    if torch.is_grad_enabled() and S.requires_grad:
+    if torch.is_grad_enabled() and (S.requires_grad or w.requires_grad):
         # Differentiable: out-of-place steps that autograd can follow back to S.
         tprev = None
         for _ in range(n_iter):
@@ -1005,6 +996,7 @@ def griffinlim(
     # recompute the window envelope and allocate (frames, n_fft) temporaries at every
     # step. Spectra are kept frames-major, (clips, frames, freq), so every FFT reads and
     # writes contiguous rows, and each pass runs over blocks of frames that stay in cache.
+    n_bins, n_frames = S.shape[-2:]
     mag = S.reshape(-1, n_bins, n_frames).transpose(1, 2).contiguous()
     n_clips = mag.shape[0]
     spec = angles.reshape(n_clips, n_bins, n_frames).transpose(1, 2).contiguous().mul_(mag)
@@ -1020,6 +1012,13 @@ def griffinlim(
         per = rows // n_frames
         blocks = [(slice(c, c + per), 0, n_frames) for c in range(0, n_clips, per)]
 
+    # The signal the frames cover, and the part of it kept (trimmed as torch.istft does).
+    covered = n_fft + hop_length * (n_frames - 1)
+    start = n_fft // 2 if center else 0
+    if length is not None:
+        end = start + length
+    else:
+        end = covered - n_fft // 2 if center else covered
     # Overlap-add as strided views: frames `phases` hops apart do not overlap, so each
     # phase is added in place to non-overlapping windows of the signal.
     left = (n_fft - win_length) // 2  # the window sits centred in the n_fft frame
