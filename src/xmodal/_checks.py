@@ -96,7 +96,10 @@ def as_signal(
         )
     if x.numel() == 0:
         raise ParameterError(f"{name} is empty. Found shape {tuple(x.shape)}")
-    if check_finite:
+    # One reduction tells whether anything is NaN or Inf (either makes the sum non-finite);
+    # only then look element by element, to name the first bad index. A sum that merely
+    # overflows sends us to the element-wise check, which then finds nothing.
+    if check_finite and not bool(torch.isfinite(x.sum())):
         finite = torch.isfinite(x)
         if not bool(finite.all()):
             bad = (~finite).nonzero()[0].tolist()

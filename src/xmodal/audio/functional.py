@@ -179,14 +179,59 @@ def _check_length_for(y: torch.Tensor, n_fft: int, center: bool, pad_mode: str) 
         )
 
 
-def _stft(y, n_fft, hop_length, win_length, window, center, pad_mode):
+def _uses_blocks(y: torch.Tensor, window: torch.Tensor) -> bool:
+    """The blocked CPU kernels below serve inference; autograd and GPUs use torch.stft."""
+    needs_grad = torch.is_grad_enabled() and (y.requires_grad or window.requires_grad)
+    return not needs_grad and y.device.type == "cpu"
+
+
+def _blocked_frames(y, n_fft, hop_length, win_length, window, center, pad_mode, width, dtype,
+                    emit):  # fmt: skip
+    """Window and transform the STFT frames of ``y`` a block at a time on the CPU.
+
+    torch.stft writes every windowed frame into one (frames, n_fft) temporary before the
+    FFT reads it back, which costs about as much as the FFT itself; whatever follows (the
+    power, the mel projection) then makes more full-size passes. Here each block of
+    frames is windowed into a buffer that stays in cache, and ``emit(block, out)`` turns
+    it into that block's rows of the result: (..., width) per frame. Same arithmetic.
+
+    Returns:
+        ``(..., width, frames)``, a transposed view of frames-major memory, as torch.stft
+        returns its result.
+    """
     lead = y.shape[:-1]
     flat = y.reshape(-1, y.shape[-1])
-    needs_grad = torch.is_grad_enabled() and (y.requires_grad or window.requires_grad)
-    if needs_grad or y.device.type != "cpu":
+    if center:
+        pad = n_fft // 2
+        flat = torch.nn.functional.pad(flat.unsqueeze(0), (pad, pad), mode=pad_mode)[0]
+    left = (n_fft - win_length) // 2  # the window sits centred in the n_fft frame
+    frames = flat.unfold(-1, n_fft, hop_length)[..., left : left + win_length]
+    n_clips, n_frames = frames.shape[:2]
+    out = torch.empty((n_clips, n_frames, width), dtype=dtype, device=y.device)
+    rows = 1024  # frames per block: 2 MiB of float32 frames and their spectra
+    if n_frames >= rows:
+        blocks = [(c, slice(t, t + rows)) for c in range(n_clips) for t in range(0, n_frames, rows)]
+    else:  # short clips: several whole clips per block
+        per = rows // n_frames
+        blocks = [(slice(c, c + per), slice(None)) for c in range(0, n_clips, per)]
+    buffer = y.new_zeros(min(rows, n_clips * n_frames) * n_fft)
+    for c, t in blocks:
+        src, dst = frames[c, t], out[c, t]
+        block = buffer[: src.shape[:-1].numel() * n_fft].view(src.shape[:-1] + (n_fft,))
+        torch.mul(src, window, out=block[..., left : left + win_length])
+        emit(block, dst)
+    return out.transpose(-1, -2).reshape(lead + (width, n_frames))
+
+
+def _complex_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.complex128 if dtype == torch.float64 else torch.complex64
+
+
+def _stft(y, n_fft, hop_length, win_length, window, center, pad_mode):
+    if not _uses_blocks(y, window):
         # torch.stft takes (time,) or (batch, time): fold every leading dimension into one.
         S = torch.stft(
-            flat,
+            y.reshape(-1, y.shape[-1]),
             n_fft,
             hop_length=hop_length,
             win_length=win_length,
@@ -197,33 +242,75 @@ def _stft(y, n_fft, hop_length, win_length, window, center, pad_mode):
             onesided=True,
             return_complex=True,
         )
-        return S.reshape(lead + S.shape[-2:])
-    # On the CPU torch.stft writes every windowed frame into one (frames, n_fft) temporary
-    # before the FFT reads it back, which costs about as much as the FFT itself. Here the
-    # frames are windowed and transformed a block at a time in a buffer that stays in
-    # cache, and each block's spectrum goes straight into the output. Same arithmetic.
-    if center:
-        pad = n_fft // 2
-        flat = torch.nn.functional.pad(flat.unsqueeze(0), (pad, pad), mode=pad_mode)[0]
-    left = (n_fft - win_length) // 2  # the window sits centred in the n_fft frame
-    frames = flat.unfold(-1, n_fft, hop_length)[..., left : left + win_length]
-    n_clips, n_frames = frames.shape[:2]
-    complex_dtype = torch.complex128 if y.dtype == torch.float64 else torch.complex64
-    S = torch.empty((n_clips, n_frames, n_fft // 2 + 1), dtype=complex_dtype, device=y.device)
-    rows = 1024  # frames per block: 2 MiB of float32 frames and their spectra
-    if n_frames >= rows:
-        blocks = [(c, slice(t, t + rows)) for c in range(n_clips) for t in range(0, n_frames, rows)]
-    else:  # short clips: several whole clips per block
-        per = rows // n_frames
-        blocks = [(slice(c, c + per), slice(None)) for c in range(0, n_clips, per)]
-    buffer = y.new_zeros(min(rows, n_clips * n_frames) * n_fft)
-    for c, t in blocks:
-        src, dst = frames[c, t], S[c, t]
-        block = buffer[: src.shape[:-1].numel() * n_fft].view(src.shape[:-1] + (n_fft,))
-        torch.mul(src, window, out=block[..., left : left + win_length])
+        return S.reshape(y.shape[:-1] + S.shape[-2:])
+
+    def emit(block, dst):
         torch.fft.rfft(block, out=dst)
-    # (clips, frames, freq) memory seen as (..., freq, frames), as torch.stft returns it.
-    return S.transpose(-1, -2).reshape(lead + (n_fft // 2 + 1, n_frames))
+
+    return _blocked_frames(y, n_fft, hop_length, win_length, window, center, pad_mode,
+                           n_fft // 2 + 1, _complex_dtype(y.dtype), emit)  # fmt: skip
+
+
+class _PowerEmitter:
+    """``emit`` for _blocked_frames: |rfft(frame)| ** power, optionally projected by ``fb``.
+
+    The spectrum and the power of a block live in buffers reused from block to block, so
+    neither the complex STFT nor the full power spectrogram is ever written out.
+    """
+
+    def __init__(self, n_fft: int, power: float, fb=None):
+        self.n_bins, self.power = n_fft // 2 + 1, power
+        self.spec = self.pow = None
+        self.groups = []
+        if fb is not None:
+            # Mel filters are bands of neighbouring bins: project each run of bands from
+            # only the bins they cover. The products skipped are exact zeros.
+            n_mels = fb.shape[0]
+            n_groups = 4 if n_mels >= 16 else 1
+            edges = [round(i * n_mels / n_groups) for i in range(n_groups + 1)]
+            for a, b in zip(edges[:-1], edges[1:], strict=True):
+                support = (fb[a:b] != 0).any(dim=0).nonzero().flatten()
+                lo, hi = int(support[0]), int(support[-1]) + 1
+                self.groups.append((a, b, lo, hi, fb[a:b, lo:hi].T.contiguous()))
+
+    def _buffers(self, block):
+        shape = block.shape[:-1] + (self.n_bins,)
+        n = shape.numel()
+        if self.spec is None or self.spec.numel() < n:
+            self.spec = torch.empty(n, dtype=_complex_dtype(block.dtype), device=block.device)
+            self.pow = torch.empty(n, dtype=block.dtype, device=block.device)
+        return self.spec[:n].view(shape), self.pow[:n].view(shape)
+
+    def __call__(self, block, dst):
+        spec, pw = self._buffers(block)
+        torch.fft.rfft(block, out=spec)
+        # |z|^2: square the interleaved (re, im) pairs in place, one contiguous pass, then
+        # add each pair; faster than reading the strided real and imaginary views twice.
+        squares = torch.view_as_real(spec).square_()
+        target = pw if self.groups else dst
+        torch.add(squares[..., 0], squares[..., 1], out=target)
+        if self.power != 2.0:
+            target.pow_(self.power / 2.0)
+        for a, b, lo, hi, weights in self.groups:
+            torch.matmul(pw[..., lo:hi], weights, out=dst[..., a:b])
+
+
+def _spectrogram(y, n_fft, hop_length, win_length, window, center, pad_mode, power):
+    if not _uses_blocks(y, window):
+        return _power(_stft(y, n_fft, hop_length, win_length, window, center, pad_mode), power)
+    emit = _PowerEmitter(n_fft, power)
+    return _blocked_frames(y, n_fft, hop_length, win_length, window, center, pad_mode,
+                           n_fft // 2 + 1, y.dtype, emit)  # fmt: skip
+
+
+def _melspectrogram(y, n_fft, hop_length, win_length, window, center, pad_mode, power, fb):
+    """``fb @ |stft(y)| ** power`` for ``fb (n_mels, 1 + n_fft // 2)``."""
+    if not _uses_blocks(y, window) or fb.requires_grad:
+        S = _spectrogram(y, n_fft, hop_length, win_length, window, center, pad_mode, power)
+        return torch.matmul(fb, S)
+    emit = _PowerEmitter(n_fft, power, fb)
+    return _blocked_frames(y, n_fft, hop_length, win_length, window, center, pad_mode,
+                           fb.shape[0], y.dtype, emit)  # fmt: skip
 
 
 def stft(
@@ -250,13 +337,19 @@ def stft(
         complex tensor ``(..., 1 + n_fft // 2, frames)`` with
         ``frames = 1 + time // hop_length`` when ``center`` is true.
     """
+    y, frames = _checked_framing(y, n_fft, hop_length, win_length, window, center, pad_mode)
+    return _stft(y, *frames)
+
+
+def _checked_framing(y, n_fft, hop_length, win_length, window, center, pad_mode):
+    """Validate a signal and its STFT framing; returns ``(y, kernel arguments)``."""
     y = as_signal(y, "y")
     n_fft, hop_length, win_length = _check_frames(n_fft, hop_length, win_length)
     center = check_bool(center, "center")
     pad = _PAD_MODES[check_choice(pad_mode, "pad_mode", tuple(_PAD_MODES))]
     _check_length_for(y, n_fft, center, pad)
     w = _window_for(window, win_length, y)
-    return _stft(y, n_fft, hop_length, win_length, w, center, pad)
+    return y, (n_fft, hop_length, win_length, w, center, pad)
 
 
 def _istft(S, n_fft, hop_length, win_length, window, center, length):
@@ -354,16 +447,8 @@ def spectrogram(
         real ``(..., 1 + n_fft // 2, frames)``.
     """
     power = check_positive_number(power, "power")
-    S = stft(
-        y,
-        n_fft=n_fft,
-        hop_length=hop_length,
-        win_length=win_length,
-        window=window,
-        center=center,
-        pad_mode=pad_mode,
-    )
-    return _power(S, power)
+    y, frames = _checked_framing(y, n_fft, hop_length, win_length, window, center, pad_mode)
+    return _spectrogram(y, *frames, power)
 
 
 def spectral_convergence(
@@ -692,22 +777,17 @@ def melspectrogram(
     if (y is None) == (S is None):
         raise ParameterError("give exactly one of y (a waveform) or S (a spectrogram)")
     if S is None:
-        S = spectrogram(
-            y,
-            n_fft=n_fft,
-            hop_length=hop_length,
-            win_length=win_length,
-            window=window,
-            center=center,
-            pad_mode=pad_mode,
-            power=power,
-        )
-    else:
-        S = as_signal(S, "S", min_ndim=2)
-        n_fft = 2 * (S.shape[-2] - 1)
+        power = check_positive_number(power, "power")
+        y, frames = _checked_framing(y, n_fft, hop_length, win_length, window, center, pad_mode)
+        fb = mel_filterbank(
+            sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm,
+            dtype=y.dtype, device=y.device,
+        )  # fmt: skip
+        return _melspectrogram(y, *frames, power, fb)
+    S = as_signal(S, "S", min_ndim=2)
     fb = mel_filterbank(
-        sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm,
-        dtype=S.dtype, device=S.device,
+        sr=sr, n_fft=2 * (S.shape[-2] - 1), n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk,
+        norm=norm, dtype=S.dtype, device=S.device,
     )  # fmt: skip
     return torch.matmul(fb, S)
 

@@ -83,15 +83,15 @@ class Spectrogram(_Float64Constants):
             f"center={self.center}, pad_mode={self.pad_mode!r}, power={self.power}"
         )
 
-    def _stft(self, y: torch.Tensor) -> torch.Tensor:
+    def _framing(self, y) -> tuple[torch.Tensor, tuple]:
         y = as_signal(y, "y")
         F._check_length_for(y, self.n_fft, self.center, self._torch_pad)
         w = self.window.to(device=y.device, dtype=y.dtype)
-        return F._stft(y, self.n_fft, self.hop_length, self.win_length, w, self.center,
-                       self._torch_pad)  # fmt: skip
+        return y, (self.n_fft, self.hop_length, self.win_length, w, self.center, self._torch_pad)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return F._power(self._stft(y), self.power)
+        y, frames = self._framing(y)
+        return F._spectrogram(y, *frames, self.power)
 
 
 class MelSpectrogram(Spectrogram):
@@ -132,8 +132,8 @@ class MelSpectrogram(Spectrogram):
         return f"sr={self.sr}, n_mels={self.n_mels}, " + super().extra_repr()
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        S = super().forward(y)
-        return torch.matmul(self.fb.to(S.dtype), S)
+        y, frames = self._framing(y)
+        return F._melspectrogram(y, *frames, self.power, self.fb.to(y.dtype))
 
 
 class MFCC(_Float64Constants):
