@@ -21,7 +21,7 @@ from xmodal.errors import DataError, ParameterError, XmodalError
 __all__ = ["build_parser", "main"]
 
 
-def _add_frame_options(p: argparse.ArgumentParser) -> None:
+def _add_frame_options(p: argparse.ArgumentParser, *, mel: bool = False) -> None:
     g = p.add_argument_group("analysis (defaults: 16 kHz, 25 ms Hamming window, 10 ms hop)")
     g.add_argument(
         "--sr",
@@ -44,6 +44,9 @@ def _add_frame_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--window", default="hamming", choices=["hamming", "hann", "ones"],
                    help="window function (default: %(default)s)")  # fmt: skip
+    if mel:
+        g.add_argument("--n-mels", type=int, default=80, help="mel bands (default: %(default)s)")
+        g.add_argument("--n-mfcc", type=int, default=13, help="MFCCs (default: %(default)s)")
 
 
 def _frames(args) -> dict:
@@ -69,10 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     show.add_argument("file", metavar="FILE", help="a sound file (WAV, FLAC, OGG, ...)")
     show.add_argument("--out", required=True, help="figure to write (.png, .pdf, .svg)")
-    show.add_argument("--n-mels", type=int, default=80, help="mel bands (default: %(default)s)")
-    show.add_argument("--n-mfcc", type=int, default=13, help="MFCCs (default: %(default)s)")
     show.add_argument("--dpi", type=int, default=120, help="resolution of a raster figure")
-    _add_frame_options(show)
+    _add_frame_options(show, mel=True)
     show.set_defaults(run=_audio_show)
 
     feats = verbs.add_parser(
@@ -89,11 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="convert spectrogram/mel power to dB (power_to_db, top_db=80)",
     )
-    feats.add_argument("--n-mels", type=int, default=80, help="mel bands (default: %(default)s)")
-    feats.add_argument("--n-mfcc", type=int, default=13, help="MFCCs (default: %(default)s)")
     feats.add_argument("--no-mono", dest="mono", action="store_false",
                        help="keep the channels instead of averaging them")  # fmt: skip
-    _add_frame_options(feats)
+    _add_frame_options(feats, mel=True)
     feats.set_defaults(run=_audio_features)
 
     gl = verbs.add_parser(

@@ -185,6 +185,23 @@ def _uses_blocks(y: torch.Tensor, window: torch.Tensor) -> bool:
     return not needs_grad and y.device.type == "cpu"
 
 
+# Frames per block in the CPU kernels: 2 MiB of float32 frames and their spectra, which
+# stays in cache (512 and 2048 measured slower; docs/benchmarks.md).
+_BLOCK_ROWS = 1024
+
+
+def _frame_blocks(n_clips: int, n_frames: int, rows: int) -> list[tuple[slice, int, int]]:
+    """``(clips, first_frame, end_frame)`` blocks of at most ``rows`` frames in all."""
+    if n_frames >= rows:  # long clips: runs of frames
+        return [
+            (slice(c, c + 1), t, min(t + rows, n_frames))
+            for c in range(n_clips)
+            for t in range(0, n_frames, rows)
+        ]
+    per = rows // n_frames  # short clips: several whole clips per block
+    return [(slice(c, c + per), 0, n_frames) for c in range(0, n_clips, per)]
+
+
 def _blocked_frames(y, n_fft, hop_length, win_length, window, center, pad_mode, width, dtype,
                     emit):  # fmt: skip
     """Window and transform the STFT frames of ``y`` a block at a time on the CPU.
@@ -208,15 +225,9 @@ def _blocked_frames(y, n_fft, hop_length, win_length, window, center, pad_mode, 
     frames = flat.unfold(-1, n_fft, hop_length)[..., left : left + win_length]
     n_clips, n_frames = frames.shape[:2]
     out = torch.empty((n_clips, n_frames, width), dtype=dtype, device=y.device)
-    rows = 1024  # frames per block: 2 MiB of float32 frames and their spectra
-    if n_frames >= rows:
-        blocks = [(c, slice(t, t + rows)) for c in range(n_clips) for t in range(0, n_frames, rows)]
-    else:  # short clips: several whole clips per block
-        per = rows // n_frames
-        blocks = [(slice(c, c + per), slice(None)) for c in range(0, n_clips, per)]
-    buffer = y.new_zeros(min(rows, n_clips * n_frames) * n_fft)
-    for c, t in blocks:
-        src, dst = frames[c, t], out[c, t]
+    buffer = y.new_zeros(min(_BLOCK_ROWS, n_clips * n_frames) * n_fft)
+    for c, t0, t1 in _frame_blocks(n_clips, n_frames, _BLOCK_ROWS):
+        src, dst = frames[c, t0:t1], out[c, t0:t1]
         block = buffer[: src.shape[:-1].numel() * n_fft].view(src.shape[:-1] + (n_fft,))
         torch.mul(src, window, out=block[..., left : left + win_length])
         emit(block, dst)
@@ -1081,16 +1092,8 @@ def griffinlim(
     n_clips = mag.shape[0]
     spec = angles.reshape(n_clips, n_bins, n_frames).transpose(1, 2).contiguous().mul_(mag)
     tprev = torch.zeros_like(spec)  # rebuilt - alpha * 0 == rebuilt: plain first step
-    rows = 1024 if S.device.type == "cpu" else n_clips * n_frames
-    if n_frames >= rows:
-        blocks = [
-            (slice(c, c + 1), t, min(t + rows, n_frames))
-            for c in range(n_clips)
-            for t in range(0, n_frames, rows)
-        ]
-    else:  # short clips: several whole clips per block
-        per = rows // n_frames
-        blocks = [(slice(c, c + per), 0, n_frames) for c in range(0, n_clips, per)]
+    rows = _BLOCK_ROWS if S.device.type == "cpu" else n_clips * n_frames
+    blocks = _frame_blocks(n_clips, n_frames, rows)
 
     # The signal the frames cover, and the part of it kept (trimmed as torch.istft does).
     covered = n_fft + hop_length * (n_frames - 1)
