@@ -588,3 +588,33 @@ def test_module_repr_shows_config():
     assert "n_mfcc=20" in text and "top_db=None" in text and "n_mels=40" in text
     text = repr(T.GriffinLim(n_fft=1024, win_length=1024, n_iter=60, momentum=0.9))
     assert "n_fft=1024" in text and "n_iter=60" in text and "momentum=0.9" in text
+
+
+@pytest.mark.parametrize("name", ["hamming", "hann"])
+@pytest.mark.parametrize("periodic", [True, False])
+@pytest.mark.parametrize("n", [16, 400, 401])
+def test_windows_equal_scipy(name, periodic, n):
+    from scipy.signal import get_window
+
+    expected = get_window(name, n, fftbins=periodic)
+    got = F.get_window(name, n, periodic=periodic, dtype=torch.float64)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-15)
+    # Hamming 0.54 - 0.46 cos: never zero; the symmetric window is symmetric, the periodic
+    # one is the symmetric window of n + 1 points without its last point.
+    if name == "hamming":
+        assert float(got.min()) == pytest.approx(0.08)
+    if not periodic:
+        np.testing.assert_allclose(got.numpy(), got.numpy()[::-1], atol=1e-15)
+    else:
+        longer = F.get_window(name, n + 1, periodic=False, dtype=torch.float64)
+        np.testing.assert_allclose(got.numpy(), longer.numpy()[:-1], atol=1e-15)
+
+
+def test_window_tensor_is_used_as_given():
+    w = torch.linspace(0.1, 1.0, 400, dtype=torch.float64)
+    assert torch.equal(F.get_window(w, 400, dtype=torch.float64), w)
+    y = torch.randn(4000, dtype=torch.float64)
+    torch.testing.assert_close(
+        F.stft(y, window=w),
+        torch.stft(y, 512, 160, 400, window=w, pad_mode="constant", return_complex=True),
+    )
