@@ -87,7 +87,8 @@ class WorldObject:
     Attributes:
         shape, colour, size: words from SHAPES, COLOURS, SIZES.
         x, y: centre in pixels (x to the right, y downwards).
-        radius: half the object's extent in pixels.
+        radius: the radius the shape is drawn at, in pixels (a circle's radius; see render
+            for the other shapes).
         bbox: (x0, y0, x1, y1) in pixels, inclusive-exclusive, of its mask.
         sounding: whether it makes a sound in this scene.
     """
@@ -107,7 +108,8 @@ class WorldObject:
         return f"{self.size} {self.colour} {self.shape}"
 
 
-@dataclass(frozen=True)
+# Not frozen: a scene makes ten of these, and a frozen dataclass costs 3x as much to build.
+@dataclass(slots=True)
 class Question:
     """A question about a scene, its answer (one word or a number word), and its family."""
 
