@@ -93,6 +93,13 @@ def test_audio_flag_leaves_image_and_text_unchanged(world):
     assert without.audio is None and without.sources is None
 
 
+def test_questions_flag_leaves_image_and_captions_unchanged(world):
+    full, lean = world.scene("val", 4), world.scene("val", 4, audio=False, questions=False)
+    assert torch.equal(full.image, lean.image) and torch.equal(full.masks, lean.masks)
+    assert full.captions == lean.captions
+    assert lean.questions == [] and len(full.questions) == world.config.n_questions
+
+
 def test_seed_changes_the_world():
     assert _digest(World(seed=1).scene("train", 0)) != _digest(World(seed=2).scene("train", 0))
 

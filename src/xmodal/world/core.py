@@ -19,7 +19,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import numbers
+import struct
 import threading
 from dataclasses import dataclass
 
@@ -47,6 +49,7 @@ __all__ = ["PlaceSample", "Scene", "World", "WorldConfig"]
 _SCENES = 0
 _PLACES = 1
 _STREAMS = {"visual": 0, "text": 1, "audio": 2}
+_SIZE_WORDS = tuple(SIZES)
 
 
 @dataclass(frozen=True)
@@ -188,21 +191,15 @@ class PlaceSample:
 
 # ------------------------------------------------------------------------------ seeding
 
-_MASK64 = (1 << 64) - 1
 
+def _state_words(words: tuple[int, ...]) -> tuple[int, int]:
+    """A 128-bit PCG64 state and an odd increment from a tuple of integers.
 
-def _splitmix64(x: int) -> int:
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
-
-
-def _hash_words(words: tuple[int, ...], salt: int) -> int:
-    h = _splitmix64(salt)
-    for w in words:
-        h = _splitmix64(h ^ (w & _MASK64))
-    return h
+    blake2b of the packed words: the same on every machine and process (unlike hash()),
+    and any change to any word gives an unrelated state.
+    """
+    digest = hashlib.blake2b(struct.pack(f"<{len(words)}q", *words), digest_size=32).digest()
+    return int.from_bytes(digest[:16], "little"), int.from_bytes(digest[16:], "little") | 1
 
 
 _local = threading.local()
@@ -212,7 +209,7 @@ def _generator(slot: int, words: tuple[int, ...]) -> np.random.Generator:
     """A PCG64 generator whose state is a hash of ``words``.
 
     Building a Generator from a SeedSequence costs ~20 us, a noticeable part of a scene;
-    setting the 128-bit state of a reused one costs ~2 us. One reusable generator per
+    hashing the words and setting the state of a reused one costs ~3 us. One reusable generator per
     (thread, slot): a caller uses a slot's generator only until it asks for that slot again.
     """
     pool = getattr(_local, "pool", None)
@@ -221,8 +218,7 @@ def _generator(slot: int, words: tuple[int, ...]) -> np.random.Generator:
     gen = pool.get(slot)
     if gen is None:
         gen = pool[slot] = np.random.Generator(np.random.PCG64(0))
-    state = (_hash_words(words, 1) << 64) | _hash_words(words, 2)
-    inc = ((_hash_words(words, 3) << 64) | _hash_words(words, 4)) | 1
+    state, inc = _state_words(words)
     gen.bit_generator.state = {
         "bit_generator": "PCG64",
         "state": {"state": state, "inc": inc},
@@ -287,47 +283,62 @@ class World:
 
     # -------------------------------------------------------------------- scenes
 
-    def _specs(self, rng: np.random.Generator, split: str) -> list[tuple[str, str, str]]:
+    def _specs(self, rng: np.random.Generator, split: str):
+        """The place, the (shape, colour, size) of each object, and which objects sound."""
         cfg = self.config
-        k = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
-        sizes = list(SIZES)
+        # One vector of uniforms for every choice: a scalar draw costs as much as 16.
+        u = rng.random(6 + 2 * cfg.max_objects).tolist()
+        place = cfg.places[int(u[0] * len(cfg.places))]
+        k = cfg.min_objects + int(u[1] * (cfg.max_objects - cfg.min_objects + 1))
+        sizes, combos = _SIZE_WORDS, self._combos
         specs = []
-        for _ in range(k):
-            colour, shape = self._combos[int(rng.integers(len(self._combos)))]
-            specs.append((shape, colour, sizes[int(rng.integers(len(sizes)))]))
+        for j in range(k):
+            colour, shape = combos[int(u[6 + 2 * j] * len(combos))]
+            specs.append((shape, colour, sizes[int(u[7 + 2 * j] * len(sizes))]))
         if split == "compositional":
             # Every compositional scene shows at least one held-out combination.
-            colour, shape = cfg.held_out[int(rng.integers(len(cfg.held_out)))]
-            specs[int(rng.integers(k))] = (shape, colour, sizes[int(rng.integers(len(sizes)))])
-        return specs
+            colour, shape = cfg.held_out[int(u[2] * len(cfg.held_out))]
+            specs[int(u[3] * k)] = (shape, colour, sizes[int(u[4] * len(sizes))])
+        first = int(u[5] * k)
+        extra = rng.random(k).tolist()
+        sounding = [j == first or extra[j] < cfg.sounding_prob for j in range(k)]
+        return place, specs, sounding
 
-    def scene(self, split: str, index: int, *, audio: bool = True) -> Scene:
+    def scene(self, split: str, index: int, *, audio: bool = True, questions: bool = True) -> Scene:
         """The shapes scene ``index`` of ``split``.
 
         Args:
             split: ``"train"``, ``"val"``, ``"test"`` or (with ``compositional=True``)
                 ``"compositional"``.
             index: any integer >= 0; every index is a different scene.
-            audio: also synthesize the sounds (image, captions and questions are the same
-                either way).
+            audio: also synthesize the sounds.
+            questions: also ask the questions (``scene.questions`` is empty without).
+
+        Leaving out the audio or the questions is faster and changes nothing else: the
+        image, captions and (if asked) questions are the same either way.
         """
         sid = self._check(split, index)
         cfg = self.config
         words = (self.seed, _SCENES, sid, int(index))
         vis = _generator(_STREAMS["visual"], words + (_STREAMS["visual"],))
-        place = cfg.places[int(vis.integers(len(cfg.places)))]
-        specs = self._specs(vis, split)
-        first = int(vis.integers(len(specs)))
-        sounding = [i == first or bool(vis.random() < cfg.sounding_prob) for i in range(len(specs))]
+        place, specs, sounding = self._specs(vis, split)
         objects = render.layout(vis, specs, image_size=cfg.image_size, sounding=sounding,
                                 margin=self.margin)  # fmt: skip
         image, masks, objects = render.render(vis, place, objects, image_size=cfg.image_size)
         txt = _generator(_STREAMS["text"], words + (_STREAMS["text"],))
-        captions, questions = language.scene_text(
-            txt, objects, place, n_captions=cfg.n_captions, n_questions=cfg.n_questions,
-            margin=self.margin,
-        )  # fmt: skip
+        if check_bool(questions, "questions"):
+            captions, asked = language.scene_text(
+                txt, objects, place, n_captions=cfg.n_captions, n_questions=cfg.n_questions,
+                margin=self.margin,
+            )  # fmt: skip
+        else:  # captions come first from the text stream, so they do not change
+            captions = language.captions(txt, objects, place, n=cfg.n_captions, margin=self.margin)
+            asked = []
         sounding_idx = [i for i, o in enumerate(objects) if o.sounding]
+        if len(sounding_idx) == 1:  # a copy: the scene's tensors must not share memory
+            sounding_mask = masks[sounding_idx[0]].copy()
+        else:
+            sounding_mask = masks[sounding_idx].any(axis=0)
         scene = Scene(
             split=split,
             index=int(index),
@@ -336,9 +347,9 @@ class World:
             masks=torch.from_numpy(masks),
             place=place,
             captions=captions,
-            questions=questions,
+            questions=asked,
             sounding=sounding_idx,
-            sounding_mask=torch.from_numpy(masks[sounding_idx].any(axis=0)),
+            sounding_mask=torch.from_numpy(sounding_mask),
             sample_rate=cfg.sample_rate,
         )
         if check_bool(audio, "audio"):
