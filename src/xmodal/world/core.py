@@ -390,6 +390,20 @@ class World:
             sample.audio = torch.from_numpy(amb)
         return sample
 
+    # -------------------------------------------------------------------- datasets
+
+    def dataset(self, view: str, split: str, *, size: int | None = None, **options):
+        """A ``torch.utils.data.Dataset`` of one of the tasks' views of this world.
+
+        Views: ``"captioning"``, ``"retrieval"``, ``"vqa"``, ``"av-correspondence"``,
+        ``"localization"``, ``"separation"``, ``"places"`` (see
+        :mod:`xmodal.world.datasets`). ``size`` counts items; each dataset's
+        ``collate_fn`` batches them for a DataLoader.
+        """
+        from xmodal.world.datasets import make_dataset
+
+        return make_dataset(self, view, split, size=size, **options)
+
     # -------------------------------------------------------------------- language
 
     @staticmethod
