@@ -4,6 +4,8 @@
     xmodal audio show FILE --out fig.png
     xmodal audio features FILE --kind mel|mfcc|spectrogram --out x.npy
     xmodal audio griffinlim FILE --out y.wav
+    xmodal world export --format coco|vqa|av-manifest --out DIR [--size N]
+    xmodal world preview --domain scenes|places -n 16 --out grid.png
 
 Every subcommand has ``--help``. A bad file or parameter ends with one line on stderr,
 ``xmodal: error: ...``, and exit status 1 (2 for a malformed command line); no traceback.
@@ -117,7 +119,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_frame_options(gl)
     gl.set_defaults(run=_audio_griffinlim)
+
+    _add_world_commands(commands)
     return parser
+
+
+# Spelled out rather than imported from xmodal.world, which loads torch and matplotlib:
+# `xmodal --help` stays instant. tests/test_cli_world.py checks they match the library.
+WORLD_FORMATS = ("coco", "vqa", "av-manifest")
+WORLD_DOMAINS = ("scenes", "places")
+WORLD_DEFAULT_SIZES = "train 1000, val 200, test 200"
+
+
+def _add_world_commands(commands) -> None:
+    world = commands.add_parser("world", help="the built-in procedural world: export, preview",
+                                description="The built-in procedural world.")  # fmt: skip
+    verbs = world.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    # --format and --domain are checked by the library, not by argparse choices, so a bad
+    # value ends like every other bad value: one line naming it, exit status 1.
+    exp = verbs.add_parser(
+        "export", help="write the world in a real dataset format",
+        description="Write the world's train, val and test splits to DIR in a real dataset "
+        "format: coco (Karpathy dataset_coco.json + COCO captions + PNG images), vqa (VQA v2 "
+        "questions and annotations + images) or av-manifest (VGGSound-like manifest.csv, "
+        "PNG frames, WAV audio, sounding-object masks).",
+    )  # fmt: skip
+    exp.add_argument("--format", required=True, metavar="|".join(WORLD_FORMATS),
+                     help="the dataset format")  # fmt: skip
+    exp.add_argument("--out", required=True, metavar="DIR", help="folder to create (new or empty)")
+    exp.add_argument("--seed", type=int, default=0, help="world seed (default: %(default)s)")
+    exp.add_argument("--size", type=int, default=None, metavar="N",
+                     help=f"samples per split (default: {WORLD_DEFAULT_SIZES})")  # fmt: skip
+    exp.add_argument("--overwrite", action="store_true", help="replace a non-empty DIR")
+    exp.set_defaults(run=_world_export)
+
+    pre = verbs.add_parser(
+        "preview", help="a grid of world samples as a figure",
+        description="Draw the first N samples of a world domain: scenes (image, caption, a "
+        "question with its answer, spectrogram) or places (image, class, spectrogram).",
+    )  # fmt: skip
+    pre.add_argument(
+        "--domain", required=True, metavar="|".join(WORLD_DOMAINS), help="what to draw"
+    )
+    pre.add_argument("-n", type=int, default=16, help="how many samples (default: %(default)s)")
+    pre.add_argument("--out", required=True, help="figure to write (.png, .pdf, .svg)")
+    pre.add_argument("--seed", type=int, default=0, help="world seed (default: %(default)s)")
+    pre.add_argument("--split", default="train", help="world split (default: %(default)s)")
+    pre.add_argument("--dpi", type=int, default=120, help="resolution of a raster figure")
+    pre.set_defaults(run=_world_preview)
 
 
 def _out_path(value: str, suffixes: tuple[str, ...]) -> Path:
@@ -183,6 +233,60 @@ def _audio_griffinlim(args) -> int:
     out = save(args.out, y_hat, sr)
     print(f"spectral convergence: {sc:.4f} (n_iter={args.n_iter}, momentum={args.momentum})")
     print(f"wrote {out}")
+    return 0
+
+
+def _umask() -> int:
+    from xmodal.audio.io import _umask
+
+    return _umask()
+
+
+def _world(seed: int):
+    from xmodal.world import World
+
+    return World(seed=seed)
+
+
+def _world_export(args) -> int:
+    from xmodal.world.export import export
+
+    sizes = {}
+    if args.size is not None:
+        if args.size < 1:
+            raise ParameterError(f"--size must be an integer >= 1. Found: {args.size}")
+        sizes["sizes"] = args.size
+    out_dir = Path(args.out)
+    # Checked here as well as in export() so the message names the flag, not the keyword.
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not args.overwrite:
+        raise ParameterError(
+            f"--out {args.out} is not empty; choose a new folder or add --overwrite"
+        )
+    out = export(_world(args.seed), args.format, args.out, overwrite=args.overwrite, **sizes)
+    print(f"wrote {out} ({args.format}, world seed {args.seed})")
+    return 0
+
+
+def _world_preview(args) -> int:
+    from xmodal.world.preview import preview
+
+    out = _out_path(args.out, (".png", ".pdf", ".svg", ".jpg"))
+    import os
+    import tempfile
+
+    fig = preview(_world(args.seed), args.domain, n=args.n, split=args.split)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Drawn to a temporary file and renamed: an interrupted run leaves no half figure.
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=args.dpi, format=out.suffix.lstrip(".").lower())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    print(f"wrote {out} ({args.n} {args.domain} of {args.split}, world seed {args.seed})")
     return 0
 
 

@@ -1,0 +1,452 @@
+"""Write the world in the formats of real datasets, so real-format loaders read world data.
+
+Formats (``export(world, fmt, out_dir)``):
+
+``"coco"``
+    Karpathy-split captions as used by Show and Tell / Show, Attend and Tell and every
+    retrieval paper, plus the COCO captions annotation files pycocoevalcap reads::
+
+        dataset_coco.json                      {"images": [...], "dataset": "coco"}
+        annotations/captions_{split}.json      {"images", "annotations", "info", ...}
+        images/{split}/world_{split}_{index:06d}.png
+
+``"vqa"``
+    VQA v2 question and annotation files (10 answers per question) plus the images::
+
+        v2_OpenEnded_mscoco_{split}_questions.json
+        v2_mscoco_{split}_annotations.json
+        images/{split}/world_{split}_{index:06d}.png
+
+``"av-manifest"``
+    A VGGSound-like audio-visual manifest of the shapes scenes, with the ground truth
+    needed to score sound source localization::
+
+        manifest.csv       video_id,start_seconds,duration,label,split,frame,audio,annotation
+        localization.json  {"clips": {video_id: {sounding objects, their masks, ...}}}
+        frames/{split}/{video_id}.png
+        audio/{split}/{video_id}.wav            16-bit PCM mono at the world's rate
+        masks/{split}/{video_id}_sounding.png   0/255, union of the sounding objects
+        masks/{split}/{video_id}_obj{k}.png     0/255, object k (drawing order)
+
+Ids are derived from the sample, so every export of a world agrees on them: the image
+of ``(split, index)`` has id ``(split_number + 1) * 10**7 + index`` (train 0 is
+10000000, val 0 is 20000000), question ``k`` of it has id ``image_id * 1000 + k``
+(VQA's own convention), and the video id is ``world_{split}_{index:06d}``.
+
+Every export is written into a hidden temporary folder beside ``out_dir`` and renamed
+into place at the end, so an interrupted export leaves nothing half-written; exporting
+the same world twice gives byte-identical files (sorted JSON keys, PNG and 16-bit WAV
+without timestamps).
+
+Example:
+    >>> from xmodal.world import World
+    >>> from xmodal.world.export import export
+    >>> export(World(seed=0), "coco", "exports/coco", sizes={"train": 500, "val": 50, "test": 50})
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from xmodal._checks import check_bool, check_positive_int
+from xmodal.audio.io import _umask
+from xmodal.errors import ParameterError
+from xmodal.world.core import Scene, World
+from xmodal.world.schema import SPLITS, split_id
+
+__all__ = [
+    "DEFAULT_SIZES",
+    "FORMATS",
+    "answer_type",
+    "export",
+    "image_id",
+    "question_id",
+    "question_type",
+]
+
+DEFAULT_SIZES: dict[str, int] = {"train": 1000, "val": 200, "test": 200, "compositional": 200}
+
+# Ids leave room for this many samples per split (see image_id).
+_MAX_PER_SPLIT = 10**7
+# VQA numbers question k of image i as i * 1000 + k.
+_MAX_QUESTIONS = 1000
+
+_NUMBER_WORDS = frozenset(
+    ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+)
+# VQA v2's question types are the opening words of the question, from a fixed list of
+# 65; these are the entries of that list the world's grammar can open with. The longest
+# match wins; VQA's catch-all is "none of the above".
+_QUESTION_TYPES = tuple(
+    sorted(
+        ("what is the color of the", "what color is the", "what is the", "what is", "what color",
+         "what", "is there a", "is there", "is the", "is", "how many", "can you", "which"),
+        key=len,
+        reverse=True,
+    )
+)  # fmt: skip
+
+
+def image_id(split: str, index: int) -> int:
+    """The COCO/VQA image id of world sample ``(split, index)``: never 0, unique over splits."""
+    return (split_id(split) + 1) * _MAX_PER_SPLIT + int(index)
+
+
+def question_id(split: str, index: int, k: int) -> int:
+    """The VQA question id of question ``k`` of world sample ``(split, index)``."""
+    return image_id(split, index) * _MAX_QUESTIONS + int(k)
+
+
+def _stem(split: str, index: int) -> str:
+    return f"world_{split}_{index:06d}"
+
+
+# ------------------------------------------------------------------------------ writing
+
+
+def _json_bytes(obj) -> bytes:
+    # Sorted keys and fixed separators: the same object always gives the same bytes.
+    return (
+        json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+    ).encode()
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    """PNG of an ``(H, W, 3)`` or ``(H, W)`` uint8 array, with no metadata (no timestamp)."""
+    # Pillow is a dependency of matplotlib, so it is always installed with xmodal.
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _image_png(scene_image) -> bytes:
+    return _png_bytes(scene_image.permute(1, 2, 0).numpy())  # (3, H, W) -> (H, W, 3)
+
+
+def _mask_png(mask) -> bytes:
+    return _png_bytes(mask.numpy().astype(np.uint8) * 255)
+
+
+def _info(world: World, fmt: str) -> dict:
+    from xmodal import __version__
+
+    return {
+        "description": f"xmodal world exported as {fmt}",
+        "version": __version__,
+        "world_seed": world.seed,
+        "world_config": dataclasses.asdict(world.config),
+    }
+
+
+# ------------------------------------------------------------------------------ checks
+
+
+def _check_splits(world: World, splits) -> tuple[str, ...]:
+    if isinstance(splits, str) or not isinstance(splits, Iterable):
+        raise ParameterError(f"splits must be a sequence of split names. Found: {splits!r}")
+    splits = tuple(splits)
+    if not splits:
+        raise ParameterError("splits must name at least one split. Found: ()")
+    for split in splits:
+        if split not in SPLITS:
+            raise ParameterError(f"unknown split {split!r} in splits; the splits are {SPLITS}")
+        if split == "compositional" and not world.config.compositional:
+            raise ParameterError("split 'compositional' exists only in World(compositional=True)")
+    if len(set(splits)) != len(splits):
+        raise ParameterError(f"splits must not repeat a split. Found: {splits}")
+    return splits
+
+
+def _check_sizes(sizes, splits: tuple[str, ...]) -> dict[str, int]:
+    if isinstance(sizes, Mapping):
+        missing = [s for s in splits if s not in sizes]
+        extra = sorted(set(sizes) - set(splits))
+        if missing or extra:
+            raise ParameterError(
+                f"sizes must give a size for exactly the splits {splits}. Found keys "
+                f"{sorted(sizes)} (missing {missing}, unexpected {extra})"
+            )
+        out = {s: check_positive_int(sizes[s], f"sizes[{s!r}]") for s in splits}
+    else:
+        n = check_positive_int(sizes, "sizes")
+        out = dict.fromkeys(splits, n)
+    for split, n in out.items():
+        if n > _MAX_PER_SPLIT:
+            raise ParameterError(
+                f"sizes[{split!r}] must be at most {_MAX_PER_SPLIT} (the id space per split). "
+                f"Found: {n}"
+            )
+    return out
+
+
+def _check_out_dir(out_dir, overwrite: bool) -> Path:
+    try:
+        out = Path(os.fspath(out_dir))
+    except TypeError:
+        raise ParameterError(f"out_dir must be a str or os.PathLike. Found: {out_dir!r}") from None
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"out_dir {str(out)!r} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ParameterError(
+            f"out_dir {str(out)!r} is not empty; choose an empty or new folder, or pass "
+            f"overwrite=True to replace it"
+        )
+    return out
+
+
+# ------------------------------------------------------------------------------ formats
+
+
+def _export_coco(world: World, root: Path, sizes: dict[str, int]) -> None:
+    karpathy, sentid, imgid = [], 1, 0
+    for split, n in sizes.items():
+        images, annotations = [], []
+        for index in range(n):
+            scene = world.scene(split, index, audio=False, questions=False)
+            name = f"{_stem(split, index)}.png"
+            _write_bytes(root / "images" / split / name, _image_png(scene.image))
+            iid = image_id(split, index)
+            sentences, sentids = [], []
+            for caption in scene.captions:
+                # Karpathy's tokens: the lower-cased words without punctuation.
+                tokens = re.findall(r"[a-z0-9]+", caption.lower())
+                sentences.append(
+                    {"raw": caption, "tokens": tokens, "imgid": imgid, "sentid": sentid}
+                )
+                annotations.append({"id": sentid, "image_id": iid, "caption": caption})
+                sentids.append(sentid)
+                sentid += 1
+            karpathy.append(
+                {
+                    "filename": name,
+                    "filepath": f"images/{split}",
+                    "split": split,
+                    "sentids": sentids,
+                    "imgid": imgid,
+                    "sentences": sentences,
+                    "cocoid": iid,
+                }
+            )
+            _, height, width = scene.image.shape
+            images.append({"id": iid, "file_name": name, "height": height, "width": width})
+            imgid += 1
+        captions = {
+            "info": _info(world, "coco"),
+            "licenses": [],
+            "type": "captions",
+            "images": images,
+            "annotations": annotations,
+        }
+        _write_bytes(root / "annotations" / f"captions_{split}.json", _json_bytes(captions))
+    _write_bytes(root / "dataset_coco.json", _json_bytes({"images": karpathy, "dataset": "coco"}))
+
+
+def answer_type(answer: str) -> str:
+    """VQA's answer type of an answer: ``"yes/no"``, ``"number"`` or ``"other"``."""
+    if answer in ("yes", "no"):
+        return "yes/no"
+    if answer in _NUMBER_WORDS or answer.isdigit():
+        return "number"
+    return "other"
+
+
+def question_type(question: str) -> str:
+    """VQA's question type: the longest of its opening-word types that the question starts with."""
+    text = question.lower()
+    for prefix in _QUESTION_TYPES:  # longest first
+        if text == prefix or text.startswith(prefix + " "):
+            return prefix
+    return "none of the above"
+
+
+def _export_vqa(world: World, root: Path, sizes: dict[str, int]) -> None:
+    if world.config.n_questions > _MAX_QUESTIONS:
+        raise ParameterError(
+            f"vqa numbers questions image_id * {_MAX_QUESTIONS} + k, so n_questions must be "
+            f"at most {_MAX_QUESTIONS}. Found: {world.config.n_questions}"
+        )
+    for split, n in sizes.items():
+        questions, annotations = [], []
+        for index in range(n):
+            scene = world.scene(split, index, audio=False)
+            name = f"{_stem(split, index)}.png"
+            _write_bytes(root / "images" / split / name, _image_png(scene.image))
+            iid = image_id(split, index)
+            for k, q in enumerate(scene.questions):
+                qid = question_id(split, index, k)
+                questions.append({"image_id": iid, "question": q.question, "question_id": qid})
+                # Ten annotators who all agree: the world's answer is certain.
+                answers = [
+                    {"answer": q.answer, "answer_confidence": "yes", "answer_id": j}
+                    for j in range(1, 11)
+                ]
+                annotations.append(
+                    {
+                        "question_id": qid,
+                        "image_id": iid,
+                        "question_type": question_type(q.question),
+                        "answer_type": answer_type(q.answer),
+                        "multiple_choice_answer": q.answer,
+                        "answers": answers,
+                    }
+                )
+        head = {"info": _info(world, "vqa"), "license": {"name": "CC0", "url": ""},
+                "data_type": "mscoco", "data_subtype": split}  # fmt: skip
+        _write_bytes(
+            root / f"v2_OpenEnded_mscoco_{split}_questions.json",
+            _json_bytes({**head, "task_type": "Open-Ended", "questions": questions}),
+        )
+        _write_bytes(
+            root / f"v2_mscoco_{split}_annotations.json",
+            _json_bytes({**head, "annotations": annotations}),
+        )
+
+
+_MANIFEST_COLUMNS = ("video_id", "start_seconds", "duration", "label", "split", "frame", "audio",
+                     "annotation")  # fmt: skip
+
+
+def _export_av(world: World, root: Path, sizes: dict[str, int]) -> None:
+    from xmodal.audio import save
+
+    rows, clips = [], {}
+    sr = world.config.sample_rate
+    for split, n in sizes.items():
+        for index in range(n):
+            scene: Scene = world.scene(split, index, questions=False)
+            vid = _stem(split, index)
+            frame = f"frames/{split}/{vid}.png"
+            audio = f"audio/{split}/{vid}.wav"
+            _write_bytes(root / frame, _image_png(scene.image))
+            # 16-bit PCM as VGGSound's audio; a FLOAT WAV would carry libsndfile's PEAK
+            # chunk, whose timestamp makes two exports differ. The mixture is within
+            # [-1, 1] by construction (see schema.SIZES), so nothing clips.
+            save(root / audio, scene.audio, sr, subtype="PCM_16")
+            sounding_mask = f"masks/{split}/{vid}_sounding.png"
+            _write_bytes(root / sounding_mask, _mask_png(scene.sounding_mask))
+            objects = []
+            for k, (obj, mask) in enumerate(zip(scene.objects, scene.masks, strict=True)):
+                path = f"masks/{split}/{vid}_obj{k}.png"
+                _write_bytes(root / path, _mask_png(mask))
+                objects.append({**dataclasses.asdict(obj), "bbox": list(obj.bbox), "mask": path})
+            duration = len(scene.audio) / sr
+            clips[vid] = {
+                "split": split,
+                "index": index,
+                "label": scene.place,
+                "frame": frame,
+                "audio": audio,
+                "sample_rate": sr,
+                "duration": duration,
+                "sounding": scene.sounding,
+                "sounding_mask": sounding_mask,
+                "objects": objects,
+            }
+            rows.append((vid, "0.000", f"{duration:.3f}", scene.place, split, frame, audio,
+                         f"localization.json#{vid}"))  # fmt: skip
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(_MANIFEST_COLUMNS)
+    writer.writerows(rows)
+    _write_bytes(root / "manifest.csv", buf.getvalue().encode())
+    sidecar = {"info": _info(world, "av-manifest"), "clips": clips}
+    _write_bytes(root / "localization.json", _json_bytes(sidecar))
+
+
+_WRITERS: dict[str, Callable[[World, Path, dict[str, int]], None]] = {
+    "coco": _export_coco,
+    "vqa": _export_vqa,
+    "av-manifest": _export_av,
+}
+FORMATS: tuple[str, ...] = tuple(_WRITERS)
+
+
+# ------------------------------------------------------------------------------ export
+
+
+def export(
+    world: World,
+    fmt: str,
+    out_dir,
+    *,
+    splits=("train", "val", "test"),
+    sizes: Mapping[str, int] | int | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``world`` to ``out_dir`` in the real-dataset format ``fmt``.
+
+    Args:
+        world: the :class:`~xmodal.world.World` to export.
+        fmt: one of :data:`FORMATS`: ``"coco"``, ``"vqa"``, ``"av-manifest"``.
+        out_dir: the folder to create; it must be new or empty unless ``overwrite``.
+        splits: the world splits to export.
+        sizes: samples per split, indices ``0 .. size - 1``: one int for every split,
+            or a dict with one entry per split. Default :data:`DEFAULT_SIZES`.
+        overwrite: replace a non-empty ``out_dir``.
+
+    Returns:
+        ``out_dir`` as a Path.
+
+    Raises:
+        ParameterError: unknown format, split or size, or a non-empty ``out_dir``
+            without ``overwrite``.
+    """
+    if not isinstance(world, World):
+        raise ParameterError(f"world must be an xmodal.world.World. Found: {type(world).__name__}")
+    if fmt not in _WRITERS:
+        raise ParameterError(
+            f"unknown export format {fmt!r}; the formats are {', '.join(FORMATS)} "
+            f"(ljspeech and recipe1m come with the faces/voices and recipes domains)"
+        )
+    overwrite = check_bool(overwrite, "overwrite")
+    splits = _check_splits(world, splits)
+    if sizes is None:
+        sizes = {s: DEFAULT_SIZES[s] for s in splits}
+    counts = _check_sizes(sizes, splits)
+    out = _check_out_dir(out_dir, overwrite)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Built beside out_dir (same file system) and renamed into place: readers see either
+    # no export or a whole one, never a half-written JSON file.
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    old = None
+    try:
+        _WRITERS[fmt](world, tmp, counts)
+        # mkdtemp makes the folder private (0700); give it the mode mkdir would.
+        os.chmod(tmp, 0o777 & ~_umask())
+        if out.exists():
+            if any(out.iterdir()):  # overwrite: move the old export aside, then drop it
+                old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
+                os.replace(out, old / "export")
+            else:
+                out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not out.exists():  # put the previous export back
+            os.replace(old / "export", out)
+        raise
+    finally:
+        # Dropped only once out_dir holds an export again (new or restored): if putting
+        # the old one back failed, it stays in the hidden folder rather than being lost.
+        if old is not None and out.exists():
+            shutil.rmtree(old, ignore_errors=True)
+    return out

@@ -1,0 +1,328 @@
+"""World exporters: the files read back, with the loaders' own tools, to the world's samples."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from xmodal.audio import load
+from xmodal.errors import ParameterError
+from xmodal.world import World
+from xmodal.world import export as export_module
+from xmodal.world.export import (
+    FORMATS,
+    answer_type,
+    export,
+    image_id,
+    question_id,
+    question_type,
+)
+
+SIZES = {"train": 6, "val": 3, "test": 3}
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return World(seed=0)
+
+
+@pytest.fixture(scope="module")
+def exported(world, tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("exports")
+    return {fmt: export(world, fmt, root / fmt, sizes=SIZES) for fmt in FORMATS}
+
+
+def _read_json(path: Path):
+    return json.loads(path.read_text())
+
+
+def _png(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def _samples():
+    return [(split, i) for split, n in SIZES.items() for i in range(n)]
+
+
+# ------------------------------------------------------------------------------ coco
+
+
+def test_karpathy_json_schema_counts_and_captions(world, exported):
+    data = _read_json(exported["coco"] / "dataset_coco.json")
+    assert data["dataset"] == "coco"
+    images = data["images"]
+    assert [(im["split"], int(im["filename"][-10:-4])) for im in images] == _samples()
+    sentids = []
+    for position, im in enumerate(images):
+        assert set(im) == {"filename", "filepath", "split", "sentids", "imgid", "sentences",
+                           "cocoid"}  # fmt: skip
+        index = int(im["filename"][-10:-4])
+        scene = world.scene(im["split"], index, audio=False, questions=False)
+        assert im["imgid"] == position
+        assert im["cocoid"] == image_id(im["split"], index)
+        assert [s["raw"] for s in im["sentences"]] == scene.captions
+        assert im["sentids"] == [s["sentid"] for s in im["sentences"]]
+        for s in im["sentences"]:
+            assert set(s) == {"raw", "tokens", "imgid", "sentid"}
+            assert s["imgid"] == position
+            # Tokens are the caption's words, lower-cased, punctuation dropped.
+            assert s["tokens"] == re.sub(r"[^a-z0-9 ]", " ", s["raw"].lower()).split()
+        sentids += im["sentids"]
+    assert len(sentids) == len(set(sentids)) == len(images) * world.config.n_captions
+    assert len({im["cocoid"] for im in images}) == len(images)
+
+
+def test_coco_images_decode_to_the_world_image(world, exported):
+    root = exported["coco"]
+    for im in _read_json(root / "dataset_coco.json")["images"]:
+        index = int(im["filename"][-10:-4])
+        expected = world.scene(im["split"], index, audio=False, questions=False).image
+        got = _png(root / im["filepath"] / im["filename"])
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, expected.permute(1, 2, 0).numpy())
+
+
+def test_coco_captions_annotations_match_karpathy(exported):
+    root = exported["coco"]
+    karpathy = _read_json(root / "dataset_coco.json")["images"]
+    sentences = {s["sentid"]: (im["cocoid"], s["raw"]) for im in karpathy for s in im["sentences"]}
+    all_image_ids, all_ann_ids = [], []
+    for split in SIZES:
+        data = _read_json(root / "annotations" / f"captions_{split}.json")
+        assert data["type"] == "captions"
+        ours = [im for im in karpathy if im["split"] == split]
+        assert [im["id"] for im in data["images"]] == [im["cocoid"] for im in ours]
+        assert [im["file_name"] for im in data["images"]] == [im["filename"] for im in ours]
+        assert all((im["height"], im["width"]) == (64, 64) for im in data["images"])
+        assert len(data["annotations"]) == sum(len(im["sentences"]) for im in ours)
+        for ann in data["annotations"]:
+            assert sentences[ann["id"]] == (ann["image_id"], ann["caption"])
+        all_image_ids += [im["id"] for im in data["images"]]
+        all_ann_ids += [ann["id"] for ann in data["annotations"]]
+    assert len(all_image_ids) == len(set(all_image_ids))
+    assert len(all_ann_ids) == len(set(all_ann_ids))
+
+
+# ------------------------------------------------------------------------------ vqa
+
+
+def test_vqa_questions_and_annotations_agree_with_the_world(world, exported):
+    root = exported["vqa"]
+    seen = set()
+    for split, n in SIZES.items():
+        qs = _read_json(root / f"v2_OpenEnded_mscoco_{split}_questions.json")
+        anns = _read_json(root / f"v2_mscoco_{split}_annotations.json")
+        assert qs["task_type"] == "Open-Ended" and qs["data_subtype"] == split
+        assert [q["question_id"] for q in qs["questions"]] == [
+            a["question_id"] for a in anns["annotations"]
+        ]
+        expected = []
+        for i in range(n):
+            scene = world.scene(split, i, audio=False)
+            expected += [(image_id(split, i), question_id(split, i, k), q)
+                         for k, q in enumerate(scene.questions)]  # fmt: skip
+        assert len(qs["questions"]) == len(expected) == n * world.config.n_questions
+        for q, a, (iid, qid, truth) in zip(qs["questions"], anns["annotations"], expected,
+                                           strict=True):  # fmt: skip
+            assert (q["image_id"], q["question_id"], q["question"]) == (iid, qid, truth.question)
+            assert (a["image_id"], a["multiple_choice_answer"]) == (iid, truth.answer)
+            assert len(a["answers"]) == 10
+            assert [x["answer"] for x in a["answers"]] == [truth.answer] * 10
+            assert [x["answer_id"] for x in a["answers"]] == list(range(1, 11))
+            # The answer type follows from the answer: counts are numbers, exist answers
+            # are yes/no, colour and shape answers are neither.
+            kind = {"count": "number", "exist": "yes/no", "colour": "other", "shape": "other"}
+            assert a["answer_type"] == kind.get(
+                truth.family, "yes/no" if truth.answer in ("yes", "no") else "other"
+            )
+            assert a["question_type"] == question_type(truth.question)
+        seen.update(q["question_id"] for q in qs["questions"])
+    assert len(seen) == sum(SIZES.values()) * world.config.n_questions
+
+
+def test_vqa_images_are_the_coco_images(exported):
+    coco, vqa = _files(exported["coco"] / "images"), _files(exported["vqa"] / "images")
+    assert coco == vqa and len(vqa) == sum(SIZES.values())
+
+
+def test_answer_and_question_types():
+    assert [answer_type(a) for a in ("yes", "no", "two", "zero", "3", "red", "circle")] == [
+        "yes/no", "yes/no", "number", "number", "number", "other", "other"
+    ]  # fmt: skip
+    assert question_type("how many red things are there?") == "how many"
+    assert question_type("is there a blue square?") == "is there a"
+    assert question_type("is the circle above the cross?") == "is the"
+    assert question_type("what is the shape of the red thing?") == "what is the"
+    assert question_type("what shape is the red thing?") == "what"
+    assert question_type("which colour is the square?") == "which"
+    assert question_type("is a circle there?") == "is"
+    assert question_type("can you see a circle?") == "can you"
+    assert question_type("whatever is this?") == "none of the above"
+    assert question_type("where is the circle?") == "none of the above"
+
+
+# ------------------------------------------------------------------------------ av-manifest
+
+
+def test_av_manifest_points_to_the_world_frames_audio_and_masks(world, exported):
+    root = exported["av-manifest"]
+    with (root / "manifest.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    sidecar = _read_json(root / "localization.json")["clips"]
+    assert [(r["split"], int(r["video_id"][-6:])) for r in rows] == _samples()
+    assert set(sidecar) == {r["video_id"] for r in rows}
+    sr = world.config.sample_rate
+    for row in rows:
+        scene = world.scene(row["split"], int(row["video_id"][-6:]), questions=False)
+        clip = sidecar[row["video_id"]]
+        assert row["label"] == clip["label"] == scene.place
+        assert float(row["start_seconds"]) == 0.0
+        assert float(row["duration"]) == pytest.approx(world.config.clip_seconds)
+        assert row["annotation"] == f"localization.json#{row['video_id']}"
+        np.testing.assert_array_equal(_png(root / row["frame"]),
+                                      scene.image.permute(1, 2, 0).numpy())  # fmt: skip
+        y, file_sr = load(root / row["audio"])
+        assert file_sr == sr and y.shape == scene.audio.shape
+        # 16-bit PCM: within one quantization step of the world's float mixture.
+        assert float((y - scene.audio).abs().max()) <= 1 / 32768
+        assert clip["sounding"] == scene.sounding
+        np.testing.assert_array_equal(_png(root / clip["sounding_mask"]) > 127,
+                                      scene.sounding_mask.numpy())  # fmt: skip
+        assert len(clip["objects"]) == len(scene.objects)
+        for obj, truth, mask in zip(clip["objects"], scene.objects, scene.masks, strict=True):
+            assert (obj["shape"], obj["colour"], obj["size"], obj["sounding"]) == (
+                truth.shape, truth.colour, truth.size, truth.sounding
+            )  # fmt: skip
+            assert tuple(obj["bbox"]) == truth.bbox
+            np.testing.assert_array_equal(_png(root / obj["mask"]) > 127, mask.numpy())
+
+
+# ------------------------------------------------------------------------------ invariants
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_exporting_twice_gives_identical_bytes(world, tmp_path, fmt):
+    sizes = {"train": 2, "test": 1}
+    a = export(world, fmt, tmp_path / "a", splits=("train", "test"), sizes=sizes)
+    b = export(world, fmt, tmp_path / "b", splits=("train", "test"), sizes=sizes)
+    files = _files(a)
+    assert files and files == _files(b)
+    # And no temporary folders left beside the exports.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+def test_an_other_seed_gives_other_data(tmp_path):
+    a = export(World(seed=0), "coco", tmp_path / "a", splits=("val",), sizes=2)
+    b = export(World(seed=1), "coco", tmp_path / "b", splits=("val",), sizes=2)
+    assert (a / "dataset_coco.json").read_bytes() != (b / "dataset_coco.json").read_bytes()
+
+
+def test_compositional_split_exports(tmp_path):
+    world = World(seed=0, compositional=True)
+    out = export(world, "coco", tmp_path / "c", splits=("compositional",), sizes=2)
+    images = _read_json(out / "dataset_coco.json")["images"]
+    assert [im["split"] for im in images] == ["compositional"] * 2
+    assert images[0]["cocoid"] == 40_000_000
+
+
+def test_interrupted_export_leaves_nothing(world, tmp_path, monkeypatch):
+    calls = []
+
+    def failing(path, data):
+        calls.append(path)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    monkeypatch.setattr(export_module, "_write_bytes", failing)
+    with pytest.raises(KeyboardInterrupt):
+        export(world, "coco", tmp_path / "out", sizes=2)
+    assert len(calls) == 5
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_overwrite_keeps_the_old_export(world, tmp_path, monkeypatch):
+    out = export(world, "vqa", tmp_path / "out", splits=("val",), sizes=1)
+    before = _files(out)
+
+    def failing(path, data):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export_module, "_write_bytes", failing)
+    with pytest.raises(OSError, match="disk full"):
+        export(world, "coco", out, sizes=2, overwrite=True)
+    assert _files(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_overwrite_replaces_a_non_empty_folder(world, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "stale.txt").write_text("old")
+    with pytest.raises(ParameterError, match="not empty.*overwrite=True"):
+        export(world, "coco", out, splits=("val",), sizes=1)
+    assert (out / "stale.txt").read_text() == "old"
+    export(world, "coco", out, splits=("val",), sizes=1, overwrite=True)
+    assert not (out / "stale.txt").exists()
+    assert (out / "dataset_coco.json").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    # An empty existing folder needs no overwrite.
+    (tmp_path / "empty").mkdir()
+    export(world, "vqa", tmp_path / "empty", splits=("val",), sizes=1)
+    assert (tmp_path / "empty" / "v2_mscoco_val_annotations.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"fmt": "ljspeech"}, r"'ljspeech'.*coco, vqa, av-manifest"),
+        ({"fmt": "COCO"}, r"'COCO'"),
+        ({"sizes": 0}, r"sizes must be an integer >= 1. Found: 0"),
+        ({"sizes": 2.5}, r"sizes must be an integer >= 1. Found: 2.5"),
+        ({"sizes": {"train": 2}}, r"missing \['val', 'test'\]"),
+        ({"sizes": {"train": 1, "val": 1, "test": 1, "extra": 1}}, r"unexpected \['extra'\]"),
+        ({"sizes": {"train": 1, "val": -1, "test": 1}}, r"sizes\['val'\].*Found: -1"),
+        ({"sizes": 10**7 + 1}, r"at most 10000000"),
+        ({"splits": ("train", "dev")}, r"'dev'"),
+        ({"splits": ()}, r"at least one split"),
+        ({"splits": "train"}, r"sequence of split names. Found: 'train'"),
+        ({"splits": ("val", "val")}, r"repeat"),
+        ({"splits": ("compositional",)}, r"compositional=True"),
+        ({"overwrite": "yes"}, r"overwrite must be True or False"),
+    ],
+)
+def test_bad_arguments_name_the_value(world, tmp_path, kwargs, match):
+    args = {"fmt": "coco", "sizes": 1, **kwargs}
+    with pytest.raises(ParameterError, match=match):
+        export(world, args.pop("fmt"), tmp_path / "out", **args)
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_world_and_out_dir(world, tmp_path):
+    with pytest.raises(ParameterError, match="must be an xmodal.world.World. Found: str"):
+        export("world", "coco", tmp_path / "out")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ParameterError, match="is not a folder"):
+        export(world, "coco", tmp_path / "file", sizes=1)
+    with pytest.raises(ParameterError, match="out_dir must be a str or os.PathLike. Found: 3"):
+        export(world, "coco", 3, sizes=1)
+
+
+def test_vqa_refuses_more_questions_than_the_id_space(tmp_path):
+    with pytest.raises(ParameterError, match="n_questions must be at most 1000. Found: 1001"):
+        export(World(seed=0, n_questions=1001), "vqa", tmp_path / "out", sizes=1)
+    assert not (tmp_path / "out").exists()
