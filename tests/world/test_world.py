@@ -227,6 +227,19 @@ def test_places_are_balanced_and_deterministic(world):
     assert not torch.equal(samples[0].image, samples[len(PLACES)].image)
 
 
+def test_recipes_are_balanced_and_deterministic(world):
+    from xmodal.world.recipes import DISHES
+
+    samples = [world.recipe("train", i) for i in range(len(DISHES))]
+    assert [r.dish for r in samples] == list(DISHES)
+    again = world.recipe("train", 2)
+    assert torch.equal(again.image, samples[2].image)
+    assert again.instructions == samples[2].instructions
+    assert samples[0].image.shape == (3, 64, 64) and samples[0].image.dtype == torch.uint8
+    other = world.recipe("val", 2)
+    assert other.dish == samples[2].dish and not torch.equal(other.image, samples[2].image)
+
+
 # ------------------------------------------------------------------ bad input
 
 

@@ -30,7 +30,7 @@ import torch
 
 from xmodal._checks import check_bool, check_positive_int, check_positive_number
 from xmodal.errors import ParameterError
-from xmodal.world import language, render, sound
+from xmodal.world import language, recipes, render, sound
 from xmodal.world.schema import (
     COLOURS,
     PLACES,
@@ -48,6 +48,7 @@ __all__ = ["PlaceSample", "Scene", "World", "WorldConfig"]
 # one never changes the samples of another.
 _SCENES = 0
 _PLACES = 1
+_RECIPES = 3
 _STREAMS = {"visual": 0, "text": 1, "audio": 2}
 _SIZE_WORDS = tuple(SIZES)
 
@@ -389,6 +390,23 @@ class World:
             amb = sound.ambience(aud, place, sr=cfg.sample_rate, n_samples=cfg.n_samples)
             sample.audio = torch.from_numpy(amb)
         return sample
+
+    # -------------------------------------------------------------------- recipes
+
+    def recipe(self, split: str, index: int) -> recipes.Recipe:
+        """The recipe ``index`` of ``split``: its text, the picture of the dish, its class.
+
+        Classes are balanced exactly: sample ``index`` is a
+        ``recipes.DISHES[index % len(DISHES)]``. Text and picture come from one stream,
+        so the picture shows what the instructions did. ``image`` is a ``(3, H, W)``
+        uint8 tensor.
+        """
+        sid = self._check(split, index)
+        words = (self.seed, _RECIPES, sid, int(index))
+        vis = _generator(_STREAMS["visual"], words + (_STREAMS["visual"],))
+        dish = recipes.DISHES[int(index) % len(recipes.DISHES)]
+        sample = recipes.recipe_sample(vis, image_size=self.config.image_size, dish=dish)
+        return dataclasses.replace(sample, image=torch.from_numpy(sample.image))
 
     # -------------------------------------------------------------------- datasets
 
