@@ -240,6 +240,40 @@ def test_recipes_are_balanced_and_deterministic(world):
     assert other.dish == samples[2].dish and not torch.equal(other.image, samples[2].image)
 
 
+def test_identities_are_disjoint_and_deterministic(world):
+    ids = {split: {world.identity(split, k).id for k in range(30)} for split in ("train", "val")}
+    assert not ids["train"] & ids["val"]
+    assert world.identity("test", 5) == world.identity("test", 5)
+    assert torch.equal(world.face("test", 5), world.face("test", 5))
+    opened = world.face("test", 5, mouth_open=1.0)
+    assert not torch.equal(opened, world.face("test", 5))
+
+
+def test_utterance_speaks_a_caption_with_a_talking_face(world, tmp_path):
+    from xmodal.world import voices
+
+    u = world.utterance("val", 2, 7, cache_dir=tmp_path)
+    assert u.text == world.scene("val", 7, audio=False).captions[0]
+    assert u.identity == world.identity("val", 2)
+    expected = voices.speak(u.text, u.identity.voice, sr=16000, cache_dir=tmp_path)
+    assert torch.equal(u.audio, torch.from_numpy(expected))
+    assert u.frames.shape[1:] == (3, 64, 64)
+    assert abs(u.frames.shape[0] - len(u.audio) / 16000 * u.fps) <= 1
+    again = world.utterance("val", 2, 7, cache_dir=tmp_path)
+    assert torch.equal(again.frames, u.frames) and torch.equal(again.audio, u.audio)
+
+
+def test_spoken_caption_is_the_narrator_reading_caption_0(world, tmp_path):
+    from xmodal.world import voices
+    from xmodal.world.core import NARRATOR
+
+    sc = world.spoken_caption("train", 3, cache_dir=tmp_path)
+    scene = world.scene("train", 3, audio=False)
+    assert sc.caption == scene.captions[0] and torch.equal(sc.image, scene.image)
+    expected = voices.speak(sc.caption, NARRATOR, sr=16000, cache_dir=tmp_path)
+    assert torch.equal(sc.audio, torch.from_numpy(expected))
+
+
 # ------------------------------------------------------------------ bad input
 
 

@@ -4,7 +4,15 @@ Every sample is a pure function of ``(seed, split, index)``: no files, no downlo
 same bytes in every process. See :class:`World`.
 """
 
-from xmodal.world.core import PlaceSample, Scene, World, WorldConfig
+from xmodal.world.core import (
+    NARRATOR,
+    PlaceSample,
+    Scene,
+    SpokenCaption,
+    Utterance,
+    World,
+    WorldConfig,
+)
 from xmodal.world.schema import (
     COLOURS,
     PLACES,
@@ -18,14 +26,17 @@ from xmodal.world.schema import (
 
 __all__ = [
     "COLOURS",
+    "NARRATOR",
     "PLACES",
     "RELATIONS",
     "SHAPES",
     "SIZES",
     "SPLITS",
+    "Utterance",
     "PlaceSample",
     "Question",
     "Scene",
+    "SpokenCaption",
     "World",
     "WorldConfig",
     "WorldObject",

@@ -30,7 +30,7 @@ import torch
 
 from xmodal._checks import check_bool, check_positive_int, check_positive_number
 from xmodal.errors import ParameterError
-from xmodal.world import language, recipes, render, sound
+from xmodal.world import faces, language, recipes, render, sound, voices
 from xmodal.world.schema import (
     COLOURS,
     PLACES,
@@ -42,12 +42,16 @@ from xmodal.world.schema import (
     split_id,
 )
 
-__all__ = ["PlaceSample", "Scene", "World", "WorldConfig"]
+__all__ = ["NARRATOR", "PlaceSample", "Scene", "SpokenCaption", "Utterance", "World", "WorldConfig"]
+
+# The one voice that reads captions aloud (spoken captions, TTS, image-to-speech).
+NARRATOR = voices.VoiceParams("m3", pitch=45, rate=160, pitch_range=50)
 
 # Domain numbers in the seed of every sample: a new domain takes a new number, so adding
 # one never changes the samples of another.
 _SCENES = 0
 _PLACES = 1
+_FACES = 2
 _RECIPES = 3
 _STREAMS = {"visual": 0, "text": 1, "audio": 2}
 _SIZE_WORDS = tuple(SIZES)
@@ -187,6 +191,39 @@ class PlaceSample:
     label: int
     image: torch.Tensor
     audio: torch.Tensor | None = None
+    sample_rate: int = 16000
+
+
+@dataclass
+class Utterance:
+    """An identity saying a sentence, with the talking face that goes with it.
+
+    Attributes:
+        identity: who speaks (face attributes and voice).
+        text: what is said.
+        audio: ``(T,)`` float32 speech at ``sample_rate``.
+        frames: ``(F, 3, H, W)`` uint8 talking-face frames at ``fps``, the mouth opening
+            following the speech.
+    """
+
+    split: str
+    identity: faces.Identity
+    text: str
+    audio: torch.Tensor
+    frames: torch.Tensor
+    sample_rate: int = 16000
+    fps: int = 25
+
+
+@dataclass
+class SpokenCaption:
+    """A scene's first caption read aloud by the narrator."""
+
+    split: str
+    index: int
+    image: torch.Tensor
+    caption: str
+    audio: torch.Tensor
     sample_rate: int = 16000
 
 
@@ -407,6 +444,53 @@ class World:
         dish = recipes.DISHES[int(index) % len(recipes.DISHES)]
         sample = recipes.recipe_sample(vis, image_size=self.config.image_size, dish=dish)
         return dataclasses.replace(sample, image=torch.from_numpy(sample.image))
+
+    # -------------------------------------------------------------------- faces and voices
+
+    def identity(self, split: str, k: int) -> faces.Identity:
+        """Person ``k`` of ``split``: face attributes and the voice that goes with them.
+
+        Identities are disjoint across splits by construction (see
+        :func:`xmodal.world.faces.identity_id`).
+        """
+        sid = self._check(split, k)
+        rng = _generator(_STREAMS["visual"], (self.seed, _FACES, sid, int(k), 0))
+        return faces.identity(rng, id=faces.identity_id(split, k))
+
+    def face(self, split: str, k: int, *, mouth_open: float = 0.0) -> torch.Tensor:
+        """Person ``k``'s frontal face, ``(3, H, W)`` uint8, mouth open by ``mouth_open``."""
+        ident = self.identity(split, k)
+        rng = _generator(3, (self.seed, _FACES, split_id(split), int(k), 3))
+        image = faces.draw_face(rng, ident, image_size=self.config.image_size,
+                                mouth_open=mouth_open)  # fmt: skip
+        return torch.from_numpy(image)
+
+    def utterance(self, split: str, k: int, j: int, *, fps: int = 25, cache_dir=None) -> Utterance:
+        """Person ``k`` of ``split`` saying sentence ``j``, with the talking face.
+
+        The sentence is the first caption of scene ``j`` of the same split. Speech comes
+        from eSpeak NG through the disk cache of :mod:`xmodal.world.voices` (the first
+        call per sentence and voice takes ~35 ms, later ones well under 1 ms).
+        """
+        ident = self.identity(split, k)
+        self._check(split, j)
+        text = self.scene(split, j, audio=False, questions=False).captions[0]
+        sr = self.config.sample_rate
+        audio = voices.speak(text, ident.voice, sr=sr, cache_dir=cache_dir)
+        rng = _generator(3, (self.seed, _FACES, split_id(split), int(k), 4, int(j)))
+        frames = faces.talking_face(rng, ident, audio, sr, fps=fps,
+                                    image_size=self.config.image_size)  # fmt: skip
+        return Utterance(split=split, identity=ident, text=text, audio=torch.from_numpy(audio),
+                         frames=torch.from_numpy(frames), sample_rate=sr, fps=fps)  # fmt: skip
+
+    def spoken_caption(self, split: str, index: int, *, cache_dir=None) -> SpokenCaption:
+        """Scene ``index``'s first caption read by the :data:`NARRATOR`."""
+        scene = self.scene(split, index, audio=False, questions=False)
+        sr = self.config.sample_rate
+        audio = voices.speak(scene.captions[0], NARRATOR, sr=sr, cache_dir=cache_dir)
+        return SpokenCaption(split=split, index=int(index), image=scene.image,
+                             caption=scene.captions[0], audio=torch.from_numpy(audio),
+                             sample_rate=sr)  # fmt: skip
 
     # -------------------------------------------------------------------- datasets
 
