@@ -51,7 +51,16 @@ import numpy as np
 
 from xmodal._checks import check_choice, check_positive_int, check_positive_number
 from xmodal.errors import ParameterError
-from xmodal.world.schema import COLOURS, PLACES, RELATIONS, SHAPES, SIZES, Question, WorldObject
+from xmodal.world.schema import (
+    COLOURS,
+    PLACES,
+    RELATIONS,
+    SHAPES,
+    SIZES,
+    Question,
+    WorldObject,
+    relation,
+)
 
 __all__ = [
     "CaptionFacts",
@@ -244,19 +253,8 @@ def _pick(nxt, seq):
 
 
 def _clear_relations(a: WorldObject, b: WorldObject, margin: float) -> list[str]:
-    # schema.relation's test; _scene has its own table-driven copy for the hot path.
-    dx = a.x - b.x
-    dy = a.y - b.y
-    out = []
-    if dx < -margin:
-        out.append("left of")
-    elif dx > margin:
-        out.append("right of")
-    if dy < -margin:
-        out.append("above")
-    elif dy > margin:
-        out.append("below")
-    return out
+    # _scene has its own table-driven copy of this test for the hot path.
+    return relation(a, b, margin=margin)
 
 
 _PAIR_RELATIONS = [

@@ -39,6 +39,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from xmodal._checks import check_positive_int
 from xmodal.errors import ParameterError
 
 __all__ = [
@@ -800,15 +801,7 @@ def _paste(image: np.ndarray, layer: _Layer, rgb: np.ndarray, flip: int, size: i
 
 
 def _check_image_size(image_size) -> int:
-    if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral):
-        raise ParameterError(
-            f"image_size must be an integer >= {MIN_IMAGE_SIZE}. Found: {image_size!r}"
-        )
-    if image_size < MIN_IMAGE_SIZE:
-        raise ParameterError(
-            f"image_size must be an integer >= {MIN_IMAGE_SIZE}. Found: {image_size}"
-        )
-    return int(image_size)
+    return check_positive_int(image_size, "image_size", minimum=MIN_IMAGE_SIZE)
 
 
 def _check_steps(amounts, steps) -> None:

@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from xmodal._checks import check_positive_int
 from xmodal.errors import ParameterError
 from xmodal.world.schema import COLOURS, PLACES, SHAPES, SIZES, WorldObject
 
@@ -67,17 +68,9 @@ _MAX_OBJECTS = ((16, 2), (24, 3), (44, 4))
 
 
 def _check_image_size(image_size) -> int:
-    if type(image_size) is int and image_size >= MIN_IMAGE_SIZE:
+    if type(image_size) is int and image_size >= MIN_IMAGE_SIZE:  # the hot path
         return image_size
-    if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral):
-        raise ParameterError(
-            f"image_size must be an integer >= {MIN_IMAGE_SIZE}. Found: {image_size!r}"
-        )
-    if image_size < MIN_IMAGE_SIZE:
-        raise ParameterError(
-            f"image_size must be an integer >= {MIN_IMAGE_SIZE}. Found: {image_size}"
-        )
-    return int(image_size)
+    return check_positive_int(image_size, "image_size", minimum=MIN_IMAGE_SIZE)
 
 
 def _check_word(value, name: str, table) -> None:
