@@ -64,14 +64,43 @@ def test_preview_writes_a_figure(tmp_path, capsys):
     assert [p.name for p in out.parent.iterdir()] == ["grid.png"]  # no temporary file left
 
 
+def test_ljspeech_export_uses_the_given_speech_cache(tmp_path, capsys):
+    out, cache = tmp_path / "lj", tmp_path / "cache"
+    argv = ["world", "export", "--format", "ljspeech", "--out", str(out), "--size", "1",
+            "--seed", "2", "--cache-dir", str(cache)]  # fmt: skip
+    assert main(argv) == 0
+    assert "ljspeech, world seed 2" in capsys.readouterr().out
+    world = World(seed=2)
+    lines = (out / "metadata.csv").read_text().splitlines()
+    assert [line.split("|")[:2] for line in lines] == [
+        [f"WORLD-{s}-000000", world.scene(s, 0, audio=False, questions=False).captions[0]]
+        for s in ("train", "val", "test")
+    ]
+    assert len(list((out / "wavs").glob("*.wav"))) == 3
+    assert len(list(cache.glob("*.npy"))) == 3  # the speech went to --cache-dir
+
+
+@pytest.mark.parametrize("domain", ["faces", "recipes"])
+def test_preview_draws_the_new_domains(tmp_path, capsys, domain):
+    out, cache = tmp_path / f"{domain}.png", tmp_path / "cache"
+    argv = ["world", "preview", "--domain", domain, "-n", "2", "--out", str(out), "--dpi", "40",
+            "--cache-dir", str(cache)]  # fmt: skip
+    assert main(argv) == 0
+    assert f"2 {domain} of train" in capsys.readouterr().out
+    with Image.open(out) as im:
+        assert np.asarray(im.convert("RGB")).std() > 0
+    # Only faces speak: their speech is cached in --cache-dir, recipes touch no cache.
+    assert cache.is_dir() == (domain == "faces")
+
+
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
-        (["export", "--format", "ljspeech", "--out", "{tmp}/x"], ["'ljspeech'", "coco"]),
+        (["export", "--format", "libri", "--out", "{tmp}/x"], ["'libri'", "coco", "recipe1m"]),
         (["export", "--format", "coco", "--out", "{tmp}/x", "--size", "0"], ["--size", "0"]),
         (["export", "--format", "coco", "--out", "{tmp}/x", "--seed", "-1"], ["seed", "-1"]),
         (["export", "--format", "coco", "--out", "{tmp}/full"], ["not empty", "--overwrite"]),
-        (["preview", "--domain", "faces", "--out", "{tmp}/g.png"], ["'faces'", "scenes"]),
+        (["preview", "--domain", "voices", "--out", "{tmp}/g.png"], ["'voices'", "recipes"]),
         (["preview", "--domain", "scenes", "-n", "0", "--out", "{tmp}/g.png"], ["n must"]),
         (["preview", "--domain", "scenes", "--split", "dev", "--out", "{tmp}/g.png"], ["'dev'"]),
         (["preview", "--domain", "scenes", "--out", "{tmp}/g.txt"], ["--out", "g.txt"]),

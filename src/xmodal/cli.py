@@ -4,8 +4,8 @@
     xmodal audio show FILE --out fig.png
     xmodal audio features FILE --kind mel|mfcc|spectrogram --out x.npy
     xmodal audio griffinlim FILE --out y.wav
-    xmodal world export --format coco|vqa|av-manifest --out DIR [--size N]
-    xmodal world preview --domain scenes|places -n 16 --out grid.png
+    xmodal world export --format coco|vqa|av-manifest|ljspeech|recipe1m --out DIR [--size N]
+    xmodal world preview --domain scenes|places|faces|recipes -n 16 --out grid.png
 
 Every subcommand has ``--help``. A bad file or parameter ends with one line on stderr,
 ``xmodal: error: ...``, and exit status 1 (2 for a malformed command line); no traceback.
@@ -126,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Spelled out rather than imported from xmodal.world, which loads torch and matplotlib:
 # `xmodal --help` stays instant. tests/test_cli_world.py checks they match the library.
-WORLD_FORMATS = ("coco", "vqa", "av-manifest")
-WORLD_DOMAINS = ("scenes", "places")
+WORLD_FORMATS = ("coco", "vqa", "av-manifest", "ljspeech", "recipe1m")
+WORLD_DOMAINS = ("scenes", "places", "faces", "recipes")
+_CACHE_HELP = "speech cache folder (default: xmodal's user cache)"
 WORLD_DEFAULT_SIZES = "train 1000, val 200, test 200"
 
 
@@ -142,8 +143,10 @@ def _add_world_commands(commands) -> None:
         "export", help="write the world in a real dataset format",
         description="Write the world's train, val and test splits to DIR in a real dataset "
         "format: coco (Karpathy dataset_coco.json + COCO captions + PNG images), vqa (VQA v2 "
-        "questions and annotations + images) or av-manifest (VGGSound-like manifest.csv, "
-        "PNG frames, WAV audio, sounding-object masks).",
+        "questions and annotations + images), av-manifest (VGGSound-like manifest.csv, "
+        "PNG frames, WAV audio, sounding-object masks), ljspeech (LJSpeech-1.1 metadata.csv "
+        "and WAVs of the captions read aloud, at the world's 16 kHz) or recipe1m "
+        "(Recipe1M-like layer1.json, layer2.json, classes.json + dish images).",
     )  # fmt: skip
     exp.add_argument("--format", required=True, metavar="|".join(WORLD_FORMATS),
                      help="the dataset format")  # fmt: skip
@@ -152,12 +155,15 @@ def _add_world_commands(commands) -> None:
     exp.add_argument("--size", type=int, default=None, metavar="N",
                      help=f"samples per split (default: {WORLD_DEFAULT_SIZES})")  # fmt: skip
     exp.add_argument("--overwrite", action="store_true", help="replace a non-empty DIR")
+    exp.add_argument("--cache-dir", default=None, metavar="DIR", help=_CACHE_HELP)
     exp.set_defaults(run=_world_export)
 
     pre = verbs.add_parser(
         "preview", help="a grid of world samples as a figure",
         description="Draw the first N samples of a world domain: scenes (image, caption, a "
-        "question with its answer, spectrogram) or places (image, class, spectrogram).",
+        "question with its answer, spectrogram), places (image, class, spectrogram), faces "
+        "(face, sex, age, voice; person 0 talking, with the spectrogram of the speech) or "
+        "recipes (dish, title, first instructions).",
     )  # fmt: skip
     pre.add_argument(
         "--domain", required=True, metavar="|".join(WORLD_DOMAINS), help="what to draw"
@@ -167,6 +173,7 @@ def _add_world_commands(commands) -> None:
     pre.add_argument("--seed", type=int, default=0, help="world seed (default: %(default)s)")
     pre.add_argument("--split", default="train", help="world split (default: %(default)s)")
     pre.add_argument("--dpi", type=int, default=120, help="resolution of a raster figure")
+    pre.add_argument("--cache-dir", default=None, metavar="DIR", help=_CACHE_HELP)
     pre.set_defaults(run=_world_preview)
 
 
@@ -262,7 +269,8 @@ def _world_export(args) -> int:
         raise ParameterError(
             f"--out {args.out} is not empty; choose a new folder or add --overwrite"
         )
-    out = export(_world(args.seed), args.format, args.out, overwrite=args.overwrite, **sizes)
+    out = export(_world(args.seed), args.format, args.out, overwrite=args.overwrite,
+                 cache_dir=args.cache_dir, **sizes)  # fmt: skip
     print(f"wrote {out} ({args.format}, world seed {args.seed})")
     return 0
 
@@ -274,7 +282,8 @@ def _world_preview(args) -> int:
     import os
     import tempfile
 
-    fig = preview(_world(args.seed), args.domain, n=args.n, split=args.split)
+    fig = preview(_world(args.seed), args.domain, n=args.n, split=args.split,
+                  cache_dir=args.cache_dir)  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     # Drawn to a temporary file and renamed: an interrupted run leaves no half figure.
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")

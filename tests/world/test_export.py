@@ -20,6 +20,8 @@ from xmodal.world.export import (
     answer_type,
     export,
     image_id,
+    ljspeech_id,
+    normalize_transcription,
     question_id,
     question_type,
 )
@@ -33,9 +35,17 @@ def world() -> World:
 
 
 @pytest.fixture(scope="module")
-def exported(world, tmp_path_factory) -> dict[str, Path]:
+def speech_cache(tmp_path_factory) -> Path:
+    # Never the user's cache; shared by this module's tests so each caption is spoken once.
+    return tmp_path_factory.mktemp("speech")
+
+
+@pytest.fixture(scope="module")
+def exported(world, tmp_path_factory, speech_cache) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("exports")
-    return {fmt: export(world, fmt, root / fmt, sizes=SIZES) for fmt in FORMATS}
+    return {
+        fmt: export(world, fmt, root / fmt, sizes=SIZES, cache_dir=speech_cache) for fmt in FORMATS
+    }
 
 
 def _read_json(path: Path):
@@ -210,14 +220,101 @@ def test_av_manifest_points_to_the_world_frames_audio_and_masks(world, exported)
             np.testing.assert_array_equal(_png(root / obj["mask"]) > 127, mask.numpy())
 
 
+# ------------------------------------------------------------------------------ ljspeech
+
+
+def _metadata(root: Path) -> list[list[str]]:
+    text = (root / "metadata.csv").read_text(encoding="utf-8")
+    assert text.endswith("\n") and "\r" not in text
+    return [line.split("|") for line in text.splitlines()]
+
+
+def test_ljspeech_metadata_rows_are_the_captions(world, exported):
+    rows = _metadata(exported["ljspeech"])
+    assert [row[0] for row in rows] == [ljspeech_id(s, i) for s, i in _samples()]
+    assert rows[0][0] == "WORLD-train-000000"
+    for row, (split, index) in zip(rows, _samples(), strict=True):
+        caption = world.scene(split, index, audio=False, questions=False).captions[0]
+        # Three columns, no header; the captions spell their numbers, so the
+        # normalized column is the caption itself.
+        assert row == [ljspeech_id(split, index), caption, caption]
+
+
+def test_ljspeech_wavs_are_the_spoken_captions(world, exported, speech_cache):
+    root = exported["ljspeech"]
+    wavs = sorted(p.name for p in (root / "wavs").iterdir())
+    assert wavs == sorted(f"{ljspeech_id(s, i)}.wav" for s, i in _samples())
+    for split, index in _samples():
+        spoken = world.spoken_caption(split, index, cache_dir=speech_cache)
+        y, sr = load(root / "wavs" / f"{ljspeech_id(split, index)}.wav")
+        assert sr == world.config.sample_rate == 16000
+        assert y.shape == spoken.audio.shape and float(spoken.audio.abs().max()) > 0.1
+        # 16-bit PCM: within one quantization step of the narrator's float speech.
+        assert float((y - spoken.audio).abs().max()) <= 1 / 32768
+    readme = (root / "README.txt").read_text()
+    assert "16000 Hz" in readme and "22050 Hz" in readme
+    assert f"Clips: {len(wavs)}" in readme
+
+
+def test_normalize_transcription_spells_numbers():
+    assert normalize_transcription("boil for 10 minutes") == "boil for ten minutes"
+    assert normalize_transcription("add 2 eggs and 250 g flour") == (
+        "add two eggs and two hundred fifty g flour"
+    )
+    assert normalize_transcription("bake 45 minutes, 0 salt, 300 ml") == (
+        "bake forty-five minutes, zero salt, three hundred ml"
+    )
+    assert normalize_transcription("we see one red circle") == "we see one red circle"
+
+
+# ------------------------------------------------------------------------------ recipe1m
+
+
+def test_recipe1m_layers_hold_the_world_recipes(world, exported):
+    root = exported["recipe1m"]
+    layer1 = _read_json(root / "layer1.json")
+    layer2 = _read_json(root / "layer2.json")
+    classes = _read_json(root / "classes.json")
+    ids = [f"world_{s}_{i:06d}" for s, i in _samples()]
+    assert [r["id"] for r in layer1] == [r["id"] for r in layer2] == ids
+    assert sorted(classes) == sorted(ids)
+    for entry, images, (split, index) in zip(layer1, layer2, _samples(), strict=True):
+        assert set(entry) == {"id", "title", "ingredients", "instructions", "partition", "url"}
+        recipe = world.recipe(split, index)
+        assert entry["title"] == recipe.title
+        assert entry["ingredients"] == [{"text": t} for t in recipe.ingredients]
+        assert entry["instructions"] == [{"text": t} for t in recipe.instructions]
+        assert (entry["partition"], entry["url"]) == (split, "")
+        assert classes[entry["id"]] == recipe.dish
+        assert images == {"id": entry["id"], "images": [{"id": f"{entry['id']}.png", "url": ""}]}
+
+
+def test_recipe1m_images_decode_to_the_world_dish(world, exported):
+    root = exported["recipe1m"]
+    assert len(list((root / "images").rglob("*.png"))) == sum(SIZES.values())
+    for split, index in _samples():
+        got = _png(root / "images" / split / f"world_{split}_{index:06d}.png")
+        expected = world.recipe(split, index).image
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, expected.permute(1, 2, 0).numpy())
+
+
+def test_recipe1m_refuses_the_compositional_split(tmp_path):
+    world = World(seed=0, compositional=True)
+    with pytest.raises(ParameterError, match="recipe1m.*'compositional'"):
+        export(world, "recipe1m", tmp_path / "out", splits=("compositional",), sizes=1)
+    assert list(tmp_path.iterdir()) == []
+
+
 # ------------------------------------------------------------------------------ invariants
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_exporting_twice_gives_identical_bytes(world, tmp_path, fmt):
+def test_exporting_twice_gives_identical_bytes(world, tmp_path, speech_cache, fmt):
     sizes = {"train": 2, "test": 1}
-    a = export(world, fmt, tmp_path / "a", splits=("train", "test"), sizes=sizes)
-    b = export(world, fmt, tmp_path / "b", splits=("train", "test"), sizes=sizes)
+    kw = {"splits": ("train", "test"), "sizes": sizes, "cache_dir": speech_cache}
+    a = export(world, fmt, tmp_path / "a", **kw)
+    b = export(world, fmt, tmp_path / "b", **kw)
     files = _files(a)
     assert files and files == _files(b)
     # And no temporary folders left beside the exports.
@@ -289,7 +386,8 @@ def test_overwrite_replaces_a_non_empty_folder(world, tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"fmt": "ljspeech"}, r"'ljspeech'.*coco, vqa, av-manifest"),
+        ({"fmt": "librispeech"}, r"'librispeech'.*coco, vqa, av-manifest, ljspeech, recipe1m"),
+        ({"cache_dir": 3}, r"cache_dir must be None, a str or os.PathLike. Found: 3"),
         ({"fmt": "COCO"}, r"'COCO'"),
         ({"sizes": 0}, r"sizes must be an integer >= 1. Found: 0"),
         ({"sizes": 2.5}, r"sizes must be an integer >= 1. Found: 2.5"),

@@ -28,6 +28,29 @@ Formats (``export(world, fmt, out_dir)``):
         masks/{split}/{video_id}_sounding.png   0/255, union of the sounding objects
         masks/{split}/{video_id}_obj{k}.png     0/255, object k (drawing order)
 
+``"ljspeech"``
+    The LJSpeech-1.1 layout, for TTS and ASR loaders: each scene's first caption read by
+    the world's narrator voice (:meth:`World.spoken_caption`)::
+
+        metadata.csv        {id}|{transcription}|{normalized transcription}, no header
+        wavs/{id}.wav       16-bit PCM mono at the world's rate (LJSpeech's is 22050 Hz)
+        README.txt          what the export holds, its sample rate included
+
+    with ``id`` = ``WORLD-{split}-{index:06d}``. Speech comes through the disk cache of
+    :mod:`xmodal.world.voices` (``cache_dir``).
+
+``"recipe1m"``
+    Recipe1M-like layers of the recipes domain (:meth:`World.recipe`)::
+
+        layer1.json         [{"id", "title", "ingredients": [{"text"}], "instructions":
+                              [{"text"}], "partition", "url": ""}]
+        layer2.json         [{"id", "images": [{"id": "{id}.png", "url": ""}]}]
+        classes.json        {id: dish}
+        images/{split}/{id}.png
+
+    with ``id`` = ``world_{split}_{index:06d}`` and ``partition`` the split (Recipe1M's
+    partitions are train, val and test, so the compositional split is refused).
+
 Ids are derived from the sample, so every export of a world agrees on them: the image
 of ``(split, index)`` has id ``(split_number + 1) * 10**7 + index`` (train 0 is
 10000000, val 0 is 20000000), question ``k`` of it has id ``image_id * 1000 + k``
@@ -62,7 +85,8 @@ import numpy as np
 from xmodal._checks import check_bool, check_positive_int
 from xmodal.audio.io import _umask
 from xmodal.errors import ParameterError
-from xmodal.world.core import Scene, World
+from xmodal.world import voices
+from xmodal.world.core import NARRATOR, Scene, World
 from xmodal.world.schema import SPLITS, split_id
 
 __all__ = [
@@ -71,6 +95,8 @@ __all__ = [
     "answer_type",
     "export",
     "image_id",
+    "ljspeech_id",
+    "normalize_transcription",
     "question_id",
     "question_type",
 ]
@@ -371,10 +397,122 @@ def _export_av(world: World, root: Path, sizes: dict[str, int]) -> None:
     _write_bytes(root / "localization.json", _json_bytes(sidecar))
 
 
-_WRITERS: dict[str, Callable[[World, Path, dict[str, int]], None]] = {
-    "coco": _export_coco,
-    "vqa": _export_vqa,
-    "av-manifest": _export_av,
+_NUMBER_NAMES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+                 "fourteen fifteen sixteen seventeen eighteen nineteen").split()  # fmt: skip
+_TENS_NAMES = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def _number_words(n: int) -> str:
+    if n < 20:
+        return _NUMBER_NAMES[n]
+    if n < 100:
+        return _TENS_NAMES[n // 10] + ("" if n % 10 == 0 else "-" + _NUMBER_NAMES[n % 10])
+    head = f"{_NUMBER_NAMES[n // 100]} hundred"
+    return head if n % 100 == 0 else f"{head} {_number_words(n % 100)}"
+
+
+def normalize_transcription(text: str) -> str:
+    """LJSpeech's third column: ``text`` with numbers 0 to 999 spelled out as words.
+
+    The world's captions spell their numbers already, so for them it is the caption.
+
+    Example:
+        >>> normalize_transcription("boil for 10 minutes")
+        'boil for ten minutes'
+    """
+    return re.sub(r"\b\d{1,3}\b", lambda m: _number_words(int(m.group())), text)
+
+
+def ljspeech_id(split: str, index: int) -> str:
+    """The LJSpeech-style id of world sample ``(split, index)``: ``WORLD-{split}-{index:06d}``."""
+    return f"WORLD-{split}-{int(index):06d}"
+
+
+_LJSPEECH_README = """\
+xmodal world exported in the LJSpeech-1.1 layout.
+
+metadata.csv: one line per clip, id|transcription|normalized transcription, no header,
+UTF-8. The transcription is the first caption of the world's scene; the normalized
+transcription spells out numbers (the captions already do).
+wavs/{{id}}.wav: the caption read by the world's narrator voice (eSpeak NG {voice}),
+mono 16-bit PCM at {sr} Hz. Note: LJSpeech-1.1 itself is 22050 Hz; this export keeps
+the world's rate, so resample if a recipe expects 22050 Hz.
+
+Clips: {n} ({splits}). World seed {seed}.
+"""
+
+
+def _export_ljspeech(world: World, root: Path, sizes: dict[str, int], cache_dir) -> None:
+    from xmodal.audio import save
+
+    sr = world.config.sample_rate
+    # Synthesize the misses in parallel first; spoken_caption then reads the cache.
+    captions = [world.scene(split, i, audio=False, questions=False).captions[0]
+                for split, n in sizes.items() for i in range(n)]  # fmt: skip
+    voices.speak_many(captions, [NARRATOR] * len(captions), sr=sr, cache_dir=cache_dir)
+    lines = []
+    for split, n in sizes.items():
+        for index in range(n):
+            spoken = world.spoken_caption(split, index, cache_dir=cache_dir)
+            uid = ljspeech_id(split, index)
+            # Resampled speech could overshoot full scale by a hair; 16-bit PCM cannot
+            # hold it, so clip rather than fail the whole export.
+            save(root / "wavs" / f"{uid}.wav", spoken.audio.clamp(-1.0, 1.0), sr,
+                 subtype="PCM_16")  # fmt: skip
+            text = " ".join(spoken.caption.split())  # no "|" or newline can leak in
+            lines.append(f"{uid}|{text}|{normalize_transcription(text)}\n")
+    _write_bytes(root / "metadata.csv", "".join(lines).encode())
+    readme = _LJSPEECH_README.format(
+        voice=NARRATOR.variant, sr=sr, n=len(lines),
+        splits=", ".join(f"{s} {n}" for s, n in sizes.items()), seed=world.seed,
+    )  # fmt: skip
+    _write_bytes(root / "README.txt", readme.encode())
+
+
+def _export_recipe1m(world: World, root: Path, sizes: dict[str, int], cache_dir) -> None:
+    if "compositional" in sizes:
+        raise ParameterError(
+            "recipe1m has the partitions train, val and test; the split 'compositional' "
+            "cannot be exported in it. Found splits: " + ", ".join(sizes)
+        )
+    layer1, layer2, classes = [], [], {}
+    for split, n in sizes.items():
+        for index in range(n):
+            recipe = world.recipe(split, index)
+            rid = _stem(split, index)
+            name = f"{rid}.png"
+            _write_bytes(root / "images" / split / name, _image_png(recipe.image))
+            layer1.append(
+                {
+                    "id": rid,
+                    "title": recipe.title,
+                    "ingredients": [{"text": t} for t in recipe.ingredients],
+                    "instructions": [{"text": t} for t in recipe.instructions],
+                    "partition": split,
+                    "url": "",
+                }
+            )
+            layer2.append({"id": rid, "images": [{"id": name, "url": ""}]})
+            classes[rid] = recipe.dish
+    _write_bytes(root / "layer1.json", _json_bytes(layer1))
+    _write_bytes(root / "layer2.json", _json_bytes(layer2))
+    _write_bytes(root / "classes.json", _json_bytes(classes))
+
+
+def _no_cache(writer):
+    # The image formats need no speech: they take the same arguments and ignore cache_dir.
+    def write(world: World, root: Path, sizes: dict[str, int], cache_dir) -> None:
+        writer(world, root, sizes)
+
+    return write
+
+
+_WRITERS: dict[str, Callable[[World, Path, dict[str, int], object], None]] = {
+    "coco": _no_cache(_export_coco),
+    "vqa": _no_cache(_export_vqa),
+    "av-manifest": _no_cache(_export_av),
+    "ljspeech": _export_ljspeech,
+    "recipe1m": _export_recipe1m,
 }
 FORMATS: tuple[str, ...] = tuple(_WRITERS)
 
@@ -390,17 +528,21 @@ def export(
     splits=("train", "val", "test"),
     sizes: Mapping[str, int] | int | None = None,
     overwrite: bool = False,
+    cache_dir=None,
 ) -> Path:
     """Write ``world`` to ``out_dir`` in the real-dataset format ``fmt``.
 
     Args:
         world: the :class:`~xmodal.world.World` to export.
-        fmt: one of :data:`FORMATS`: ``"coco"``, ``"vqa"``, ``"av-manifest"``.
+        fmt: one of :data:`FORMATS`: ``"coco"``, ``"vqa"``, ``"av-manifest"``,
+            ``"ljspeech"``, ``"recipe1m"``.
         out_dir: the folder to create; it must be new or empty unless ``overwrite``.
         splits: the world splits to export.
         sizes: samples per split, indices ``0 .. size - 1``: one int for every split,
             or a dict with one entry per split. Default :data:`DEFAULT_SIZES`.
         overwrite: replace a non-empty ``out_dir``.
+        cache_dir: the speech cache folder of :mod:`xmodal.world.voices` (``"ljspeech"``
+            only); ``None`` for its default.
 
     Returns:
         ``out_dir`` as a Path.
@@ -412,10 +554,9 @@ def export(
     if not isinstance(world, World):
         raise ParameterError(f"world must be an xmodal.world.World. Found: {type(world).__name__}")
     if fmt not in _WRITERS:
-        raise ParameterError(
-            f"unknown export format {fmt!r}; the formats are {', '.join(FORMATS)} "
-            f"(ljspeech and recipe1m come with the faces/voices and recipes domains)"
-        )
+        raise ParameterError(f"unknown export format {fmt!r}; the formats are {', '.join(FORMATS)}")
+    if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+        raise ParameterError(f"cache_dir must be None, a str or os.PathLike. Found: {cache_dir!r}")
     overwrite = check_bool(overwrite, "overwrite")
     splits = _check_splits(world, splits)
     if sizes is None:
@@ -429,7 +570,7 @@ def export(
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     old = None
     try:
-        _WRITERS[fmt](world, tmp, counts)
+        _WRITERS[fmt](world, tmp, counts, cache_dir)
         # mkdtemp makes the folder private (0700); give it the mode mkdir would.
         os.chmod(tmp, 0o777 & ~_umask())
         if out.exists():
