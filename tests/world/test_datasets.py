@@ -95,8 +95,13 @@ SPEC = {
 }
 
 
+# Speech views vary in length and need a speech cache: tests/world/test_mixtures.py.
+SPEECH_VIEWS = {"speech-separation", "voice-face", "tts"}
+
+
 def test_every_view_is_specified():
-    assert set(SPEC) == set(VIEWS)
+    assert set(SPEC) | SPEECH_VIEWS == set(VIEWS)
+    assert not set(SPEC) & SPEECH_VIEWS
 
 
 @pytest.mark.parametrize("view", list(SPEC))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import numbers
 import struct
 import threading
@@ -42,7 +43,16 @@ from xmodal.world.schema import (
     split_id,
 )
 
-__all__ = ["NARRATOR", "PlaceSample", "Scene", "SpokenCaption", "Utterance", "World", "WorldConfig"]
+__all__ = [
+    "NARRATOR",
+    "PlaceSample",
+    "Scene",
+    "SpokenCaption",
+    "TwoSpeakerMixture",
+    "Utterance",
+    "World",
+    "WorldConfig",
+]
 
 # The one voice that reads captions aloud (spoken captions, TTS, image-to-speech).
 NARRATOR = voices.VoiceParams("m3", pitch=45, rate=160, pitch_range=50)
@@ -53,8 +63,19 @@ _SCENES = 0
 _PLACES = 1
 _FACES = 2
 _RECIPES = 3
+_MIXTURES = 4
 _STREAMS = {"visual": 0, "text": 1, "audio": 2}
 _SIZE_WORDS = tuple(SIZES)
+
+# Two-speaker mixtures draw their speakers from the first _MIX_IDENTITIES identities of
+# the split and their sentences from the first captions of its first _MIX_SENTENCES
+# scenes; the relative gain of speaker 2 is uniform in +-_MIX_GAIN_DB.
+_MIX_IDENTITIES = 1000
+_MIX_SENTENCES = 10_000
+_MIX_GAIN_DB = 3.0
+# Scale to a peak just under 1 so float32 rounding of the scaled sources and of their sum
+# cannot push a sample past 1.
+_MIX_PEAK = 1.0 - 2.0**-20
 
 
 @dataclass(frozen=True)
@@ -213,6 +234,48 @@ class Utterance:
     frames: torch.Tensor
     sample_rate: int = 16000
     fps: int = 25
+
+
+@dataclass
+class TwoSpeakerMixture:
+    """Two identities talking at once, with both clean sources and both talking faces.
+
+    Both speakers start at sample 0; the shorter one is zero-padded at the end to the
+    longer one's length ``T``. The identity ``mixture == sources.sum(0)`` holds exactly.
+
+    Attributes:
+        identities: the two speakers (different identities of ``split``).
+        texts: what each says (two different sentences).
+        sentences: the scenes of ``split`` whose first captions are ``texts``, so
+            ``world.utterance(split, k, sentences[i])`` is speaker ``i``'s clean speech.
+        sources: ``(2, T)`` float32, row ``i`` = speaker ``i``'s utterance times
+            ``factors[i]``, then zeros.
+        mixture: ``(T,)`` float32, ``sources.sum(0)``; its peak is at most 1.
+        frames: ``(2, F, 3, H, W)`` uint8 talking faces, ``F = ceil(T * fps / sample_rate)``;
+            after a speaker's speech ends the mouth stays closed.
+        lengths: samples of each clean utterance before padding.
+        gain_db: speaker 2's gain relative to speaker 1, in dB.
+        scale: the peak normalisation applied to both sources (1.0 when none was needed).
+    """
+
+    split: str
+    index: int
+    identities: tuple[faces.Identity, faces.Identity]
+    texts: tuple[str, str]
+    sentences: tuple[int, int]
+    sources: torch.Tensor
+    mixture: torch.Tensor
+    frames: torch.Tensor
+    lengths: tuple[int, int]
+    gain_db: float
+    scale: float
+    sample_rate: int = 16000
+    fps: int = 25
+
+    @property
+    def factors(self) -> tuple[float, float]:
+        """What each clean utterance was multiplied by: gain and normalisation together."""
+        return self.scale, 10.0 ** (self.gain_db / 20.0) * self.scale
 
 
 @dataclass
@@ -477,11 +540,86 @@ class World:
         text = self.scene(split, j, audio=False, questions=False).captions[0]
         sr = self.config.sample_rate
         audio = voices.speak(text, ident.voice, sr=sr, cache_dir=cache_dir)
-        rng = _generator(3, (self.seed, _FACES, split_id(split), int(k), 4, int(j)))
+        rng = self._utterance_rng(split, k, j)
         frames = faces.talking_face(rng, ident, audio, sr, fps=fps,
                                     image_size=self.config.image_size)  # fmt: skip
         return Utterance(split=split, identity=ident, text=text, audio=torch.from_numpy(audio),
                          frames=torch.from_numpy(frames), sample_rate=sr, fps=fps)  # fmt: skip
+
+    def _utterance_rng(self, split: str, k: int, j: int) -> np.random.Generator:
+        """The generator of the pose of person ``k``'s face while saying sentence ``j``."""
+        return _generator(3, (self.seed, _FACES, split_id(split), int(k), 4, int(j)))
+
+    def mixture(
+        self, split: str, index: int, *, fps: int = 25, cache_dir=None
+    ) -> TwoSpeakerMixture:
+        """Two-speaker mixture ``index`` of ``split``: audio-visual speech separation.
+
+        Two different identities among the split's first 1,000 each say a different
+        sentence (the first caption of one of the split's first 10,000 scenes), both from
+        sample 0. The shorter utterance is zero-padded to the longer one's length, so no
+        speech is ever cut and the length varies from mixture to mixture. Speaker 2 is
+        scaled by a gain uniform in [-3, 3] dB; if the mixture's peak then exceeds 1,
+        both sources are scaled by the same factor, and ``mixture`` is their exact sum.
+        Faces: each speaker's talking face (:meth:`utterance`), followed by
+        closed-mouth frames of the same pose up to ``F = ceil(T * fps / sample_rate)``.
+
+        Speech comes from the disk cache of :mod:`xmodal.world.voices` (``cache_dir``;
+        None for the user cache).
+
+        Example:
+            >>> mix = World(seed=0).mixture("train", 0)
+            >>> torch.equal(mix.mixture, mix.sources.sum(0))
+            True
+        """
+        sid = self._check(split, index)
+        fps = check_positive_int(fps, "fps")
+        sr = self.config.sample_rate
+        # Every draw up front: the utterances below reuse the generators' slots.
+        rng = _generator(_STREAMS["audio"], (self.seed, _MIXTURES, sid, int(index)))
+        u = rng.random(5).tolist()
+        k1 = int(u[0] * _MIX_IDENTITIES)
+        k2 = (k1 + 1 + int(u[1] * (_MIX_IDENTITIES - 1))) % _MIX_IDENTITIES
+        j1 = int(u[2] * _MIX_SENTENCES)
+        j2 = (j1 + 1 + int(u[3] * (_MIX_SENTENCES - 1))) % _MIX_SENTENCES
+        gain_db = _MIX_GAIN_DB * (2.0 * u[4] - 1.0)
+        first = self.scene(split, j1, audio=False, questions=False).captions[0]
+        # Two scenes can share a first caption; the next scene with another one is taken.
+        while self.scene(split, j2, audio=False, questions=False).captions[0] == first:
+            j2 = (j2 + 1) % _MIX_SENTENCES
+        utts = [
+            self.utterance(split, k, j, fps=fps, cache_dir=cache_dir)
+            for k, j in ((k1, j1), (k2, j2))
+        ]
+        lengths = [len(utt.audio) for utt in utts]
+        n = max(lengths)
+        clean = np.zeros((2, n), np.float64)
+        for row, utt in zip(clean, utts, strict=True):
+            row[: len(utt.audio)] = utt.audio.numpy()
+        gains = np.array([1.0, 10.0 ** (gain_db / 20.0)])
+        peak = float(np.abs(gains @ clean).max())
+        scale = _MIX_PEAK / peak if peak > _MIX_PEAK else 1.0
+        sources = (clean * (gains * scale)[:, None]).astype(np.float32)
+        mixture = sources.sum(0)
+        n_frames = math.ceil(n * fps / sr)
+        size = self.config.image_size
+        frames = np.empty((2, n_frames, 3, size, size), np.uint8)
+        for i, (k, j, utt) in enumerate(zip((k1, k2), (j1, j2), utts, strict=True)):
+            f = len(utt.frames)
+            frames[i, :f] = utt.frames.numpy()
+            if f < n_frames:  # silence: the same pose with the mouth shut
+                closed = faces.draw_face(self._utterance_rng(split, k, j), utt.identity,
+                                         image_size=size, mouth_open=0.0)  # fmt: skip
+                frames[i, f:] = closed
+        return TwoSpeakerMixture(
+            split=split, index=int(index),
+            identities=(utts[0].identity, utts[1].identity),
+            texts=(utts[0].text, utts[1].text),
+            sentences=(j1, j2),
+            sources=torch.from_numpy(sources), mixture=torch.from_numpy(mixture),
+            frames=torch.from_numpy(frames), lengths=(lengths[0], lengths[1]),
+            gain_db=gain_db, scale=scale, sample_rate=sr, fps=fps,
+        )  # fmt: skip
 
     def spoken_caption(self, split: str, index: int, *, cache_dir=None) -> SpokenCaption:
         """Scene ``index``'s first caption read by the :data:`NARRATOR`."""
@@ -498,7 +636,8 @@ class World:
         """A ``torch.utils.data.Dataset`` of one of the tasks' views of this world.
 
         Views: ``"captioning"``, ``"retrieval"``, ``"vqa"``, ``"av-correspondence"``,
-        ``"localization"``, ``"separation"``, ``"places"`` (see
+        ``"localization"``, ``"separation"``, ``"places"``, and the speech views
+        ``"speech-separation"``, ``"voice-face"``, ``"tts"`` (options ``cache_dir``; see
         :mod:`xmodal.world.datasets`). ``size`` counts items; each dataset's
         ``collate_fn`` batches them for a DataLoader.
         """

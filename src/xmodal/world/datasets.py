@@ -24,8 +24,27 @@ Views (``make_dataset(world, view, split)``):
 - ``"places"``: one item per place sample: ``image``, ``audio``, ``label``, ``place``,
   ``index``.
 
+Speech views (their audio comes from eSpeak NG through the disk cache of
+:mod:`xmodal.world.voices`; option ``cache_dir``, None for the user cache). Their lengths
+vary, so they batch with :func:`pad_collate` (their ``collate_fn``), which zero-pads to
+the batch's longest item; each item's ``length`` (samples) and ``n_frames`` say how much
+of a padded row is real:
+
+- ``"speech-separation"``: one item per :meth:`World.mixture`: ``mixture`` (T,),
+  ``sources`` (2, T), ``frames`` (2, F, 3, H, W) uint8, ``identities`` (2,) int64 ids,
+  ``texts``, ``length``, ``n_frames``, ``index``.
+- ``"voice-face"``: one item per identity (item ``i`` is identity ``i`` saying the first
+  caption of scene ``i``): ``audio``, ``length``, ``image`` (the face, mouth closed), the
+  face's attributes as targets ``sex`` (0 female, 1 male), ``age`` (index in
+  :data:`~xmodal.world.faces.AGES`), ``skin`` and ``hair_colour`` (indices in
+  :data:`~xmodal.world.faces.SKIN_TONES` and :data:`~xmodal.world.faces.HAIR_COLOURS`),
+  ``beard`` (0/1), and ``identity`` (its id), ``text``, ``index``.
+- ``"tts"``: one item per scene: ``text`` (its first caption), ``audio`` (the narrator
+  reading it, :meth:`World.spoken_caption`), ``length``, ``image``, ``index``.
+
 Images are ``(3, H, W)`` float32 in [0, 1]; audio is ``(T,)`` float32 at
-``world.config.sample_rate``.
+``world.config.sample_rate``. Video frames stay uint8 (a float batch of them would be 4x
+larger); convert them where they are used.
 
 ``size`` counts items, so ``len(dataset) == size`` for every view. Flattened views
 (retrieval, vqa) therefore cover ``ceil(size / n)`` scenes for ``n`` captions or questions
@@ -54,6 +73,7 @@ import torch
 from torch.utils.data import Dataset
 
 from xmodal.errors import ParameterError
+from xmodal.world import faces, voices
 from xmodal.world.core import World
 from xmodal.world.language import NUMBER_WORDS
 from xmodal.world.schema import COLOURS, SHAPES, SPLITS
@@ -67,11 +87,15 @@ __all__ = [
     "PlacesDataset",
     "RetrievalDataset",
     "SeparationDataset",
+    "SpeechSeparationDataset",
+    "TTSDataset",
     "VQADataset",
+    "VoiceFaceDataset",
     "WorldDataset",
     "answers",
     "collate",
     "make_dataset",
+    "pad_collate",
 ]
 
 DEFAULT_SIZES: dict[str, int] = {
@@ -119,6 +143,35 @@ def collate(items: list[dict]) -> dict:
         else:
             batch[key] = values
     return batch
+
+
+def _pad(values: list[torch.Tensor], key: str) -> torch.Tensor:
+    """Zero-pad tensors of one rank to their largest size along every dim, then stack."""
+    if len({v.dim() for v in values}) != 1:
+        raise ParameterError(
+            f"pad_collate cannot batch {key!r}: its tensors differ in rank. "
+            f"Found shapes {[tuple(v.shape) for v in values]}"
+        )
+    shape = [max(sizes) for sizes in zip(*(v.shape for v in values), strict=True)]
+    out = values[0].new_zeros((len(values), *shape))
+    for row, v in zip(out, values, strict=True):
+        row[tuple(slice(0, n) for n in v.shape)] = v
+    return out
+
+
+def pad_collate(items: list[dict]) -> dict:
+    """:func:`collate` for items of different lengths: tensors are zero-padded at the end
+    of every dim to the batch's largest, then stacked.
+
+    The speech views' ``collate_fn``; their items carry ``length`` (and ``n_frames``), so
+    the batch says how much of each padded row is real.
+    """
+    if not items:
+        raise ParameterError("pad_collate needs at least one item. Found: []")
+    tensors = [key for key, value in items[0].items() if isinstance(value, torch.Tensor)]
+    rest = collate([{k: v for k, v in item.items() if k not in tensors} for item in items])
+    padded = {key: _pad([item[key] for item in items], key) for key in tensors}
+    return {key: padded[key] if key in padded else rest[key] for key in items[0]}
 
 
 class WorldDataset(Dataset):
@@ -354,6 +407,111 @@ class PlacesDataset(WorldDataset):
         }
 
 
+class _SpeechDataset(WorldDataset):
+    """A view whose items hold speech: takes ``cache_dir`` and batches with padding."""
+
+    collate_fn = staticmethod(pad_collate)
+
+    def __init__(
+        self, world: World, split: str, *, size: int | None = None, cache_dir=None
+    ) -> None:
+        super().__init__(world, split, size=size)
+        self.cache_dir = cache_dir
+
+
+class SpeechSeparationDataset(_SpeechDataset):
+    """Looking to Listen: separate two speakers given their faces. Item ``i`` is
+    ``world.mixture(split, i)``.
+
+    ``mixture == sources.sum(0)`` exactly; row ``k`` of ``sources`` is the speech of the
+    face in row ``k`` of ``frames``. Shapes: ``mixture`` (T,), ``sources`` (2, T) float32,
+    ``frames`` (2, F, 3, H, W) uint8 at ``fps``, ``identities`` (2,) int64 identity ids,
+    ``texts`` two strings; ``length`` = T and ``n_frames`` = F before batch padding.
+
+    Args:
+        fps: video frame rate of ``frames``.
+        cache_dir: the speech cache (None for the user cache).
+    """
+
+    view = "speech-separation"
+
+    def __init__(
+        self, world: World, split: str, *, size: int | None = None, fps: int = 25,
+        cache_dir=None,
+    ) -> None:  # fmt: skip
+        super().__init__(world, split, size=size, cache_dir=cache_dir)
+        if isinstance(fps, bool) or not isinstance(fps, numbers.Integral) or fps <= 0:
+            raise ParameterError(f"fps must be an integer > 0. Found: {fps!r}")
+        self.fps = int(fps)
+
+    def item(self, i: int) -> dict:
+        mix = self.world.mixture(self.split, i, fps=self.fps, cache_dir=self.cache_dir)
+        return {
+            "mixture": mix.mixture,
+            "sources": mix.sources,
+            "frames": mix.frames,
+            "identities": torch.tensor([p.id for p in mix.identities], dtype=torch.int64),
+            "texts": list(mix.texts),
+            "length": int(mix.mixture.shape[-1]),
+            "n_frames": int(mix.frames.shape[1]),
+            "index": i,
+        }
+
+
+class VoiceFaceDataset(_SpeechDataset):
+    """Speech2Face: from a voice to the face. Item ``i`` is identity ``i`` of the split
+    saying the first caption of scene ``i``, with its face (mouth closed).
+
+    Targets are the face's attributes as integers: ``sex`` (0 female, 1 male), ``age``
+    (index in ``faces.AGES``), ``skin`` (index in ``faces.SKIN_TONES``), ``hair_colour``
+    (index in ``faces.HAIR_COLOURS``), ``beard`` (0/1). By construction a voice carries
+    sex and age only, so the other targets measure what a model invents.
+
+    Shapes: ``audio`` (T,) float32 (``length`` = T), ``image`` (3, H, W) float32.
+    """
+
+    view = "voice-face"
+
+    def item(self, i: int) -> dict:
+        # world.utterance(split, i, i)'s audio, without drawing its talking face (~4x slower)
+        ident = self.world.identity(self.split, i)
+        text = self.world.scene(self.split, i, audio=False, questions=False).captions[0]
+        sr = self.world.config.sample_rate
+        audio = torch.from_numpy(voices.speak(text, ident.voice, sr=sr, cache_dir=self.cache_dir))
+        return {
+            "audio": audio,
+            "length": int(audio.shape[-1]),
+            "image": _as_float_image(self.world.face(self.split, i, mouth_open=0.0)),
+            "sex": faces.SEXES.index(ident.sex),
+            "age": faces.AGES.index(ident.age),
+            "skin": list(faces.SKIN_TONES).index(ident.skin),
+            "hair_colour": list(faces.HAIR_COLOURS).index(ident.hair_colour),
+            "beard": int(ident.beard),
+            "identity": ident.id,
+            "text": text,
+            "index": i,
+        }
+
+
+class TTSDataset(_SpeechDataset):
+    """Text (and picture) to speech: scene ``i``'s first caption read by the narrator.
+
+    Shapes: ``audio`` (T,) float32 (``length`` = T), ``image`` (3, H, W) float32.
+    """
+
+    view = "tts"
+
+    def item(self, i: int) -> dict:
+        spoken = self.world.spoken_caption(self.split, i, cache_dir=self.cache_dir)
+        return {
+            "text": spoken.caption,
+            "audio": spoken.audio,
+            "length": int(spoken.audio.shape[-1]),
+            "image": _as_float_image(spoken.image),
+            "index": i,
+        }
+
+
 VIEWS: dict[str, type[WorldDataset]] = {
     cls.view: cls
     for cls in (
@@ -364,7 +522,17 @@ VIEWS: dict[str, type[WorldDataset]] = {
         LocalizationDataset,
         SeparationDataset,
         PlacesDataset,
+        SpeechSeparationDataset,
+        VoiceFaceDataset,
+        TTSDataset,
     )
+}
+
+# The options each view takes, beyond ``size``.
+_OPTIONS: dict[str, tuple[str, ...]] = {
+    "speech-separation": ("cache_dir", "fps"),
+    "voice-face": ("cache_dir",),
+    "tts": ("cache_dir",),
 }
 
 
@@ -376,11 +544,12 @@ def make_dataset(
     Args:
         world: the world to draw from.
         view: one of :data:`VIEWS` (``"captioning"``, ``"retrieval"``, ``"vqa"``,
-            ``"av-correspondence"``, ``"localization"``, ``"separation"``, ``"places"``).
+            ``"av-correspondence"``, ``"localization"``, ``"separation"``, ``"places"``,
+            ``"speech-separation"``, ``"voice-face"``, ``"tts"``).
         split: ``"train"``, ``"val"``, ``"test"`` or ``"compositional"``.
         size: items in the dataset; None for :data:`DEFAULT_SIZES` of the split.
-        options: view-specific settings (no view takes any yet; any given is an error
-            rather than silently ignored).
+        options: view-specific settings: ``cache_dir`` for the speech views, ``fps`` for
+            ``"speech-separation"``. Any other is an error rather than silently ignored.
 
     Example:
         >>> ds = make_dataset(World(seed=0), "captioning", "val", size=8)
@@ -388,6 +557,10 @@ def make_dataset(
     """
     if view not in VIEWS:
         raise ParameterError(f"unknown view {view!r}; the views are {list(VIEWS)}")
-    if options:
-        raise ParameterError(f"view {view!r} takes no options. Found: {sorted(options)}")
-    return VIEWS[view](world, split, size=size)
+    accepted = _OPTIONS.get(view, ())
+    unknown = sorted(set(options) - set(accepted))
+    if unknown and not accepted:
+        raise ParameterError(f"view {view!r} takes no options. Found: {unknown}")
+    if unknown:
+        raise ParameterError(f"view {view!r} takes the options {list(accepted)}. Found: {unknown}")
+    return VIEWS[view](world, split, size=size, **options)
