@@ -256,6 +256,66 @@ def test_talking_face_mouth_follows_the_track(spoken):
     assert np.corrcoef(change, track)[0, 1] > 0.8
 
 
+def _talking_face_reference(rng, ident, audio, sr, *, fps=25, image_size=64):
+    """talking_face as it was before it drew only the mouth box: every frame drawn whole."""
+    track = mouth_track(audio, sr, fps=fps)
+    window, (cy, cx), palette = F._pose(rng, ident, image_size)
+    labels = np.empty((len(track), image_size, image_size), np.uint8)
+    labels[:] = window
+    for t, opening in enumerate(track.tolist()):
+        F._draw_mouth(labels[t], ident, cy, cx, opening)
+    return np.ascontiguousarray(np.take(palette, labels, axis=1).transpose(1, 0, 2, 3))
+
+
+def _clips(n: int = 5) -> list[np.ndarray]:
+    """Speech-like waveforms: bursts of noise under a wobbling envelope, with pauses; and
+    silence and a constant tone (every frame shut or open alike)."""
+    g = np.random.default_rng(123)
+    clips = []
+    for _ in range(n):
+        size = int(SR * g.uniform(0.3, 2.5))
+        t = np.arange(size) / SR
+        envelope = np.abs(np.sin(2 * np.pi * g.uniform(1, 6) * t)) ** g.uniform(0.5, 3)
+        voiced = (g.random(size // 400 + 1) > 0.3)[np.arange(size) // 400]
+        clips.append((envelope * voiced * g.standard_normal(size)).astype(np.float32))
+    return clips + [np.zeros(SR // 2, np.float32), np.full(SR // 3, 0.1, np.float32)]
+
+
+@pytest.mark.parametrize(("image_size", "fps"), [(64, 25), (32, 30), (97, 25)])
+def test_talking_face_is_byte_identical_to_drawing_every_frame_whole(image_size, fps):
+    clips = _clips()
+    for k in range(50):
+        p = identity(np.random.default_rng([11, k]), id=k)
+        for c, y in enumerate(clips):
+            seed = [k, c, image_size]
+            rng_new, rng_old = np.random.default_rng(seed), np.random.default_rng(seed)
+            new = talking_face(rng_new, p, y, SR, fps=fps, image_size=image_size)
+            old = _talking_face_reference(rng_old, p, y, SR, fps=fps, image_size=image_size)
+            assert new.shape == old.shape and new.dtype == old.dtype
+            assert new.flags.c_contiguous
+            assert new.tobytes() == old.tobytes(), (k, c)
+            assert rng_new.bit_generator.state == rng_old.bit_generator.state
+
+
+def test_mouth_patches_match_draw_mouth_for_any_opening():
+    g = np.random.default_rng(5)
+    edge = [0.5 / (F._MAX_OPEN * s) for s in (32, 64, 128)]  # the closed/open threshold
+    openings = np.concatenate([[0.0, 1.0], edge, np.nextafter(edge, 0), g.random(60)])
+    for k in range(30):
+        p = identity(np.random.default_rng([12, k]), id=k)
+        for size in (32, 64, 128):
+            window, (cy, cx), _ = F._pose(np.random.default_rng(k), p, size)
+            box = top, bottom, left, right = mouth_box(p, image_size=size)
+            patches = F._mouth_patches(window, p, cy, cx, openings, box)
+            for opening, patch in zip(openings.tolist(), patches, strict=True):
+                labels = window.copy()
+                F._draw_mouth(labels, p, cy, cx, opening)
+                outside = labels.copy()
+                outside[top:bottom, left:right] = window[top:bottom, left:right]
+                assert (outside == window).all()  # the mouth stays in its box
+                assert (labels[top:bottom, left:right] == patch).all()
+
+
 # ------------------------------------------------------------------------------ bad input
 
 

@@ -437,6 +437,59 @@ def _draw_mouth(labels: np.ndarray, ident: Identity, cy: float, cx: float, openi
             labels[y, x0:x1] = _LIPLINE
 
 
+def _box_array(lo: np.ndarray, hi: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_box` of arrays of bounds."""
+    return np.maximum(0, np.floor(lo)), np.minimum(n, np.ceil(hi))
+
+
+def _ellipses_in_box(rows, cols, cy, ry, cx, rx, n) -> np.ndarray:
+    """(K, len(rows), len(cols)) masks of the pixels that ``_ellipse`` fills for the K
+    ellipses of centres (cy[k], cx) and radii (ry[k], rx), clipped to (n, n), over the
+    pixels ``rows`` x ``cols``; the same float operations, so the same pixels."""
+    y0, y1 = _box_array(cy - ry, cy + ry, n)
+    x0, x1 = _box(cx - rx, cx + rx, n)
+    valid = (y1 > y0) & (x1 > x0) & (ry > 0) & (rx > 0)
+    dy = (rows + (0.5 - cy[:, None])) / np.where(ry > 0, ry, 1.0)[:, None]
+    inside_rows = (rows >= y0[:, None]) & (rows < y1[:, None]) & valid[:, None]
+    if rx > 0:
+        dx = (cols + (0.5 - cx)) / rx
+    else:
+        dx = np.full(len(cols), np.inf)
+    inside_cols = (cols >= x0) & (cols < x1)
+    mask = (dy * dy)[:, :, None] + dx * dx <= 1.0
+    return mask & inside_rows[:, :, None] & inside_cols
+
+
+def _mouth_patches(window, ident: Identity, cy: float, cx: float, openings, box):
+    """(K, bottom - top, right - left) uint8 labels of ``window[top:bottom, left:right]``
+    after :func:`_draw_mouth` with each of the K ``openings`` (float64), all at once:
+    the same pixels as K calls of it, given that ``box`` holds every pixel it touches."""
+    top, bottom, left, right = box
+    s = window.shape[0]
+    rows = np.arange(top, bottom)
+    cols = np.arange(left, right)
+    my, mw = cy + _MOUTH_Y * s, ident.mouth_width * s
+    h = openings * _MAX_OPEN * s
+    centre = my + h / 2
+    patches = np.repeat(window[None, top:bottom, left:right], len(openings), axis=0)
+    lips = _ellipses_in_box(rows, cols, centre, h / 2 + _LIP * s, cx, mw, s)
+    patches[lips] = _LIPS
+    opened = h >= 0.5
+    inside = _ellipses_in_box(rows, cols, centre, h / 2, cx, mw * 0.82, s)
+    patches[inside & opened[:, None, None]] = _INSIDE
+    y0, y1 = _box_array(np.full_like(h, my), my + np.minimum(h * 0.3, 0.02 * s), s)
+    x0, x1 = _box(cx - mw * 0.5, cx + mw * 0.5, s)
+    teeth_rows = (rows >= y0[:, None]) & (rows < y1[:, None]) & opened[:, None]
+    teeth_cols = (cols >= x0) & (cols < x1)
+    patches[teeth_rows[:, :, None] & teeth_cols] = _TEETH
+    y = int(my)
+    if 0 <= y < s and (~opened).any():
+        x0, x1 = _box(cx - mw * 0.85, cx + mw * 0.85, s)
+        line = (rows == y)[:, None] & (cols >= x0) & (cols < x1)
+        patches[~opened] = np.where(line, _LIPLINE, patches[~opened])
+    return patches
+
+
 def _pose(rng: np.random.Generator, ident: Identity, size: int):
     """One call's jitter: (window of the label canvas, head centre in it, (3, K) palette)."""
     u = rng.random(4).tolist()
@@ -462,8 +515,10 @@ def mouth_box(ident: Identity, *, image_size: int = 64) -> tuple[int, int, int, 
     """``(top, bottom, left, right)``: the rows and columns (bottom and right exclusive)
     that the mouth of any :func:`draw_face` of ``ident`` can touch, over every jitter
     and opening."""
-    ident = _check_identity(ident)
-    s = _check_image_size(image_size)
+    return _mouth_box(_check_identity(ident), _check_image_size(image_size))
+
+
+def _mouth_box(ident: Identity, s: int) -> tuple[int, int, int, int]:
     m = _margin(s)
     top = (_HEAD_CY + _MOUTH_Y - _LIP) * s - m
     bottom = (_HEAD_CY + _MOUTH_Y + _MAX_OPEN + _LIP) * s + m
@@ -609,8 +664,15 @@ def talking_face(
     size = _check_image_size(image_size)
     track = mouth_track(audio, sr, fps=fps)
     window, (cy, cx), palette = _pose(rng, ident, size)
-    labels = np.empty((len(track), size, size), np.uint8)
-    labels[:] = window
-    for t, opening in enumerate(track.tolist()):
-        _draw_mouth(labels[t], ident, cy, cx, opening)
-    return np.ascontiguousarray(np.take(palette, labels, axis=1).transpose(1, 0, 2, 3))
+    # The face without a mouth is coloured once; the mouth only ever touches the pixels
+    # of mouth_box, so only that box is drawn per distinct opening (silence and clipped
+    # peaks repeat 0 and 1), all openings at once, and pasted into the frames.
+    box = _mouth_box(ident, size)
+    top, bottom, left, right = box
+    openings, which = np.unique(track, return_inverse=True)
+    patches = _mouth_patches(window, ident, cy, cx, openings.astype(np.float64), box)
+    frames = np.empty((len(track), 3, size, size), np.uint8)
+    frames[:] = np.take(palette, window, axis=1)
+    coloured = np.take(palette, patches, axis=1).transpose(1, 0, 2, 3)  # (K, 3, h, w)
+    frames[:, :, top:bottom, left:right] = coloured[which.reshape(-1)]
+    return frames
