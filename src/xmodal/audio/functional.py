@@ -897,7 +897,9 @@ def mfcc(
             window=window, center=center, pad_mode=pad_mode, power=power,
             n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=mel_norm,
         )  # fmt: skip
-        S = power_to_db(mel, top_db=top_db)
+        if top_db is not None:
+            top_db = check_positive_number(top_db, "top_db", allow_zero=True)
+        S = _power_to_db(mel, 1.0, 1e-10, top_db)  # mel was just made: no second check
     else:
         S = as_signal(S, "S", min_ndim=2)
     if n_mfcc > S.shape[-2]:

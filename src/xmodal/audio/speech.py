@@ -19,77 +19,30 @@ Example:
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import os
-import threading
 
 import numpy as np
 import torch
 
 from xmodal._checks import check_positive_int
-from xmodal.errors import ParameterError, XmodalError
+from xmodal._espeak import synthesize_pcm
+from xmodal.errors import ParameterError
 
 __all__ = ["list_voices", "synthesize"]
 
-# espeak_AUDIO_OUTPUT, espeak_PARAMETER and espeak_POSITION_TYPE from speak_lib.h.
-_AUDIO_OUTPUT_SYNCHRONOUS = 2
-_PARAM = {"rate": 1, "volume": 2, "pitch": 3, "range": 4, "wordgap": 7}
-_POS_CHARACTER = 1
-_CHARS_UTF8 = 1
-_EE_OK = 0
-_RAND_SEED = 1
 
-_CALLBACK = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
-)
+@functools.lru_cache(maxsize=1)
+def _voice_variants() -> tuple[str, ...]:
+    import espeakng_loader
 
-# eSpeak keeps one global synthesizer per process: calls are serialised, and a forked
-# child (a DataLoader worker) initialises its own.
-_lock = threading.Lock()
-_state: dict = {"pid": None, "lib": None, "sr": None, "chunks": [], "callback": None}
-
-
-def _library():
-    if _state["pid"] == os.getpid():
-        return _state["lib"]
-    try:
-        import espeakng_loader
-    except ImportError:  # pragma: no cover - a runtime dependency, but say so if missing
-        raise XmodalError(
-            "speech synthesis needs the espeakng-loader package: pip install espeakng-loader"
-        ) from None
-    lib = ctypes.CDLL(espeakng_loader.get_library_path())
-    lib.espeak_Initialize.restype = ctypes.c_int
-    lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-    lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-    lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-    lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
-    lib.espeak_Synth.argtypes = [
-        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-        ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
-    ]  # fmt: skip
-    data = espeakng_loader.get_data_path().encode()
-    sr = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data, 0)
-    if sr <= 0:
-        raise XmodalError(f"eSpeak NG failed to initialise with its data at {data.decode()}")
-
-    def collect(wav, numsamples, events):
-        if numsamples > 0:
-            _state["chunks"].append(np.ctypeslib.as_array(wav, shape=(numsamples,)).copy())
-        return 0
-
-    _state["callback"] = _CALLBACK(collect)  # kept alive: the C side holds the pointer
-    lib.espeak_SetSynthCallback(_state["callback"])
-    _state.update(pid=os.getpid(), lib=lib, sr=sr)
-    return lib
+    variants = os.path.join(espeakng_loader.get_data_path(), "voices", "!v")
+    return tuple(sorted(os.listdir(variants)))
 
 
 def list_voices() -> list[str]:
     """Names of the voice variants that can follow ``+`` in a voice (``"en+f3"``)."""
-    import espeakng_loader
-
-    variants = os.path.join(espeakng_loader.get_data_path(), "voices", "!v")
-    return sorted(os.listdir(variants))
+    return list(_voice_variants())
 
 
 def synthesize(
@@ -122,7 +75,7 @@ def synthesize(
         raise ParameterError(f"voice must be a name like 'en' or 'en+f3'. Found: {voice!r}")
     if "+" in voice:
         variant = voice.split("+", 1)[1]
-        if variant not in list_voices():
+        if variant not in _voice_variants():
             # eSpeak would silently fall back to the default voice.
             raise ParameterError(
                 f"voice variant {variant!r} (in voice {voice!r}) is not one of eSpeak NG's; "
@@ -136,24 +89,7 @@ def synthesize(
         if value > 100:
             raise ParameterError(f"{name} must be in [0, 100]. Found: {value}")
     check_positive_int(word_gap, "word_gap", minimum=0)
-    encoded = text.encode("utf-8")
-    with _lock:
-        lib = _library()
-        if lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
-            raise ParameterError(f"voice {voice!r} is not known to eSpeak NG")
-        for name, value in (("rate", rate), ("pitch", pitch), ("range", pitch_range),
-                            ("wordgap", word_gap)):  # fmt: skip
-            lib.espeak_SetParameter(_PARAM[name], value, 0)
-        # eSpeak seeds its noise source (breathy variants such as f3) from the clock.
-        lib.espeak_ng_SetRandSeed(_RAND_SEED)
-        _state["chunks"] = []
-        buf = ctypes.create_string_buffer(encoded)
-        status = lib.espeak_Synth(buf, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8,
-                                  None, None)  # fmt: skip
-        lib.espeak_Synchronize()
-        chunks, _state["chunks"] = _state["chunks"], []
-        sr = _state["sr"]
-    if status != _EE_OK or not chunks:
-        raise XmodalError(f"eSpeak NG produced no audio for {text!r} (status {status})")
-    y = np.concatenate(chunks).astype(np.float32) / 32768.0
+    pcm, sr = synthesize_pcm(text, voice, rate=rate, pitch=pitch, pitch_range=pitch_range,
+                             word_gap=word_gap)  # fmt: skip
+    y = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
     return torch.from_numpy(y), int(sr)

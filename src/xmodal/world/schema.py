@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 __all__ = [
     "AMBIENCE_PEAK",
     "COLOURS",
@@ -135,8 +133,3 @@ def relation(a: WorldObject, b: WorldObject, *, margin: float = 0.0) -> list[str
     if dy > margin:
         out.append("below")
     return out
-
-
-def as_numpy_rng(seed_words: list[int]) -> np.random.Generator:
-    """The generator of one sample: PCG64 seeded with a SeedSequence of ``seed_words``."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed_words)))

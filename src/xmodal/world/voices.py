@@ -5,9 +5,9 @@ eSpeak NG keeps waveform-generator state from one utterance to the next in a pro
 :func:`speak` therefore synthesizes every utterance in a fresh child process and keeps
 the result in a disk cache, where a later call finds it in tens of microseconds.
 
-The child is a stdlib-only Python snippet (ctypes + ``espeakng_loader``) run with
-``python -c``: it makes the same eSpeak calls, in the same order, as
-:func:`xmodal.audio.speech.synthesize` and writes the 16-bit samples to stdout. Measured
+The child is ``python -m xmodal._espeak``: the same ctypes engine that
+:func:`xmodal.audio.speech.synthesize` drives in-process, importing neither torch nor
+numpy, writing the 16-bit samples to stdout. Measured
 on a 2-core CPU, a 10-word sentence costs ~35 ms that way; a ``spawn`` process pool with
 one task per child costs ~1.6 s per utterance (every child imports torch), and a
 ``forkserver`` pool ~21 ms per utterance after a ~1.5 s start and with process-global
@@ -53,48 +53,6 @@ CACHE_VERSION = 1
 _LANGUAGE = "en"
 _QUALITY = "HQ"  # soxr quality, librosa's default
 _WORKERS = 2
-
-# The child process: no torch, no numpy, so it starts in ~25 ms. It mirrors the calls of
-# xmodal.audio.speech.synthesize (voice, rate, pitch, range, word gap, noise seed 1,
-# synth, synchronize); tests check the two agree sample for sample. Arguments: voice,
-# rate, pitch, range, wordgap; the UTF-8 text on stdin; raw int16 samples on stdout,
-# after a 4-byte little-endian sample rate.
-_CHILD = r"""
-import ctypes, struct, sys
-import espeakng_loader
-lib = ctypes.CDLL(espeakng_loader.get_library_path())
-lib.espeak_Initialize.restype = ctypes.c_int
-lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
-lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-                             ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-sr = lib.espeak_Initialize(2, 0, espeakng_loader.get_data_path().encode(), 0)
-if sr <= 0:
-    sys.exit("eSpeak NG failed to initialise")
-chunks = []
-def collect(wav, n, events):
-    if n > 0:
-        chunks.append(ctypes.string_at(wav, 2 * n))
-    return 0
-callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
-                            ctypes.c_void_p)(collect)
-lib.espeak_SetSynthCallback(callback)
-voice, rate, pitch, prange, gap = sys.argv[1:6]
-if lib.espeak_SetVoiceByName(voice.encode()) != 0:
-    sys.exit("unknown voice " + voice)
-for param, value in ((1, rate), (3, pitch), (4, prange), (7, gap)):
-    lib.espeak_SetParameter(param, int(value), 0)
-lib.espeak_ng_SetRandSeed(1)
-text = sys.stdin.buffer.read()
-buf = ctypes.create_string_buffer(text)
-status = lib.espeak_Synth(buf, len(text) + 1, 0, 1, 0, 1, None, None)
-lib.espeak_Synchronize()
-if status != 0 or not chunks:
-    sys.exit("eSpeak NG produced no audio (status %d)" % status)
-sys.stdout.buffer.write(struct.pack("<i", sr) + b"".join(chunks))
-"""
 
 
 # ------------------------------------------------------------------------------ voices
@@ -236,11 +194,15 @@ def _store(path: Path, y: np.ndarray) -> None:
 
 
 def _synthesize_fresh(text: str, voice: VoiceParams) -> tuple[np.ndarray, int]:
-    """``(int16 samples, sample rate)`` of ``text``, as the first utterance of a new process."""
+    """``(int16 samples, sample rate)`` of ``text``, as the first utterance of a new process.
+
+    The child runs :mod:`xmodal._espeak`, the engine :func:`xmodal.audio.speech.synthesize`
+    drives in-process, so the two agree sample for sample (a test checks it).
+    """
     args = [str(v) for v in (voice.voice, voice.rate, voice.pitch, voice.pitch_range,
                              voice.word_gap)]  # fmt: skip
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, *args],
+        [sys.executable, "-m", "xmodal._espeak", *args],
         input=text.encode("utf-8"),
         capture_output=True,
         check=False,
