@@ -261,6 +261,11 @@ def test_utterance_speaks_a_caption_with_a_talking_face(world, tmp_path):
     assert abs(u.frames.shape[0] - len(u.audio) / 16000 * u.fps) <= 1
     again = world.utterance("val", 2, 7, cache_dir=tmp_path)
     assert torch.equal(again.frames, u.frames) and torch.equal(again.audio, u.audio)
+    voice_only = world.utterance("val", 2, 7, frames=False, cache_dir=tmp_path)
+    assert voice_only.frames is None and torch.equal(voice_only.audio, u.audio)
+    assert world.sentence("val", 7) == u.text
+    with pytest.raises(ParameterError, match="frames"):
+        world.utterance("val", 2, 7, frames="no", cache_dir=tmp_path)
 
 
 def test_spoken_caption_is_the_narrator_reading_caption_0(world, tmp_path):

@@ -224,14 +224,14 @@ class Utterance:
         text: what is said.
         audio: ``(T,)`` float32 speech at ``sample_rate``.
         frames: ``(F, 3, H, W)`` uint8 talking-face frames at ``fps``, the mouth opening
-            following the speech.
+            following the speech (None if asked for without frames).
     """
 
     split: str
     identity: faces.Identity
     text: str
     audio: torch.Tensor
-    frames: torch.Tensor
+    frames: torch.Tensor | None
     sample_rate: int = 16000
     fps: int = 25
 
@@ -528,23 +528,32 @@ class World:
                                 mouth_open=mouth_open)  # fmt: skip
         return torch.from_numpy(image)
 
-    def utterance(self, split: str, k: int, j: int, *, fps: int = 25, cache_dir=None) -> Utterance:
-        """Person ``k`` of ``split`` saying sentence ``j``, with the talking face.
+    def sentence(self, split: str, j: int) -> str:
+        """Sentence ``j`` of ``split``, what people say: the first caption of scene ``j``."""
+        return self.scene(split, j, audio=False, questions=False).captions[0]
 
-        The sentence is the first caption of scene ``j`` of the same split. Speech comes
-        from eSpeak NG through the disk cache of :mod:`xmodal.world.voices` (the first
-        call per sentence and voice takes ~35 ms, later ones well under 1 ms).
+    def utterance(
+        self, split: str, k: int, j: int, *, fps: int = 25, frames: bool = True, cache_dir=None
+    ) -> Utterance:
+        """Person ``k`` of ``split`` saying :meth:`sentence` ``j``, with the talking face.
+
+        Speech comes from eSpeak NG through the disk cache of :mod:`xmodal.world.voices`
+        (the first call per sentence and voice takes ~35 ms, later ones well under 1 ms).
+        ``frames=False`` skips drawing the talking face (``Utterance.frames`` is None).
         """
         ident = self.identity(split, k)
-        self._check(split, j)
-        text = self.scene(split, j, audio=False, questions=False).captions[0]
+        text = self.sentence(split, j)
         sr = self.config.sample_rate
         audio = voices.speak(text, ident.voice, sr=sr, cache_dir=cache_dir)
-        rng = self._utterance_rng(split, k, j)
-        frames = faces.talking_face(rng, ident, audio, sr, fps=fps,
-                                    image_size=self.config.image_size)  # fmt: skip
+        video = None
+        if check_bool(frames, "frames"):
+            rng = self._utterance_rng(split, k, j)
+            size = self.config.image_size
+            video = torch.from_numpy(
+                faces.talking_face(rng, ident, audio, sr, fps=fps, image_size=size)
+            )
         return Utterance(split=split, identity=ident, text=text, audio=torch.from_numpy(audio),
-                         frames=torch.from_numpy(frames), sample_rate=sr, fps=fps)  # fmt: skip
+                         frames=video, sample_rate=sr, fps=fps)  # fmt: skip
 
     def _utterance_rng(self, split: str, k: int, j: int) -> np.random.Generator:
         """The generator of the pose of person ``k``'s face while saying sentence ``j``."""
@@ -583,9 +592,9 @@ class World:
         j1 = int(u[2] * _MIX_SENTENCES)
         j2 = (j1 + 1 + int(u[3] * (_MIX_SENTENCES - 1))) % _MIX_SENTENCES
         gain_db = _MIX_GAIN_DB * (2.0 * u[4] - 1.0)
-        first = self.scene(split, j1, audio=False, questions=False).captions[0]
+        first = self.sentence(split, j1)
         # Two scenes can share a first caption; the next scene with another one is taken.
-        while self.scene(split, j2, audio=False, questions=False).captions[0] == first:
+        while self.sentence(split, j2) == first:
             j2 = (j2 + 1) % _MIX_SENTENCES
         utts = [
             self.utterance(split, k, j, fps=fps, cache_dir=cache_dir)

@@ -447,8 +447,7 @@ def _export_ljspeech(world: World, root: Path, sizes: dict[str, int], cache_dir)
 
     sr = world.config.sample_rate
     # Synthesize the misses in parallel first; spoken_caption then reads the cache.
-    captions = [world.scene(split, i, audio=False, questions=False).captions[0]
-                for split, n in sizes.items() for i in range(n)]  # fmt: skip
+    captions = [world.sentence(split, i) for split, n in sizes.items() for i in range(n)]
     voices.speak_many(captions, [NARRATOR] * len(captions), sr=sr, cache_dir=cache_dir)
     lines = []
     for split, n in sizes.items():
