@@ -6,9 +6,14 @@
     xmodal audio griffinlim FILE --out y.wav
     xmodal world export --format coco|vqa|av-manifest|ljspeech|recipe1m --out DIR [--size N]
     xmodal world preview --domain scenes|places|faces|recipes -n 16 --out grid.png
+    xmodal tasks
+    xmodal train TASK [--config f.yaml] [--runs-dir runs] [--resume DIR] [key=value ...]
+    xmodal eval TASK --run DIR [--split test]
+    xmodal predict TASK --run DIR INPUT... [--out DIR]
 
 Every subcommand has ``--help``. A bad file or parameter ends with one line on stderr,
 ``xmodal: error: ...``, and exit status 1 (2 for a malformed command line); no traceback.
+Ctrl-C ends with exit status 130 (training first saves a checkpoint to resume from).
 """
 
 from __future__ import annotations
@@ -121,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     gl.set_defaults(run=_audio_griffinlim)
 
     _add_world_commands(commands)
+    _add_engine_commands(commands)
     return parser
 
 
@@ -175,6 +181,128 @@ def _add_world_commands(commands) -> None:
     pre.add_argument("--dpi", type=int, default=120, help="resolution of a raster figure")
     pre.add_argument("--cache-dir", default=None, metavar="DIR", help=_CACHE_HELP)
     pre.set_defaults(run=_world_preview)
+
+
+def _add_engine_commands(commands) -> None:
+    tasks = commands.add_parser("tasks", help="list the tasks that train, eval and predict run",
+                                description="List the registered tasks.")  # fmt: skip
+    tasks.set_defaults(run=_tasks)
+
+    tr = commands.add_parser(
+        "train", help="train a task; everything goes to a new run folder",
+        description="Train TASK on its default data and write a run folder: the resolved "
+        "config, checkpoints/last.ckpt (resumable), logs, model.safetensors + model.json, "
+        "metrics.json, figures and report.html. Config values come from the task's "
+        "defaults, then --config, then KEY=VALUE overrides (dotted keys, values read as "
+        "YAML), e.g. trainer.max_epochs=3 trainer.devices=4 trainer.strategy=ddp.",
+    )  # fmt: skip
+    tr.add_argument("task", metavar="TASK", help="a task name (see `xmodal tasks`)")
+    tr.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    tr.add_argument("--config", metavar="FILE", default=None, help="a YAML config file")
+    tr.add_argument("--runs-dir", default="runs", metavar="DIR",
+                    help="new runs go to DIR/TASK/<time> (default: %(default)s)")  # fmt: skip
+    tr.add_argument("--run-dir", default=None, metavar="DIR",
+                    help="write the run to DIR instead (e.g. the same for every process of a "
+                    "multi-node job)")  # fmt: skip
+    tr.add_argument("--resume", default=None, metavar="DIR",
+                    help="continue the run in DIR from its last checkpoint, with its config "
+                    "(overrides apply on top, e.g. trainer.max_epochs=20)")  # fmt: skip
+    tr.add_argument("--print-config", action="store_true",
+                    help="print the resolved config as YAML and exit without training")  # fmt: skip
+    tr.set_defaults(run=_train)
+
+    ev = commands.add_parser(
+        "eval", help="evaluate a trained run on a split",
+        description="Compute every metric of TASK on SPLIT with the run's exported model; "
+        "print them and write RUN/eval-SPLIT.json.",
+    )  # fmt: skip
+    ev.add_argument("task", metavar="TASK", help="the run's task")
+    ev.add_argument("--run", dest="run_dir", required=True, metavar="DIR", help="a run folder")
+    ev.add_argument("--split", default="test", help="data split (default: %(default)s)")
+    ev.set_defaults(run=_eval)
+
+    pr = commands.add_parser(
+        "predict", help="run a trained model on files or texts",
+        description="Run the run's model on each INPUT (a file path or a text, as the task "
+        "expects); print each result and the files written.",
+    )  # fmt: skip
+    pr.add_argument("task", metavar="TASK", help="the run's task")
+    pr.add_argument("inputs", nargs="+", metavar="INPUT", help="files or texts")
+    pr.add_argument("--run", dest="run_dir", required=True, metavar="DIR", help="a run folder")
+    pr.add_argument("--out", default=None, metavar="DIR",
+                    help="folder for the outputs (default: RUN/predictions)")  # fmt: skip
+    pr.set_defaults(run=_predict)
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for r in rows:
+        cells = [c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)] + [r[-1]]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _metrics_table(metrics: dict) -> str:
+    from xmodal.engine.report import flatten_metrics
+
+    def fmt(v) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    flat = flatten_metrics(metrics)
+    if not flat:
+        return "(no metrics)"
+    return _table([("metric", "value")] + [(k, fmt(v)) for k, v in flat.items()])
+
+
+def _tasks(args) -> int:
+    from xmodal.registry import list_tasks
+
+    rows = [("name", "family", "data", "summary")]
+    rows += [(t.name, t.family, t.data, t.summary) for t in list_tasks()]
+    print(_table(rows))
+    return 0
+
+
+def _train(args) -> int:
+    from xmodal.engine.config import format_config
+    from xmodal.engine.run import resolve_config, train
+
+    if args.print_config:
+        cfg = resolve_config(args.task, config_file=args.config, overrides=args.overrides,
+                             resume=args.resume)  # fmt: skip
+        print(format_config(cfg), end="")
+        return 0
+    run = train(args.task, config_file=args.config, overrides=args.overrides,
+                runs_dir=args.runs_dir, run_dir=args.run_dir, resume=args.resume,
+                echo=lambda line: print(line, flush=True))  # fmt: skip
+    if run.metrics:
+        print(_metrics_table(run.metrics))
+        print(f"run folder: {run.run_dir}")
+    return 0
+
+
+def _eval(args) -> int:
+    from xmodal.engine.run import evaluate
+
+    metrics = evaluate(args.run_dir, args.split, task=args.task)
+    print(_metrics_table({args.split: metrics}))
+    print(f"wrote {Path(args.run_dir) / f'eval-{args.split}.json'}")
+    return 0
+
+
+def _predict(args) -> int:
+    from xmodal.engine.run import predict
+
+    out = Path(args.out) if args.out is not None else Path(args.run_dir) / "predictions"
+    records = predict(args.run_dir, args.inputs, out, task=args.task)
+    for item, record in zip(args.inputs, records, strict=False):
+        if isinstance(record, dict) and "text" in record:
+            print(f"{item}: {record['text']}")
+        for path in record.get("files", []) if isinstance(record, dict) else []:
+            print(f"wrote {path}")
+    print(f"wrote {out / 'predictions.json'}")
+    return 0
 
 
 def _out_path(value: str, suffixes: tuple[str, ...]) -> Path:
@@ -301,12 +429,24 @@ def _world_preview(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # `xmodal train TASK --runs-dir x a=1 b=2`: argparse leaves the overrides after an
+        # option unparsed; they keep their order (later wins).
+        if getattr(args, "command", None) == "train" and all(
+            "=" in e and not e.startswith("-") for e in extra
+        ):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.run(args)
     except XmodalError as err:
         print(f"xmodal: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as err:  # training's TrainingInterrupted says how to resume
+        print(f"xmodal: {err or 'interrupted'}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -75,6 +75,7 @@ __all__ = [
     "facts_hold",
     "questions",
     "scene_text",
+    "word_attribute",
 ]
 
 # ----------------------------------------------------------------------------- vocabulary
@@ -801,6 +802,31 @@ def caption_facts(text: str) -> CaptionFacts:
             unparsed.append(word)
     unparsed.extend(pending_words)
     return facts
+
+
+_WORD_EDGES = ",.;:!?\"'()-"
+
+
+def word_attribute(word: str) -> tuple[str, str] | None:
+    """The attribute a single caption word names: ``("colour", c)``, ``("shape", s)`` or None.
+
+    Reads the parser's own lexicon, so plurals count ("crosses" -> ``("shape", "cross")``)
+    and every colour word of the vocabulary is found; words that name no particular
+    colour or shape ("thing", "object", "big", "left") give None. Case and surrounding
+    punctuation are ignored.
+
+    Example:
+        >>> word_attribute("Circles,"), word_attribute("red"), word_attribute("thing")
+        (('shape', 'circle'), ('colour', 'red'), None)
+    """
+    if not isinstance(word, str):
+        raise ParameterError(f"word must be a string. Found: {word!r}")
+    kind, value = _LEXICON.get(word.lower().strip(_WORD_EDGES), (-1, None))
+    if kind == _COLOUR:
+        return ("colour", value)
+    if kind == _NOUN and value is not None:
+        return ("shape", value)
+    return None
 
 
 def _matches(m: Mention, o: WorldObject) -> bool:

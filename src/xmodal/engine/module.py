@@ -1,0 +1,363 @@
+"""The Lightning side of the engine: one LightningModule for every task, the ``last.ckpt``
+callback and an atomic checkpoint writer.
+
+:class:`TaskModule` turns a :class:`~xmodal.engine.Task` and its plain ``nn.Module`` into
+a LightningModule: steps, logging, optimizers and the per-epoch reseeding that makes a
+resumed run identical to one that was never stopped. :class:`LastCheckpoint` keeps
+``checkpoints/last.ckpt`` fresh (every epoch end, every N steps, and on Ctrl-C) and, with
+the sampler of :func:`~xmodal.engine.seeded_loader`, resumes a mid-epoch checkpoint at the
+batch where it stopped with the random state it had there.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from torch import nn
+
+from xmodal.engine.data import SeededSampler, mix_seed
+from xmodal.engine.report import _umask
+from xmodal.engine.task import Task
+from xmodal.errors import DataError
+
+__all__ = ["AtomicCheckpointIO", "LastCheckpoint", "TaskModule", "reseed"]
+
+
+# ------------------------------------------------------------------------------ RNG
+
+
+def reseed(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's (CPU and CUDA) global generators, silently."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - the global generator is the point
+    torch.manual_seed(seed)  # seeds every CUDA device too
+
+
+def rng_state() -> dict[str, Any]:
+    """The global RNG states, as data ``torch.load(weights_only=True)`` accepts."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
+    state = {
+        "python": [version, list(internal), gauss],
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
+                  float(cached)],
+        "torch": torch.get_rng_state(),
+    }  # fmt: skip
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    keys = keys.numpy().astype(np.uint32)
+    np.random.set_state((name, keys, pos, has_gauss, cached))  # noqa: NPY002
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ------------------------------------------------------------------------------ module
+
+
+def _first_tensor(batch) -> torch.Tensor | None:
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if isinstance(batch, Mapping):
+        items = batch.values()
+    elif isinstance(batch, (list, tuple)):
+        items = batch
+    else:
+        return None
+    for item in items:
+        found = _first_tensor(item)
+        if found is not None:
+            return found
+    return None
+
+
+def batch_size_of(batch) -> int:
+    """The leading size of the first tensor in ``batch`` (a dict, list or tensor); 1 if none."""
+    t = _first_tensor(batch)
+    return int(t.shape[0]) if t is not None and t.ndim > 0 else 1
+
+
+def _scalar(value, where: str):
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise DataError(
+                f"{where} must be a scalar. Found a tensor of shape {tuple(value.shape)}"
+            )
+        return value.detach().reshape(())
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise DataError(f"{where} must be a number. Found: {value!r}")
+    return float(value)
+
+
+class TaskModule(pl.LightningModule):
+    """A LightningModule around ``(task, model)``; the model stays a plain ``nn.Module``.
+
+    Logs ``train/loss`` (and the task's logs as ``train/<key>``) per step and per epoch,
+    ``val/<key>`` as batch-size-weighted epoch means, and ``samples/s`` on the progress
+    bar. Before each training epoch the global RNGs are reseeded from (seed, epoch).
+    """
+
+    def __init__(self, task: Task, model: nn.Module) -> None:
+        super().__init__()
+        self.task = task
+        self.model = model
+        self.seed = int(task.config.seed)
+        self.samples_seen = 0  # over the whole run, across resumes
+        self.samples_timed = 0  # those whose step time was measured (not an epoch's first)
+        self.train_seconds = 0.0  # in training steps (what samples/s divides by)
+        self.wall_before = 0.0  # wall-clock seconds of fit in earlier sessions of the run
+        self._fit_t0 = time.perf_counter()
+        self._t_last: float | None = None
+        self._rate: float | None = None
+        self._updating = False  # True between the optimizer update and on_train_batch_end
+
+    # ------------------------------------------------------------------ training
+
+    def on_fit_start(self) -> None:
+        self._fit_t0 = time.perf_counter()
+
+    @property
+    def wall_seconds(self) -> float:
+        """Wall-clock seconds of training over every session of the run, so far."""
+        return self.wall_before + time.perf_counter() - self._fit_t0
+
+    def on_train_epoch_start(self) -> None:
+        epoch = self.current_epoch
+        reseed(mix_seed(self.seed, epoch))
+        self.task.on_train_epoch_start(epoch)
+        self._t_last = None
+
+    def training_step(self, batch, batch_idx: int):
+        out = self.task.training_step(self.model, batch)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise DataError(
+                f"{type(self.task).__name__}.training_step must return (loss, logs). Found: "
+                f"{type(out).__name__}"
+            )
+        loss, logs = out
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise DataError(
+                f"{type(self.task).__name__}.training_step must return a scalar loss tensor. "
+                f"Found: {loss!r}"
+            )
+        if not torch.isfinite(loss.detach()).all():
+            raise DataError(
+                f"the training loss is {loss.item()} at step {self.global_step} (epoch "
+                f"{self.current_epoch}); lower the learning rate or set "
+                "trainer.gradient_clip_val"
+            )
+        bs = batch_size_of(batch)
+        self.log("train/loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=True,
+                 batch_size=bs)  # fmt: skip
+        for key, value in (logs or {}).items():
+            value = _scalar(value, f"training_step log {key!r}")
+            self.log(f"train/{key}", value, on_step=True, on_epoch=True, batch_size=bs)
+        self._throughput(bs)
+        return loss
+
+    def _throughput(self, bs: int) -> None:
+        now = time.perf_counter()
+        if self._t_last is not None:
+            dt = now - self._t_last
+            self.train_seconds += dt
+            self.samples_timed += bs
+            rate = bs / max(dt, 1e-9)
+            self._rate = rate if self._rate is None else 0.9 * self._rate + 0.1 * rate
+            self.log("samples/s", self._rate, prog_bar=True, on_step=True, on_epoch=False,
+                     logger=False, batch_size=bs)  # fmt: skip
+        self._t_last = now
+        self.samples_seen += bs
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        def closure():
+            out = optimizer_closure()
+            # From here the weights change: a checkpoint taken before on_train_batch_end
+            # would pair updated weights with a batch counted as not done.
+            self._updating = True
+            return out
+
+        super().optimizer_step(epoch, batch_idx, optimizer,
+                               closure if optimizer_closure is not None else None)  # fmt: skip
+
+    def configure_optimizers(self):
+        return self.task.configure_optimizers(self.model)
+
+    # ------------------------------------------------------------------ validation
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        logs = self.task.validation_step(self.model, batch) or {}
+        bs = batch_size_of(batch)
+        for i, (key, value) in enumerate(logs.items()):
+            value = _scalar(value, f"validation_step value {key!r}")
+            self.log(f"val/{key}", value, on_step=False, on_epoch=True, prog_bar=i == 0,
+                     batch_size=bs, sync_dist=True)  # fmt: skip
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["xmodal"] = {
+            "task": type(self.task).name,
+            "samples_seen": int(self.samples_seen),
+            "samples_timed": int(self.samples_timed),
+            "train_seconds": float(self.train_seconds),
+            "wall_seconds": float(self.wall_seconds),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("xmodal", {})
+        self.samples_seen = int(state.get("samples_seen", 0))
+        self.samples_timed = int(state.get("samples_timed", 0))
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+        self.wall_before = float(state.get("wall_seconds", 0.0))
+
+
+# ------------------------------------------------------------------------------ callback
+
+
+def _seeded_sampler(loader) -> SeededSampler | None:
+    for obj in (getattr(loader, "sampler", None),
+                getattr(getattr(loader, "batch_sampler", None), "sampler", None)):  # fmt: skip
+        if isinstance(obj, SeededSampler):
+            return obj
+    return None
+
+
+class LastCheckpoint(pl.Callback):
+    """Keeps ``dirpath/last.ckpt``: at every epoch end, every ``every_n_steps`` optimizer
+    steps (0: never mid-epoch), and when the run is interrupted (Ctrl-C).
+
+    The checkpoint carries the global RNG state at the end of the last finished batch; on
+    a resume from mid-epoch, that state is restored and the seeded sampler skips the
+    batches already done, so the run continues exactly where it stopped.
+    """
+
+    def __init__(self, dirpath: str | Path, *, every_n_steps: int = 0) -> None:
+        self.dirpath = Path(dirpath)
+        self.every_n_steps = int(every_n_steps)
+        self.interrupted = False
+        self.saved_on_interrupt = False
+        self._rng: dict | None = None
+        self._restored: dict | None = None
+        self._last_step_saved = -1
+
+    @property
+    def path(self) -> Path:
+        return self.dirpath / "last.ckpt"
+
+    def _save(self, trainer: pl.Trainer) -> None:
+        trainer.save_checkpoint(self.path, weights_only=False)
+        self._last_step_saved = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        pl_module._updating = False
+        self._rng = rng_state()
+        step = trainer.global_step
+        if self.every_n_steps and step % self.every_n_steps == 0 and step != self._last_step_saved:
+            self._save(trainer)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._rng = None  # None: "at the epoch start", whose state is the (seed, epoch) reseed
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._save(trainer)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if not isinstance(exception, KeyboardInterrupt):
+            return
+        self.interrupted = True
+        # Only a consistent state is saved: not halfway through an optimizer update, and
+        # not from one rank of several (saving would wait for ranks that may have stopped).
+        # Stopped in the first batch of an epoch after the first, or of a resumed run,
+        # last.ckpt already holds the state to go back to. The previous one is kept then.
+        if (
+            trainer.state.fn != "fit"
+            or trainer.fit_loop.epoch_progress.current.ready == 0
+            or pl_module._updating
+            or trainer.world_size > 1
+            or (self._rng is None and trainer.global_step > 0)
+        ):
+            return
+        self._save(trainer)
+        self.saved_on_interrupt = True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self._rng}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._restored = state_dict
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        restored, self._restored = self._restored, None
+        if not restored or not getattr(trainer.fit_loop, "restarted_mid_epoch", False):
+            return
+        # Lightning skips on_train_epoch_start when it resumes inside an epoch: do its work
+        # here, with the random state of the checkpoint instead of a fresh reseed.
+        epoch = trainer.current_epoch
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        loader = trainer.train_dataloader
+        sampler = _seeded_sampler(loader)
+        batch_size = getattr(loader, "batch_size", None)
+        if sampler is not None and batch_size and trainer.world_size == 1:
+            sampler.skip_once(done * batch_size, epoch)
+        if restored.get("rng") is not None:
+            set_rng_state(restored["rng"])
+        else:  # stopped in the epoch's first batch: the state of the epoch start
+            reseed(mix_seed(pl_module.seed, epoch))
+        pl_module.task.on_train_epoch_start(epoch)
+
+
+# ------------------------------------------------------------------------------ IO
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes a checkpoint to a temporary file beside it, fsyncs it and renames it into
+    place, so a crash leaves either the old checkpoint or the new one, never half of one.
+    """
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        if storage_options is not None or "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a checkpoint is not
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows: folders cannot be opened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,108 @@
+"""The task contract: what a task gives the engine (config, data, model, steps, metrics,
+figures, predictions). The engine (Lightning underneath) does everything else: run folders,
+checkpoints, logging, export, reports, resume and scale-out.
+
+A task never imports Lightning; its model is a plain ``nn.Module``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+__all__ = ["Task"]
+
+
+class Task:
+    """Base class of every task; subclasses fill the class attributes and the methods.
+
+    Lifecycle (the engine calls, in order):
+
+    - ``Task(config)`` with an instance of ``Config`` (already validated);
+    - ``setup(run_dir, stage)``: ``stage="fit"`` builds what training needs and writes
+      the files listed by :meth:`artifacts` into ``run_dir`` (e.g. ``vocab.json``);
+      ``stage="eval"`` / ``"predict"`` reads them back from ``run_dir``;
+    - ``build_model()`` (after ``setup``);
+    - training: ``train_dataloader()``, ``val_dataloader()``, ``configure_optimizers()``,
+      ``training_step()`` / ``validation_step()``, with ``on_train_epoch_start(epoch)``;
+    - after training and in ``xmodal eval``: ``evaluate(model, split)``, ``figures()``;
+    - ``xmodal predict``: ``predict(model, inputs, out_dir)``.
+    """
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""  # "representations", "matching", "translation", "referencing"
+    summary: ClassVar[str] = ""
+    default_data: ClassVar[str] = "world"
+    Config: ClassVar[type]  # a dataclass with at least ``seed: int`` and ``trainer``
+
+    def __init__(self, config) -> None:
+        self.config = config
+
+    # ------------------------------------------------------------------ data
+
+    def setup(self, run_dir: Path, stage: str) -> None:
+        """Build data and vocabularies (``"fit"``), or read them from ``run_dir``.
+
+        With several training processes every one calls ``setup(run_dir, "fit")``: files
+        it writes must come out identical in each (a pure function of the config) and be
+        written atomically (temp file + rename).
+        """
+
+    def artifacts(self) -> list[str]:
+        """Files (relative to the run folder) that ``setup("fit")`` writes and eval needs."""
+        return []
+
+    def train_dataloader(self) -> DataLoader:
+        raise NotImplementedError
+
+    def val_dataloader(self) -> DataLoader | None:
+        return None
+
+    # ------------------------------------------------------------------ model
+
+    def build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def configure_optimizers(self, model: nn.Module) -> Any:
+        """Return what ``LightningModule.configure_optimizers`` returns."""
+        raise NotImplementedError
+
+    def training_step(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """``(loss, logs)``: the loss to minimise and scalars to log (e.g. its parts)."""
+        raise NotImplementedError
+
+    def validation_step(self, model: nn.Module, batch) -> dict[str, float]:
+        """Scalars for one validation batch; the engine logs their means as ``val/<key>``."""
+        return {}
+
+    def on_train_epoch_start(self, epoch: int) -> None:
+        """Called before each training epoch (0-based)."""
+
+    # ------------------------------------------------------------------ results
+
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        """Every metric of the task on ``split``, computed the standard way.
+
+        The engine calls it under ``torch.no_grad()`` with the model in eval mode, on the
+        device it trained on (a GPU after GPU training): move inputs to
+        ``next(model.parameters()).device``. The same holds for :meth:`figures` and
+        :meth:`predict`. Values are numbers (or nested dicts of numbers) for metrics.json.
+        """
+        raise NotImplementedError
+
+    def figures(self, model: nn.Module, out_dir: Path) -> list[Path]:
+        """Write the task's figures (PNG) into ``out_dir``; return their paths."""
+        return []
+
+    def predict(self, model: nn.Module, inputs: Sequence[str], out_dir: Path) -> list[dict]:
+        """Run the model on user inputs (file paths, texts); one record per input.
+
+        Each record is JSON-serialisable; ``"text"`` (if present) is printed by the CLI and
+        files it wrote are listed under ``"files"``.
+        """
+        raise NotImplementedError

@@ -1,0 +1,21 @@
+"""Metrics of what models produce: caption scores (COCO and world content) for now."""
+
+from xmodal.metrics.captioning import (
+    METRICS,
+    attention_grounding,
+    coco_scores,
+    content_precision,
+    grounding_chance,
+    held_out_recall,
+    leave_one_out_scores,
+)
+
+__all__ = [
+    "METRICS",
+    "attention_grounding",
+    "coco_scores",
+    "content_precision",
+    "grounding_chance",
+    "held_out_recall",
+    "leave_one_out_scores",
+]
