@@ -143,6 +143,7 @@ class CaptionEvalConfig:
     length_penalty: float = 1.0
     batch_size: int = 250
     n_figures: int = 4
+    meteor: bool | None = None  # None: METEOR when Java is installed (it takes ~6 s)
 
     def __post_init__(self) -> None:
         check_positive_int(self.beam_size, "eval.beam_size")
@@ -222,6 +223,21 @@ def collate_images(items: list[dict]) -> dict:
         "captions": [it["captions"] for it in items],
         "index": torch.tensor([it["index"] for it in items]),
     }
+
+
+def _figure_stems(inputs: Sequence[str]) -> list[str]:
+    """One distinct name per input for its figure: the file's stem, with ``-<position>``
+    added to a stem an earlier input took (``a/x.png`` and ``b/x.png`` give ``x`` and
+    ``x-1``), so no input's figure overwrites another's."""
+    names: list[str] = []
+    used: set[str] = set()
+    for k, path in enumerate(inputs):
+        name = Path(path).stem
+        while name in used:
+            name = f"{name}-{k}"
+        used.add(name)
+        names.append(name)
+    return names
 
 
 # ----------------------------------------------------------------------------- the task
@@ -424,7 +440,7 @@ class CaptionTask(Task):
             indices += batch["index"].tolist()
             if gen.alphas is not None:
                 alphas += list(gen.alphas.cpu())
-        metrics = coco_scores(predictions, references)
+        metrics = coco_scores(predictions, references, meteor=self.config.eval.meteor)
         if self.config.data.name == "world":
             metrics.update(self._world_metrics(split, indices, predictions, words, alphas))
         metrics["n_images"] = len(predictions)
@@ -495,12 +511,13 @@ class CaptionTask(Task):
         size = self.config.data.image_size
         images = torch.stack([load_image(p, size=size) for p in inputs])
         texts, words, gen = self.caption(model, images)
+        names = _figure_stems(inputs)
         records = []
         for k, (path, text) in enumerate(zip(inputs, texts, strict=True)):
             record = {"input": str(path), "text": text, "files": []}
             if gen.alphas is not None:
                 fig = plot_caption_attention(images[k], words[k], gen.alphas[k].cpu())
-                figure = out_dir / f"{Path(path).stem}_attention.png"
+                figure = out_dir / f"{names[k]}_attention.png"
                 fig.savefig(figure, dpi=100, bbox_inches="tight")
                 plt.close(fig)
                 record["files"].append(str(figure))

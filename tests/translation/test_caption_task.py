@@ -1,0 +1,369 @@
+"""The ``caption`` task end to end through the CLI, on a tiny world (CPU, a few seconds a run):
+the run folder, eval from safetensors without pickle, predict on image files of any colour
+mode, one-line errors, seeded determinism, exact resume, Karpathy-format data, the task
+listing, and the caption sets a training step sees."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from xmodal.cli import main
+from xmodal.data.images import load_image
+from xmodal.engine import load_run
+from xmodal.errors import DataError
+from xmodal.text.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary
+from xmodal.translation.caption_task import CaptionSets, CaptionTask, collate_sets
+from xmodal.world import World
+from xmodal.world.datasets import make_dataset
+
+TRAIN, VAL, TEST = 16, 8, 8
+N_FIGURES = 2
+TINY = [
+    f"data.train_size={TRAIN}", f"data.val_size={VAL}", f"data.test_size={TEST}",
+    "data.batch_size=8", "data.num_workers=0",
+    "model.channels=16", "model.hidden_dim=32", "model.embed_dim=16", "model.attention_dim=16",
+    "trainer.max_epochs=1", "trainer.accelerator=cpu", "trainer.devices=1",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+    "eval.meteor=false", "eval.batch_size=8", "eval.n_figures=0",
+]  # fmt: skip
+NGRAM = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr-D")
+WORLD_ONLY = ("content_precision", "attention_grounding", "grounding_chance")
+
+
+def _train(runs: Path, *overrides: str) -> Path:
+    """``xmodal train caption`` (tiny) into a new ``runs/caption/<time>``; its folder."""
+    before = set((runs / "caption").glob("*")) if (runs / "caption").is_dir() else set()
+    assert main(["train", "caption", "--runs-dir", str(runs), *TINY, *overrides]) == 0
+    (folder,) = set((runs / "caption").glob("*")) - before
+    return folder
+
+
+def _metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run_dir / "model.safetensors"))
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err  # one line, no traceback
+    assert err[0].startswith("xmodal: error: "), err
+    return err[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One finished tiny run (read only) and what ``xmodal train`` printed."""
+    runs = tmp_path_factory.mktemp("caption-runs")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        folder = _train(runs, f"eval.n_figures={N_FIGURES}")
+    return folder, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def run_dir(trained) -> Path:
+    return trained[0]
+
+
+@pytest.fixture(scope="module")
+def scene_png(tmp_path_factory) -> tuple[Path, torch.Tensor]:
+    """World test image 0 saved as an RGB PNG, and the tensor the world gives for it."""
+    image = make_dataset(World(seed=0), "captioning", "test", size=1)[0]["image"]
+    path = tmp_path_factory.mktemp("images") / "scene.png"
+    array = (image * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    Image.fromarray(array, mode="RGB").save(path)
+    return path, image
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def test_train_writes_the_whole_run_folder(trained):
+    d, printed = trained
+    for name in ("config.yaml", "run.json", "vocab.json", "checkpoints/last.ckpt",
+                 "model.safetensors", "model.json", "metrics.json", "logs/csv/metrics.csv",
+                 "report.html"):  # fmt: skip
+        assert (d / name).is_file(), name
+    assert list((d / "logs" / "tensorboard").glob("events.out.tfevents.*"))
+    assert not [p for p in d.rglob("*") if p.name.endswith(".tmp")]
+    assert json.loads((d / "run.json").read_text())["task"] == "caption"
+    meta = json.loads((d / "model.json").read_text())
+    assert meta["task"] == "caption" and meta["config"]["model"]["hidden_dim"] == 32
+    assert "hidden_dim: 32" in (d / "config.yaml").read_text()
+    assert len(Vocabulary.load(d / "vocab.json")) > 4  # the specials and the world's words
+
+    metrics = _metrics(d)
+    test = metrics["test"]
+    assert set(test) == {*NGRAM, *WORLD_ONLY, "n_images"}  # eval.meteor=false: no METEOR
+    assert test["n_images"] == TEST
+    for key in (*NGRAM, *WORLD_ONLY):
+        assert isinstance(test[key], float) and math.isfinite(test[key]), key
+        assert 0.0 <= test[key] <= (10.0 if key == "CIDEr-D" else 1.0), key
+    assert 0.0 < test["grounding_chance"] < 1.0  # objects cover part of the image
+    assert metrics["train"]["epochs"] == 1 and metrics["train"]["steps"] == TRAIN // 8
+
+    figures = sorted((d / "figures").glob("*.png"))
+    assert [p.name for p in figures] == ["attention_val_0.png", "attention_val_1.png"]
+    report = (d / "report.html").read_text()
+    assert report.count("data:image/png;base64,") == 1 + N_FIGURES  # curves + figures
+    assert "http://" not in report and "https://" not in report
+    assert "test/CIDEr-D" in report and "attention_val_1.png" in report
+
+    lines = printed.splitlines()
+    assert lines[0] == f"run folder: {d}" and lines[-1] == f"run folder: {d}"
+    table = {line.split()[0]: line.split()[1] for line in lines if line.startswith("test/")}
+    assert table["test/CIDEr-D"] == f"{test['CIDEr-D']:.4g}"
+    assert table["test/n_images"] == str(TEST)
+
+
+def test_logs_have_every_step_and_the_validation_loss(run_dir):
+    import csv
+
+    with open(run_dir / "logs" / "csv" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows if r["train/loss_step"]] == [0, 1]
+    (val,) = [float(r["val/xent"]) for r in rows if r["val/xent"]]
+    assert math.isfinite(val) and val > 0
+
+
+# ----------------------------------------------------------------------------- eval
+
+
+def test_eval_loads_safetensors_without_pickle_and_reproduces_the_metrics(
+    run_dir, monkeypatch, capsys
+):
+    def no_pickle(*args, **kwargs):
+        raise AssertionError("xmodal eval must not unpickle")
+
+    monkeypatch.setattr(torch, "load", no_pickle)
+    monkeypatch.setattr(pickle, "load", no_pickle)
+    monkeypatch.setattr(pickle, "loads", no_pickle)
+    assert main(["eval", "caption", "--run", str(run_dir)]) == 0
+    saved = json.loads((run_dir / "eval-test.json").read_text())
+    assert saved == _metrics(run_dir)["test"]  # exactly: the same captions, the same scores
+    out = capsys.readouterr().out.splitlines()
+    table = {line.split()[0]: line.split()[1] for line in out if line.startswith("test/")}
+    assert table == {f"test/{k}": f"{v:.4g}" if isinstance(v, float) else str(v)
+                     for k, v in saved.items()}  # fmt: skip
+    assert out[-1] == f"wrote {run_dir / 'eval-test.json'}"
+
+
+# ----------------------------------------------------------------------------- predict
+
+
+def test_predict_captions_files_of_any_colour_mode(run_dir, scene_png, tmp_path, capsys):
+    scene, image = scene_png
+    assert torch.equal(load_image(scene), image)  # the PNG round trip is exact
+    gray = tmp_path / "gray.png"
+    Image.fromarray(np.linspace(0, 255, 40 * 48).reshape(40, 48).astype(np.uint8), "L").save(gray)
+    rgba = tmp_path / "rgba.png"
+    pixels = np.zeros((64, 64, 4), np.uint8)
+    pixels[16:48, 16:48] = (200, 30, 30, 255)  # an opaque red square on transparency
+    Image.fromarray(pixels, "RGBA").save(rgba)
+    (tmp_path / "again").mkdir()
+    twin = shutil.copy(scene, tmp_path / "again" / "scene.png")  # the same stem twice
+    inputs = [str(scene), str(gray), str(rgba), str(twin)]
+
+    out_dir = tmp_path / "out"
+    assert main(["predict", "caption", "--run", str(run_dir), *inputs, "--out", str(out_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    records = json.loads((out_dir / "predictions.json").read_text())
+    assert [r["input"] for r in records] == inputs
+    texts = [r["text"] for r in records]
+    for path, text in zip(inputs, texts, strict=True):
+        assert f"{path}: {text}" in lines
+    figures = [Path(f) for r in records for f in r["files"]]
+    assert [f.name for f in figures] == ["scene_attention.png", "gray_attention.png",
+                                         "rgba_attention.png", "scene-3_attention.png"]  # fmt: skip
+    for figure in figures:
+        assert figure.is_file() and f"wrote {figure}" in lines
+    assert lines[-1] == f"wrote {out_dir / 'predictions.json'}"
+
+    task, model = load_run(run_dir)
+    batch = torch.stack([load_image(p, size=64) for p in inputs])
+    assert texts == task.caption(model, batch)[0]
+    assert texts[0] == texts[3] == task.caption(model, image[None])[0][0]
+
+
+def test_predict_on_a_file_that_is_not_an_image_names_it(run_dir, scene_png, tmp_path, capsys):
+    fake = tmp_path / "notes.png"
+    fake.write_text("not an image\n")
+    truncated = tmp_path / "cut.png"
+    data = scene_png[0].read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    for bad in (fake, truncated, tmp_path / "missing.png"):
+        argv = ["predict", "caption", "--run", str(run_dir), str(scene_png[0]), str(bad)]
+        assert main([*argv, "--out", str(tmp_path / "out")]) == 1
+        assert str(bad) in _error(capsys)
+    assert not (tmp_path / "out" / "predictions.json").exists()
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model.hiden_dim=3"], "unknown config key 'model.hiden_dim'"),
+        (["trainer.max_epochs=abc"], "config key 'trainer.max_epochs' must be int"),
+        (["model.arch=nope"], "model.arch must be one of 'show-attend-tell', 'show-tell'"),
+        (["data=karpathy"], "data.name=karpathy needs data.json"),
+        (["data=karpathy", "data.json=x.json"], "root=None"),
+        (["data.captions_per_image=0"], "data.captions_per_image"),
+        (["model.dropout=1.0"], "model.dropout must be in [0, 1)"),
+    ],
+)
+def test_bad_config_is_one_line_and_makes_no_run_folder(tmp_path, capsys, overrides, message):
+    argv = ["train", "caption", "--runs-dir", str(tmp_path), *overrides]
+    assert main(argv) == 1
+    assert message in _error(capsys)
+    assert not (tmp_path / "caption").exists()
+
+
+def test_eval_of_a_run_without_weights_names_the_folder(run_dir, tmp_path, capsys):
+    half = tmp_path / "half"
+    shutil.copytree(run_dir, half, ignore=shutil.ignore_patterns("model.safetensors"))
+    assert main(["eval", "caption", "--run", str(half)]) == 1
+    err = _error(capsys)
+    assert f"{half} has no model.safetensors" in err
+    assert f"xmodal train caption --resume {half}" in err
+
+
+def test_a_run_of_another_task_is_refused(run_dir, scene_png, tmp_path, capsys):
+    from tests.engine.toy_task import ToyTask
+    from xmodal.engine import train
+    from xmodal.registry import register_task, unregister_task
+
+    register_task(ToyTask, overwrite=True)
+    try:
+        toy = train("toy", run_dir=tmp_path / "toy", overrides=["trainer.max_epochs=1"])
+        argv = ["predict", "caption", "--run", str(toy.run_dir), str(scene_png[0])]
+        assert main(argv) == 1
+        assert "holds a 'toy' run, not 'caption'" in _error(capsys)
+        assert main(["eval", "toy", "--run", str(run_dir)]) == 1
+        assert "holds a 'caption' run, not 'toy'" in _error(capsys)
+    finally:
+        unregister_task("toy")
+
+
+# ----------------------------------------------------------------------------- determinism
+
+
+# Seed 1's captions name no colour or shape, so its grounding is NaN (with a warning).
+@pytest.mark.filterwarnings("ignore:.*no colour or shape word to ground:UserWarning")
+def test_same_seed_same_model_other_seed_other_model(run_dir, tmp_path):
+    again = _train(tmp_path)
+    assert _metrics(again)["test"] == _metrics(run_dir)["test"]
+    assert _same_weights(_weights(again), _weights(run_dir))
+    assert (again / "vocab.json").read_text() == (run_dir / "vocab.json").read_text()
+    other = _train(tmp_path, "seed=1")
+    assert not _same_weights(_weights(other), _weights(run_dir))
+
+
+def test_resume_equals_a_straight_two_epoch_run(run_dir, tmp_path):
+    # Exact because all 4 steps fall in the LR warm-up (optim.warmup_steps=100): a run
+    # resumed with a larger max_epochs keeps the cosine decay it was planned with so far.
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run_dir, resumed)
+    argv = ["train", "caption", "--resume", str(resumed), "trainer.max_epochs=2"]
+    assert main([*argv, "eval.n_figures=0"]) == 0
+    straight = _train(tmp_path / "runs", "trainer.max_epochs=2")
+    assert _metrics(resumed)["test"] == _metrics(straight)["test"]
+    assert _same_weights(_weights(resumed), _weights(straight))
+    assert not _same_weights(_weights(resumed), _weights(run_dir))  # it did train on
+    train_info = _metrics(resumed)["train"]
+    assert train_info["epochs"] == 2 and train_info["steps"] == 2 * TRAIN // 8
+    assert "max_epochs: 2" in (resumed / "config.yaml").read_text()
+
+
+# ----------------------------------------------------------------------------- Karpathy data
+
+
+def test_karpathy_export_of_the_world_trains_like_the_world(run_dir, tmp_path):
+    from xmodal.world.export import export
+
+    out = export(World(seed=0), "coco", tmp_path / "coco",
+                 sizes={"train": TRAIN, "val": VAL, "test": TEST})  # fmt: skip
+    data = [f"data.json={out / 'dataset_coco.json'}", f"data.root={out}"]
+    d = _train(tmp_path / "runs", "data=karpathy", *data, "eval.n_figures=1")
+    test = _metrics(d)["test"]
+    assert test["n_images"] == TEST
+    assert not set(WORLD_ONLY) & set(test)  # content metrics need the world's ground truth
+    world = _metrics(run_dir)["test"]
+    # The same images (lossless PNG), the same words (Karpathy's tokens are the world's
+    # captions tokenized), so the same vocabulary, the same training and the same scores.
+    assert Vocabulary.load(d / "vocab.json") == Vocabulary.load(run_dir / "vocab.json")
+    assert _same_weights(_weights(d), _weights(run_dir))
+    assert {k: test[k] for k in NGRAM} == {k: world[k] for k in NGRAM}
+    assert [p.name for p in (d / "figures").glob("*.png")] == ["attention_test_0.png"]
+    cfg = json.loads((d / "model.json").read_text())["config"]["data"]
+    assert cfg["name"] == "karpathy" and cfg["root"] == str(out)
+
+
+# ----------------------------------------------------------------------------- listing
+
+
+def test_caption_is_listed_by_xmodal_tasks(capsys):
+    assert main(["tasks"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split(None, 3) for line in lines[1:]}
+    assert rows["caption"] == [CaptionTask.name, CaptionTask.family, CaptionTask.default_data,
+                               CaptionTask.summary]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+@pytest.fixture(scope="module")
+def world_images():
+    images = make_dataset(World(seed=0), "captioning", "train", size=3)
+    captions = [images[i]["captions"] for i in range(3)]
+    return images, captions, Vocabulary.build([c for cs in captions for c in cs])
+
+
+@pytest.mark.parametrize("k, max_len", [(2, 24), (7, 24), (3, 5)])
+def test_caption_sets_batch_k_rows_per_image(world_images, k, max_len):
+    images, captions, vocab = world_images
+    sets = CaptionSets(images, vocab, k=k, max_len=max_len)
+    batch = collate_sets([sets[i] for i in range(3)])
+    assert batch["image"].shape == (3, 3, 64, 64)
+    assert batch["index"].tolist() == [0, 1, 2]
+    tokens = batch["tokens"]
+    assert tokens.dtype == torch.int64 and tokens.shape[0] == 3 * k
+    assert tokens.shape[1] <= max_len
+    for b in range(3):
+        for j in range(k):  # row b*k + j: caption j of image b (in turn when it has fewer)
+            row = tokens[b * k + j].tolist()
+            want = vocab.encode(captions[b][j % len(captions[b])], max_len=max_len)
+            assert row[: len(want)] == want
+            assert row[0] == BOS_ID and row.count(EOS_ID) == 1
+            end = row.index(EOS_ID)
+            assert set(row[end + 1 :]) <= {PAD_ID} and PAD_ID not in row[:end]
+    assert (tokens[:, -1] != PAD_ID).any()  # padded to the longest row, not beyond
+
+
+def test_caption_sets_refuse_an_image_without_captions(world_images):
+    _, _, vocab = world_images
+    empty = [{"image": torch.zeros(3, 8, 8), "captions": [], "index": 4}]
+    with pytest.raises(DataError, match="image 4 has no caption"):
+        CaptionSets(empty, vocab, k=2, max_len=8)[0]
