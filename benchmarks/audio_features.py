@@ -20,9 +20,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -37,6 +35,7 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _machine import machine as _machine  # noqa: E402
 
 from xmodal.audio import functional as F  # noqa: E402
 
@@ -219,22 +218,7 @@ def run_griffinlim(
 
 
 def machine() -> list[tuple[str, str]]:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return [
-        ("date", datetime.date.today().isoformat()),
-        ("cpu", f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"),
-        (
-            "versions",
-            f"python {platform.python_version()}, torch {torch.__version__}, "
-            f"librosa {librosa.__version__}, numpy {np.__version__}",
-        ),
-    ]
+    return _machine(f"librosa {librosa.__version__}", f"numpy {np.__version__}")
 
 
 def print_report(rows, parity, convergence, inputs, config, markdown: bool) -> None:

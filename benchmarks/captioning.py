@@ -25,15 +25,14 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import random
 import statistics
 import time
 from dataclasses import dataclass
 
 import torch
+from _machine import machine as _machine
 from torch.utils.data import DataLoader
 
 from xmodal.text.vocab import Vocabulary, tokenize
@@ -136,18 +135,7 @@ def time_loader(world: World, batches: int) -> float:
 
 
 def machine() -> list[tuple[str, str]]:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return [
-        ("date", datetime.date.today().isoformat()),
-        ("cpu", f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"),
-        ("versions", f"python {platform.python_version()}, torch {torch.__version__}"),
-    ]
+    return _machine()
 
 
 def print_table(header: list[str], table: list[list[str]], markdown: bool) -> None:

@@ -63,3 +63,14 @@ def signal(request) -> np.ndarray:
 @pytest.fixture(params=[torch.float64, torch.float32], ids=["float64", "float32"])
 def dtype(request) -> torch.dtype:
     return request.param
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """The engine's toy task (tests/engine/toy_task.py) registered as 'toy' for a module."""
+    from tests.engine.toy_task import ToyTask
+    from xmodal.registry import register_task, unregister_task
+
+    register_task(ToyTask, overwrite=True)
+    yield "toy"
+    unregister_task("toy")

@@ -8,16 +8,6 @@ import pytest
 
 from xmodal.cli import main
 from xmodal.engine import load_config
-from xmodal.registry import register_task, unregister_task
-
-
-@pytest.fixture(scope="module")
-def toy():
-    from tests.engine.toy_task import ToyTask
-
-    register_task(ToyTask, overwrite=True)
-    yield "toy"
-    unregister_task("toy")
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,8 @@
-"""Fixtures for the engine tests: the toy task registered as 'toy', and one trained run."""
+"""Fixtures for the engine tests: one trained run of the toy task (``toy``: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
-
-from xmodal.registry import register_task, unregister_task
-
-
-@pytest.fixture(scope="module")
-def toy():
-    """The toy task registered as 'toy' while the module's tests run."""
-    from tests.engine.toy_task import ToyTask
-
-    register_task(ToyTask, overwrite=True)
-    yield "toy"
-    unregister_task("toy")
 
 
 @pytest.fixture(scope="module")
