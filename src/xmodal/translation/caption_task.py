@@ -358,7 +358,10 @@ class CaptionTask(Task):
         t, d = self.config.trainer, self.config.data
         if t.max_steps and t.max_steps > 0:
             return t.max_steps
-        per_epoch = len(self.images("train")) // d.batch_size
+        world_size = 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            world_size = torch.distributed.get_world_size()  # each rank sees 1/world_size
+        per_epoch = len(self.images("train")) // (d.batch_size * world_size)
         if isinstance(t.limit_train_batches, int):
             per_epoch = min(per_epoch, t.limit_train_batches)
         elif t.limit_train_batches < 1.0:
