@@ -256,6 +256,7 @@ class CaptionTask(Task):
         super().__init__(config)
         self.vocab: Vocabulary | None = None
         self._world = None
+        self._images: dict[str, Dataset] = {}  # per split: a Karpathy file is read once
 
     # ------------------------------------------------------------------ data
 
@@ -272,15 +273,20 @@ class CaptionTask(Task):
 
     def images(self, split: str) -> Dataset:
         """The image dataset of ``split``: items with ``image``, ``captions``, ``index``."""
-        d = self.config.data
-        if d.name == "world":
-            from xmodal.world.datasets import make_dataset
+        if split not in self._images:
+            d = self.config.data
+            if d.name == "world":
+                from xmodal.world.datasets import make_dataset
 
-            size = {"train": d.train_size, "val": d.val_size}.get(split, d.test_size)
-            return make_dataset(self.world, "captioning", split, size=size)
-        from xmodal.data.karpathy import KarpathyCaptions
+                size = {"train": d.train_size, "val": d.val_size}.get(split, d.test_size)
+                self._images[split] = make_dataset(self.world, "captioning", split, size=size)
+            else:
+                from xmodal.data.karpathy import KarpathyCaptions
 
-        return KarpathyCaptions(d.json, d.root, split, image_size=d.image_size)
+                self._images[split] = KarpathyCaptions(
+                    d.json, d.root, split, image_size=d.image_size
+                )
+        return self._images[split]
 
     def artifacts(self) -> list[str]:
         return ["vocab.json"]
