@@ -14,6 +14,7 @@ import torch
 from xmodal.errors import ParameterError
 from xmodal.metrics import (
     attention_grounding,
+    best_reference_scores,
     captioning,
     coco_scores,
     content_precision,
@@ -200,6 +201,26 @@ def test_leave_one_out_averages_each_reference_against_the_others():
     assert same["BLEU-4"] == pytest.approx(1.0, abs=1e-6)
     with pytest.raises(ParameterError, match="at least two captions"):
         leave_one_out_scores([["a red circle"]], meteor=False)
+
+
+def test_best_reference_scores_picks_each_images_most_typical_reference():
+    # In every image two references agree and one is an outlier: the pick is the first of
+    # the agreeing two (argmax takes the first on a tie), scored against the other two.
+    refs = [
+        ["a red circle on the beach", "a red circle on the beach", "two green crosses"],
+        ["green crosses in a field", "three blue squares at night", "three blue squares at night"],
+        ["one yellow diamond", "a purple triangle", "one yellow diamond"],
+    ]
+    picks = [0, 1, 0]
+    want = coco_scores(
+        [r[k] for r, k in zip(refs, picks, strict=True)],
+        [r[:k] + r[k + 1 :] for r, k in zip(refs, picks, strict=True)],
+        meteor=False,
+    )
+    assert best_reference_scores(refs, meteor=False) == pytest.approx(want)
+    assert want["CIDEr-D"] > leave_one_out_scores(refs, meteor=False)["CIDEr-D"]
+    with pytest.raises(ParameterError, match="at least two captions"):
+        best_reference_scores([["a red circle"], ["a blue square", "blue squares"]], meteor=False)
 
 
 # ---------------------------------------------------------------------- content_precision

@@ -3,6 +3,7 @@
 from xmodal.metrics.captioning import (
     METRICS,
     attention_grounding,
+    best_reference_scores,
     coco_scores,
     content_precision,
     grounding_chance,
@@ -17,5 +18,6 @@ __all__ = [
     "content_precision",
     "grounding_chance",
     "held_out_recall",
+    "best_reference_scores",
     "leave_one_out_scores",
 ]

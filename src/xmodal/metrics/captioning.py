@@ -64,6 +64,7 @@ from xmodal.world.schema import COLOURS, SHAPES, WorldObject
 __all__ = [
     "METRICS",
     "attention_grounding",
+    "best_reference_scores",
     "coco_scores",
     "content_precision",
     "grounding_chance",
@@ -354,6 +355,64 @@ def leave_one_out_scores(
         ParameterError: as :func:`coco_scores`, and an image with fewer than two
             references.
     """
+    tokens, use_meteor, java = _leave_one_out_inputs(references, meteor)
+    rounds = min(len(r) for r in tokens)
+    scorer = _Meteor(java) if use_meteor else None
+    try:
+        totals: dict[str, float] = {}
+        for k in range(rounds):
+            preds, rest = _leave_out(tokens, [k] * len(tokens))
+            for key, value in _scores(preds, rest, scorer).items():
+                totals[key] = totals.get(key, 0.0) + value / rounds
+        return totals
+    finally:
+        if scorer is not None:
+            scorer.close()
+
+
+def best_reference_scores(
+    references: Sequence[Sequence[str]], *, meteor: bool | None = None
+) -> dict[str, float]:
+    """A ceiling for n-gram metrics: each image's most typical reference against the rest.
+
+    For every image, the reference with the highest CIDEr-D against the image's other
+    references (the one a model that could write any of the human captions would best
+    choose) is scored by :func:`coco_scores` against those others. On a dataset whose
+    references disagree (paraphrases, different facts), this bounds what a single
+    caption can get far below the metrics' maxima; a model scored against all ``R``
+    references instead of ``R - 1`` has a little more to match.
+
+    Args:
+        references: ``(N, R_i)`` reference captions per image, ``R_i >= 2``.
+        meteor: as for :func:`coco_scores`.
+
+    Returns:
+        The keys of :func:`coco_scores`.
+
+    Raises:
+        ParameterError: as :func:`leave_one_out_scores`.
+    """
+    tokens, use_meteor, java = _leave_one_out_inputs(references, meteor)
+    _, _, Cider = _import_scorers()
+    rounds = min(len(r) for r in tokens)
+    per_image = np.empty((len(tokens), rounds))
+    for k in range(rounds):
+        preds, rest = _leave_out(tokens, [k] * len(tokens))
+        gts = {i: r for i, r in enumerate(rest)}
+        res = {i: [p] for i, p in enumerate(preds)}
+        per_image[:, k] = Cider().compute_score(gts, res)[1]
+    preds, rest = _leave_out(tokens, per_image.argmax(1).tolist())
+    scorer = _Meteor(java) if use_meteor else None
+    try:
+        return _scores(preds, rest, scorer)
+    finally:
+        if scorer is not None:
+            scorer.close()
+
+
+def _leave_one_out_inputs(references, meteor) -> tuple[list[list[str]], bool, str | None]:
+    """Checked and tokenized references (two or more per image), whether to run METEOR,
+    and the Java executable."""
     references = _check_references(references)
     for i, refs in enumerate(references):
         if len(refs) < 2:
@@ -364,26 +423,21 @@ def leave_one_out_scores(
     java = _java()
     use_meteor = _want_meteor(meteor, java)
     _, tokens = _tokenize_all([], references, java)
-    rounds = min(len(r) for r in references)
-    scorer = _Meteor(java) if use_meteor else None
-    try:
-        totals: dict[str, float] = {}
-        for k in range(rounds):
-            preds = [refs[k] for refs in tokens]
-            rest = [refs[:k] + refs[k + 1 :] for refs in tokens]
-            # An image whose other references are all empty could not be scored.
-            for i, r in enumerate(rest):
-                if not any(r):
-                    raise ParameterError(
-                        f"references[{i}] has words in only one caption: leaving it out "
-                        "leaves nothing to score against"
-                    )
-            for key, value in _scores(preds, rest, scorer).items():
-                totals[key] = totals.get(key, 0.0) + value / rounds
-        return totals
-    finally:
-        if scorer is not None:
-            scorer.close()
+    return tokens, use_meteor, java
+
+
+def _leave_out(tokens: list[list[str]], picks: list[int]) -> tuple[list[str], list[list[str]]]:
+    """Reference ``picks[i]`` of each image as its prediction, the others as its references."""
+    preds = [refs[k] for refs, k in zip(tokens, picks, strict=True)]
+    rest = [refs[:k] + refs[k + 1 :] for refs, k in zip(tokens, picks, strict=True)]
+    # An image whose other references are all empty could not be scored.
+    for i, r in enumerate(rest):
+        if not any(r):
+            raise ParameterError(
+                f"references[{i}] has words in only one caption: leaving it out "
+                "leaves nothing to score against"
+            )
+    return preds, rest
 
 
 # ------------------------------------------------------------------- world content metrics
