@@ -205,6 +205,26 @@ def test_train_errors(toy, trained, tmp_path):
         train(toy, runs_dir=tmp_path, overrides=["trainer.accelerator=abacus"])
 
 
+def test_a_run_whose_data_fails_in_setup_leaves_no_folder(toy, tmp_path, monkeypatch):
+    from tests.engine.toy_task import ToyTask
+
+    def bad_setup(self, run_dir, stage):
+        (run_dir / "stats.json").write_text("{}")  # an artifact half written, then the error
+        raise DataError("data.path: empty file")
+
+    monkeypatch.setattr(ToyTask, "setup", bad_setup)
+    with pytest.raises(DataError, match="empty file"):
+        train(toy, runs_dir=tmp_path / "runs")
+    assert list((tmp_path / "runs" / "toy").iterdir()) == []
+    with pytest.raises(DataError, match="empty file"):
+        train(toy, run_dir=tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()  # a folder the user made is theirs: kept
+    with pytest.raises(DataError, match="empty file"):
+        train(toy, run_dir=tmp_path / "mine")
+    assert (tmp_path / "mine").is_dir()
+
+
 def test_a_killed_run_resumes_exactly_from_its_periodic_checkpoint(
     toy, trained, tmp_path, monkeypatch
 ):

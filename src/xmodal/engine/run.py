@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import threading
 import warnings
@@ -424,6 +425,7 @@ def train(
     task_cls, cfg, resume_dir, ckpt_path = _prepare(task, config_file, overrides, run_dir, resume)
     rank = _env_rank()
     launched_child = os.environ.get(_RUN_DIR_ENV) and os.environ.get("LOCAL_RANK", "0") != "0"
+    created = False  # a folder this call made, removed again if the run fails to start
     if resume_dir is not None:
         folder = resume_dir
     elif launched_child:
@@ -435,12 +437,21 @@ def train(
                 f"{folder} already holds a run; continue it with --resume {folder} or choose "
                 "a new folder"
             )
+        created = not folder.exists()
         folder.mkdir(parents=True, exist_ok=True)
     else:
         folder = _new_run_dir(Path(runs_dir), task)
+        created = True
 
     writer = rank == 0 and not launched_child
-    return _fit(task, task_cls, cfg, folder, ckpt_path, say, writer=writer)
+    try:
+        return _fit(task, task_cls, cfg, folder, ckpt_path, say, writer=writer)
+    except BaseException:
+        # Bad data found by the task's setup (a missing or empty file, ...) stops the run
+        # before its config is written: leave no half-made folder to be mistaken for a run.
+        if created and writer and _env_world_size() <= 1 and not (folder / "config.yaml").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
