@@ -10,6 +10,10 @@
     xmodal train TASK [--config f.yaml] [--runs-dir runs] [--resume DIR] [key=value ...]
     xmodal eval TASK --run DIR [--split test]
     xmodal predict TASK --run DIR INPUT... [--out DIR]
+    xmodal word2vec train CORPUS --out DIR [--dim 100 --window 5 --negative 5 --epochs 5 ...]
+    xmodal word2vec eval DIR [--analogies F] [--similarity F]
+    xmodal word2vec neighbors DIR WORD | "king - man + woman" [-n 10]
+    xmodal word2vec plot DIR WORD... [--analogy A:B ...] [--method pca|tsne] --out fig.png
 
 Every subcommand has ``--help``. A bad file or parameter ends with one line on stderr,
 ``xmodal: error: ...``, and exit status 1 (2 for a malformed command line); no traceback.
@@ -127,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_world_commands(commands)
     _add_engine_commands(commands)
+    _add_word2vec_commands(commands)
     return parser
 
 
@@ -232,6 +237,90 @@ def _add_engine_commands(commands) -> None:
     pr.add_argument("--out", default=None, metavar="DIR",
                     help="folder for the outputs (default: RUN/predictions)")  # fmt: skip
     pr.set_defaults(run=_predict)
+
+
+def _add_word2vec_commands(commands) -> None:
+    w2v = commands.add_parser(
+        "word2vec", help="skip-gram word vectors: train, eval, neighbors, plot",
+        description="Skip-gram word2vec with negative sampling (xmodal.text.word2vec).",
+    )  # fmt: skip
+    verbs = w2v.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    tr = verbs.add_parser(
+        "train", help="train word vectors on a text file",
+        description="Train skip-gram word vectors on CORPUS (UTF-8, one sentence per line, "
+        "tokens separated by whitespace, taken as they are) and write DIR/vectors.bin "
+        "(word2vec binary format), DIR/vocab.txt and DIR/config.json. Defaults are "
+        "word2vec.c's and gensim's.",
+    )  # fmt: skip
+    tr.add_argument("corpus", metavar="CORPUS", help="the text file to train on")
+    tr.add_argument(
+        "--out", required=True, metavar="DIR", help="folder to write (created if needed)"
+    )
+    tr.add_argument("--overwrite", action="store_true", help="replace vectors already in DIR")
+    g = tr.add_argument_group("training (defaults: as gensim and word2vec.c)")
+    for flag, kind, default, text in (
+        ("--dim", int, 100, "vector size"),
+        ("--window", int, 5, "largest distance between a word and its context"),
+        ("--negative", int, 5, "noise words per pair"),
+        ("--epochs", int, 5, "passes over the corpus"),
+        ("--min-count", int, 5, "drop words seen fewer times"),
+        ("--max-vocab", int, None, "keep at most this many of the most frequent words"),
+        ("--sample", float, 1e-3, "subsampling threshold of frequent words (0: off)"),
+        ("--alpha", float, 0.025, "initial learning rate"),
+        ("--min-alpha", float, 0.0001, "final learning rate"),
+        ("--threads", int, None, "worker threads (default: one per CPU core)"),
+        ("--seed", int, 1, "random seed"),
+        ("--max-sentence-length", int, 10000, "longer lines are cut"),
+    ):
+        g.add_argument(flag, type=kind, default=default,
+                       help=f"{text} (default: %(default)s)")  # fmt: skip
+    tr.add_argument("--no-progress", dest="progress", action="store_false",
+                    help="do not draw the progress bar on stderr")  # fmt: skip
+    tr.set_defaults(run=_w2v_train)
+
+    ev = verbs.add_parser(
+        "eval", help="analogy accuracy and word-similarity correlation",
+        description="Score the vectors in DIR: analogy accuracy (3CosAdd, per section) on a "
+        "questions-words.txt-format file and the Spearman/Pearson correlation with human "
+        "scores on a wordsim353.tsv-format file, as gensim computes them. Writes "
+        "DIR/eval.json.",
+    )  # fmt: skip
+    ev.add_argument("dir", metavar="DIR", help="a word2vec folder (or a vectors file)")
+    ev.add_argument("--analogies", metavar="FILE", help="questions-words format file")
+    ev.add_argument("--similarity", metavar="FILE", help="wordsim353 format file")
+    ev.add_argument("--restrict-vocab", type=int, default=300000, metavar="N",
+                    help="only the N most frequent words (default: %(default)s)")  # fmt: skip
+    ev.add_argument("--case-sensitive", action="store_true",
+                    help="match words exactly (default: ignore case, as gensim)")  # fmt: skip
+    ev.set_defaults(run=_w2v_eval)
+
+    nb = verbs.add_parser(
+        "neighbors", help="nearest words of a word, or of word arithmetic",
+        description="Print the words nearest (cosine) to WORD, or to an expression such as "
+        "'king - man + woman' (3CosAdd; the words of the expression are left out).",
+    )  # fmt: skip
+    nb.add_argument("dir", metavar="DIR", help="a word2vec folder (or a vectors file)")
+    nb.add_argument("query", metavar="WORD", nargs="+",
+                    help="a word, or words joined by ' + ' and ' - '")  # fmt: skip
+    nb.add_argument("-n", type=int, default=10, help="how many (default: %(default)s)")
+    nb.set_defaults(run=_w2v_neighbors)
+
+    pl = verbs.add_parser(
+        "plot", help="2-D map of chosen words with analogy arrows",
+        description="Project WORDS (and the words of each --analogy) to 2-D with PCA or "
+        "t-SNE and draw one arrow per analogy pair A:B.",
+    )  # fmt: skip
+    pl.add_argument("dir", metavar="DIR", help="a word2vec folder (or a vectors file)")
+    pl.add_argument("words", metavar="WORD", nargs="*", help="words to place")
+    pl.add_argument("--analogy", action="append", default=[], metavar="A:B",
+                    help="draw an arrow from A to B (repeat for several)")  # fmt: skip
+    pl.add_argument("--method", default="pca", metavar="pca|tsne",
+                    help="projection (default: %(default)s)")  # fmt: skip
+    pl.add_argument("--seed", type=int, default=0, help="t-SNE seed (default: %(default)s)")
+    pl.add_argument("--out", required=True, help="figure to write (.png, .pdf, .svg)")
+    pl.add_argument("--dpi", type=int, default=120, help="resolution of a raster figure")
+    pl.set_defaults(run=_w2v_plot)
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:
@@ -424,6 +513,114 @@ def _world_preview(args) -> int:
         Path(tmp).unlink(missing_ok=True)
         raise
     print(f"wrote {out} ({args.n} {args.domain} of {args.split}, world seed {args.seed})")
+    return 0
+
+
+def _w2v_train(args) -> int:
+    from xmodal.text.word2vec import Word2VecConfig, train_word2vec
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"--out {args.out} exists and is not a folder")
+    if (out / "vectors.bin").exists() and not args.overwrite:
+        raise ParameterError(
+            f"--out {args.out} already holds vectors.bin; choose a new folder or add --overwrite"
+        )
+    fields = ("dim", "window", "negative", "epochs", "min_count", "max_vocab", "sample",
+              "alpha", "min_alpha", "threads", "seed", "max_sentence_length")  # fmt: skip
+    config = Word2VecConfig(**{f: getattr(args, f) for f in fields})
+    wv = train_word2vec(args.corpus, config, out_dir=out, progress=args.progress)
+    corpus, training = wv.meta["corpus"], wv.meta["training"]
+    print(
+        f"{corpus['tokens']:,} tokens, vocabulary {len(wv):,} words (min_count "
+        f"{config.min_count}), {config.epochs} epochs in {training['train_seconds']:.1f} s: "
+        f"{training['words_per_second']:,.0f} words/s, final loss "
+        f"{training['epoch_loss'][-1]:.4f}"
+    )
+    if corpus["replaced_bytes"]:
+        print(
+            f"warning: {corpus['replaced_bytes']:,} byte(s) on {corpus['replaced_lines']:,} "
+            "line(s) were not UTF-8 and were replaced by U+FFFD",
+            file=sys.stderr,
+        )
+    print(f"wrote {out}")
+    return 0
+
+
+def _w2v_load(path: str):
+    from xmodal.text.word2vec import WordVectors
+
+    return WordVectors.load(path)
+
+
+def _w2v_eval(args) -> int:
+    import json
+
+    from xmodal.text.word2vec import evaluate_analogies, evaluate_similarity
+
+    if not args.analogies and not args.similarity:
+        raise ParameterError("give --analogies FILE and/or --similarity FILE")
+    wv = _w2v_load(args.dir)
+    kw = dict(restrict_vocab=args.restrict_vocab, case_insensitive=not args.case_sensitive)
+    report: dict = {}
+    if args.analogies:
+        res = evaluate_analogies(wv, args.analogies, **kw)
+        report["analogies"] = {"file": str(args.analogies), **res.to_dict()}
+        rows = [("section", "accuracy", "correct / evaluated")]
+        rows += [(s.name, f"{100 * s.accuracy:.1f}%", f"{len(s.correct)} / {s.n}")
+                 for s in res.sections]  # fmt: skip
+        correct = sum(len(s.correct) for s in res.sections)
+        rows.append(("total", f"{100 * res.accuracy:.2f}%", f"{correct} / {res.n_evaluated}"))
+        print(_table(rows))
+        print(f"analogies: {res.n_oov} of {res.n_questions} questions skipped for words "
+              f"outside the vocabulary ({res.oov_ratio:.1f}%)")  # fmt: skip
+    if args.similarity:
+        sim = evaluate_similarity(wv, args.similarity, **kw)
+        report["similarity"] = {"file": str(args.similarity), **sim.to_dict()}
+        print(f"similarity: Spearman {sim.spearman:.4f}, Pearson {sim.pearson:.4f} on "
+              f"{sim.n_pairs} pairs ({sim.n_oov} skipped for unknown words, "
+              f"{sim.oov_ratio:.1f}%)")  # fmt: skip
+    target = Path(args.dir)
+    if target.is_dir():
+        out = target / "eval.json"
+        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {out}")
+    return 0
+
+
+def _w2v_neighbors(args) -> int:
+    from xmodal.text.word2vec import parse_arithmetic
+
+    wv = _w2v_load(args.dir)
+    positive, negative = parse_arithmetic(" ".join(args.query))
+    if args.n < 1:
+        raise ParameterError(f"-n must be an integer >= 1. Found: {args.n}")
+    if len(positive) == 1 and not negative:
+        result = wv.most_similar(positive[0], topn=args.n)
+    else:
+        result = wv.arithmetic(positive=positive, negative=negative, topn=args.n)
+    print(_table([("word", "cosine")] + [(w, f"{c:.4f}") for w, c in result]))
+    return 0
+
+
+def _w2v_plot(args) -> int:
+    from xmodal.viz.projection import plot_projection
+
+    out = _out_path(args.out, (".png", ".pdf", ".svg", ".jpg"))
+    pairs = []
+    for item in args.analogy:
+        a, sep, b = item.partition(":")
+        if not sep or not a or not b or ":" in b:
+            raise ParameterError(f"--analogy must be A:B (two words). Found: {item!r}")
+        pairs.append((a, b))
+    if not args.words and not pairs:
+        raise ParameterError("give words to plot and/or --analogy A:B pairs")
+    wv = _w2v_load(args.dir)
+    fig = plot_projection(wv, args.words, analogies=pairs, method=args.method, seed=args.seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=args.dpi)
+    n = len(dict.fromkeys([*args.words, *(w for p in pairs for w in p)]))
+    print(f"wrote {out} ({args.method}, {n} words, {len(pairs)} arrows)")
     return 0
 
 

@@ -47,6 +47,13 @@ _BUILTIN: tuple[tuple[str, str, str, str, str], ...] = (
         "Image captioning: Show and Tell / Show, Attend and Tell (attention LSTM)",
         "xmodal.translation.caption_task:CaptionTask",
     ),
+    (
+        "gpt",
+        "representations",
+        "world",
+        "GPT: a causal transformer language model of characters or words (any text file)",
+        "xmodal.text.gpt_task:GPTTask",
+    ),
 )
 
 _REGISTRY: dict[str, _Entry] = {

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from xmodal.cli import main
 from xmodal.data.images import load_image
 from xmodal.engine import load_run
-from xmodal.errors import DataError
+from xmodal.errors import DataError, ParameterError
 from xmodal.text.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary
 from xmodal.translation.caption_task import CaptionSets, CaptionTask, collate_sets
 from xmodal.world import World
@@ -294,6 +294,42 @@ def test_resume_equals_a_straight_two_epoch_run(run_dir, tmp_path):
     train_info = _metrics(resumed)["train"]
     assert train_info["epochs"] == 2 and train_info["steps"] == 2 * TRAIN // 8
     assert "max_epochs: 2" in (resumed / "config.yaml").read_text()
+
+
+def test_word2vec_vectors_initialise_the_word_embedding(tmp_path):
+    from xmodal.engine.config import config_from_dict
+    from xmodal.text.word2vec import WordVectors
+
+    words = ["red", "circle", "blue", "zebra"]  # no caption of the world says zebra
+    vectors = torch.arange(4 * 16, dtype=torch.float32).view(4, 16).numpy()
+    WordVectors(words, vectors).save(tmp_path / "w2v")
+    sizes = {"train_size": TRAIN, "val_size": VAL, "test_size": TEST}
+
+    def task(**model):
+        cfg = config_from_dict(
+            CaptionTask.Config, {"data": sizes, "model": {"embed_dim": 16, **model}}
+        )
+        t = CaptionTask(cfg)
+        t.setup(tmp_path / "run", "fit")
+        return t
+
+    (tmp_path / "run").mkdir()
+    t = task(word2vec=str(tmp_path / "w2v"))
+    model = t.build_model()
+    emb = model.embed.weight.detach()
+    assert t.word2vec_found == 3
+    for word, row in (("red", 0), ("circle", 1), ("blue", 2)):
+        assert torch.equal(emb[t.vocab.token_to_id(word)], torch.from_numpy(vectors[row]))
+    assert torch.equal(emb[PAD_ID], torch.zeros(16))
+    plain = task().build_model().embed.weight.detach()  # the same seed without vectors
+    assert not torch.equal(plain[t.vocab.token_to_id("red")], emb[t.vocab.token_to_id("red")])
+    with pytest.raises(ParameterError, match="holds 16-d vectors but model.embed_dim=32"):
+        task(word2vec=str(tmp_path / "w2v"), embed_dim=32)
+    with pytest.raises(DataError, match="nope"):
+        task(word2vec=str(tmp_path / "nope"))
+    WordVectors(["zebra"], vectors[:1]).save(tmp_path / "other")
+    with pytest.raises(DataError, match="has none of the"):
+        task(word2vec=str(tmp_path / "other"))
 
 
 # ----------------------------------------------------------------------------- Karpathy data

@@ -1,13 +1,28 @@
-"""Text as a representation: tokenization and the vocabulary shared by every text task.
+"""Text as a representation: words, word vectors and the transformer.
 
-``xmodal.text.vocab`` holds :func:`tokenize` and :class:`Vocabulary`; the common names are
-re-exported here::
+- ``xmodal.text.vocab``: :func:`tokenize` and the :class:`Vocabulary` every text task shares;
+- ``xmodal.text.word2vec``: skip-gram word vectors (:func:`train_word2vec`,
+  :class:`WordVectors`, analogy and similarity evaluation, the word2vec file formats);
+- ``xmodal.text.transformer``: attention, the transformer block and :class:`GPT`;
+  ``xmodal.text.heads``: GPT-1's fine-tuning heads.
+
+The common names are re-exported here::
 
     from xmodal import text
     vocab = text.Vocabulary.build(captions, min_freq=2)
     ids, lengths = vocab.encode_batch(captions[:8])     # (8, L), (8,)
+    gpt = text.GPT(text.TransformerConfig.preset("tiny", vocab_size=len(vocab)))
 """
 
+from xmodal.text.heads import MultipleChoice, PairSimilarity, SequenceClassifier
+from xmodal.text.transformer import (
+    GPT,
+    Block,
+    MultiHeadAttention,
+    Transformer,
+    TransformerConfig,
+    scaled_dot_product_attention,
+)
 from xmodal.text.vocab import (
     BOS,
     BOS_ID,
@@ -20,6 +35,16 @@ from xmodal.text.vocab import (
     UNK_ID,
     Vocabulary,
     tokenize,
+)
+from xmodal.text.word2vec import (
+    Word2VecConfig,
+    WordVectors,
+    embedding_from_word2vec,
+    evaluate_analogies,
+    evaluate_similarity,
+    load_word2vec_format,
+    save_word2vec_format,
+    train_word2vec,
 )
 
 __all__ = [
@@ -34,4 +59,21 @@ __all__ = [
     "UNK_ID",
     "Vocabulary",
     "tokenize",
+    "GPT",
+    "Block",
+    "MultiHeadAttention",
+    "Transformer",
+    "TransformerConfig",
+    "scaled_dot_product_attention",
+    "MultipleChoice",
+    "PairSimilarity",
+    "SequenceClassifier",
+    "Word2VecConfig",
+    "WordVectors",
+    "embedding_from_word2vec",
+    "evaluate_analogies",
+    "evaluate_similarity",
+    "load_word2vec_format",
+    "save_word2vec_format",
+    "train_word2vec",
 ]

@@ -66,6 +66,9 @@ class CaptionModelConfig:
     # Weight of the doubly stochastic regulariser. 0 by default: on the world it made
     # attention grounding and content precision worse (docs/captioning.md).
     alpha_c: float = 0.0
+    # A word2vec directory (`xmodal word2vec train CORPUS --out DIR`) whose vectors
+    # initialise the word embedding for training; embed_dim must be their dimension.
+    word2vec: str | None = None
 
     def __post_init__(self) -> None:
         check_choice(self.arch, "model.arch", ARCHS)
@@ -257,6 +260,8 @@ class CaptionTask(Task):
         self.vocab: Vocabulary | None = None
         self._world = None
         self._images: dict[str, Dataset] = {}  # per split: a Karpathy file is read once
+        self._word_init: torch.Tensor | None = None  # from model.word2vec, for training
+        self.word2vec_found = 0  # caption words model.word2vec had a vector for
 
     # ------------------------------------------------------------------ data
 
@@ -299,10 +304,29 @@ class CaptionTask(Task):
                 self._all_captions(train), min_freq=self.config.data.min_freq
             )
             self.vocab.save(path)
+            self._word_init = self._word_vectors() if self.config.model.word2vec else None
         else:
             if not path.is_file():
                 raise DataError(f"run folder {str(run_dir)!r} has no vocab.json")
             self.vocab = Vocabulary.load(path)
+
+    def _word_vectors(self) -> torch.Tensor:
+        """The ``(V, E)`` embedding weight from ``model.word2vec`` for this vocabulary."""
+        from xmodal.text.word2vec import embedding_from_word2vec
+
+        m = self.config.model
+        weight, found = embedding_from_word2vec(self.vocab, m.word2vec)
+        if weight.shape[1] != m.embed_dim:
+            raise ParameterError(
+                f"model.word2vec={m.word2vec!r} holds {weight.shape[1]}-d vectors but "
+                f"model.embed_dim={m.embed_dim}: set model.embed_dim={weight.shape[1]}"
+            )
+        if found == 0:
+            raise DataError(
+                f"model.word2vec={m.word2vec!r} has none of the {len(self.vocab)} caption words"
+            )
+        self.word2vec_found = found
+        return weight
 
     def _all_captions(self, images: Dataset) -> list[str]:
         captions = getattr(images, "captions", None)
@@ -351,14 +375,19 @@ class CaptionTask(Task):
             dropout=m.dropout,
         )
         if m.arch == "show-tell":
-            return ShowTell(len(self.vocab), **common)
-        return ShowAttendTell(
-            len(self.vocab),
-            attention_dim=m.attention_dim,
-            gate=m.gate,
-            alpha_c=m.alpha_c,
-            **common,
-        )
+            model = ShowTell(len(self.vocab), **common)
+        else:
+            model = ShowAttendTell(
+                len(self.vocab),
+                attention_dim=m.attention_dim,
+                gate=m.gate,
+                alpha_c=m.alpha_c,
+                **common,
+            )
+        if self._word_init is not None:  # training only: eval and predict load the weights
+            with torch.no_grad():
+                model.embed.weight.copy_(self._word_init)
+        return model
 
     def _total_steps(self) -> int:
         t, d = self.config.trainer, self.config.data

@@ -1,4 +1,5 @@
-"""Figures that explain what a representation or a model does: audio views and attention."""
+"""Figures that explain what a representation or a model does: audio views, attention maps
+and word-vector projections."""
 
 from xmodal.viz.attention import plot_caption_attention, upsample_attention
 from xmodal.viz.audio import (
@@ -9,14 +10,19 @@ from xmodal.viz.audio import (
     plot_spectrogram,
     plot_waveform,
 )
+from xmodal.viz.projection import plot_projection, project_words
+from xmodal.viz.transformer_attention import plot_attention_map
 
 __all__ = [
     "audio_figure",
+    "plot_attention_map",
     "plot_caption_attention",
     "plot_melspectrogram",
     "plot_mfcc",
     "plot_power_spectrum",
+    "plot_projection",
     "plot_spectrogram",
     "plot_waveform",
+    "project_words",
     "upsample_attention",
 ]

@@ -1,0 +1,431 @@
+"""The ``gpt`` task end to end through the CLI on a tiny text file and a tiny world (CPU, a
+few seconds a run): the run folder, metrics that agree with each other, eval from
+safetensors without pickle, predict, exact resume, word level, the world's captions,
+one-line errors for bad data and settings; and the text-LM data code it stands on."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import pickle
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from xmodal.cli import main
+from xmodal.engine import load_run
+from xmodal.errors import DataError, ParameterError
+from xmodal.text.gpt_task import GPTConfig, GPTDataConfig, GPTTask
+from xmodal.text.lm_data import (
+    UNKNOWN_CHAR,
+    CharTokenizer,
+    TokenBlocks,
+    WordTokenizer,
+    build_tokenizer,
+    collate_blocks,
+    load_tokenizer,
+    read_text,
+    split_text,
+)
+from xmodal.text.vocab import EOS_ID, Vocabulary
+
+TINY = [
+    "model.n_layer=1", "model.n_embd=16", "model.n_head=2", "model.block_size=16",
+    "model.dropout=0.1", "data.batch_size=8",
+    "trainer.max_epochs=1", "trainer.accelerator=cpu", "trainer.devices=1",
+    "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "eval.n_samples=2", "eval.max_new_tokens=12",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (a loaded machine makes a second one wait)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _corpus(n_lines: int = 60, seed: int = 0) -> str:
+    rng = random.Random(seed)
+    subjects = ["the cat", "a dog", "my friend", "the old man", "a bird"]
+    verbs = ["sees", "likes", "follows", "draws", "finds"]
+    objects = ["a red ball", "the river", "two apples", "the moon", "a small house"]
+    return "".join(f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}.\n"
+                   for _ in range(n_lines))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("text") / "corpus.txt"
+    path.write_text(_corpus(), encoding="utf-8")
+    return path
+
+
+def _train(runs: Path, *overrides: str) -> Path:
+    """``xmodal train gpt`` (tiny) into a new ``runs/gpt/<time>``; its folder."""
+    before = set((runs / "gpt").glob("*")) if (runs / "gpt").is_dir() else set()
+    assert main(["train", "gpt", "--runs-dir", str(runs), *TINY, *overrides]) == 0
+    (folder,) = set((runs / "gpt").glob("*")) - before
+    return folder
+
+
+def _metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run_dir / "model.safetensors"))
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err  # one line, no traceback
+    assert err[0].startswith("xmodal: error: "), err
+    return err[0]
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory):
+    """One finished tiny char-level run on the corpus file (read only) and its output."""
+    runs = tmp_path_factory.mktemp("gpt-runs")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        folder = _train(runs, f"data={corpus}")
+    return folder, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def run_dir(trained) -> Path:
+    return trained[0]
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def test_train_writes_the_whole_run_folder(trained, corpus):
+    d, printed = trained
+    for name in ("config.yaml", "run.json", "chars.json", "checkpoints/last.ckpt",
+                 "model.safetensors", "model.json", "metrics.json", "logs/csv/metrics.csv",
+                 "report.html", "figures/samples.txt"):  # fmt: skip
+        assert (d / name).is_file(), name
+    assert not [p for p in d.rglob("*") if p.name.endswith(".tmp")]
+    assert json.loads((d / "run.json").read_text())["task"] == "gpt"
+    config = (d / "config.yaml").read_text()
+    assert "name: text" in config and f"path: {corpus}" in config  # data=FILE, resolved
+    meta = json.loads((d / "model.json").read_text())
+    assert meta["config"]["data"] == {**meta["config"]["data"], "name": "text", "path": str(corpus)}
+
+    text = corpus.read_text()
+    train_text, val_text, test_text = split_text(text, val_fraction=0.05, test_fraction=0.05)
+    tok = CharTokenizer.load(d / "chars.json")
+    assert tok.itos[1:] == sorted(set(train_text))
+    metrics = _metrics(d)
+    for split, part in (("val", val_text), ("test", test_text)):
+        m = metrics[split]
+        assert set(m) == {"loss", "perplexity", "bits_per_char", "accuracy", "tokens"}
+        assert m["tokens"] == len(part) - 1  # every next character scored once
+        assert m["perplexity"] == pytest.approx(math.exp(m["loss"]))
+        assert m["bits_per_char"] == pytest.approx(m["loss"] / math.log(2))
+        assert 0.0 <= m["accuracy"] <= 1.0
+        assert 0 < m["loss"] < math.log(len(tok)) + 1  # near uniform after one tiny epoch
+    blocks = TokenBlocks(torch.tensor(tok.encode(train_text)), 16)
+    assert metrics["train"]["epochs"] == 1 and metrics["train"]["steps"] == math.ceil(
+        len(blocks) / 8
+    )
+
+    figures = sorted(p.name for p in (d / "figures").glob("*.png"))
+    assert figures == ["attention_layer0.png", "samples.png"]
+    report = (d / "report.html").read_text()
+    assert report.count("data:image/png;base64,") == 1 + 2  # curves + the two figures
+    assert "val/perplexity" in report and "test/bits_per_char" in report
+    samples = (d / "figures" / "samples.txt").read_text()
+    assert samples.count("--- sample") == 2
+
+    lines = printed.splitlines()
+    assert lines[0] == f"run folder: {d}" and lines[-1] == f"run folder: {d}"
+    table = {
+        line.split()[0]: line.split()[1] for line in lines if line.startswith(("val/", "test/"))
+    }
+    assert table["val/perplexity"] == f"{metrics['val']['perplexity']:.4g}"
+
+
+def test_logs_have_the_validation_loss(run_dir):
+    with open(run_dir / "logs" / "csv" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    (val,) = [float(r["val/loss"]) for r in rows if r.get("val/loss")]
+    assert math.isfinite(val) and val > 0
+    assert [int(r["step"]) for r in rows if r["train/loss_step"]] == list(
+        range(_metrics(run_dir)["train"]["steps"])
+    )
+
+
+def test_eval_loads_safetensors_without_pickle_and_reproduces_the_metrics(
+    run_dir, monkeypatch, capsys
+):
+    def no_pickle(*args, **kwargs):
+        raise AssertionError("xmodal eval must not unpickle")
+
+    monkeypatch.setattr(torch, "load", no_pickle)
+    monkeypatch.setattr(pickle, "load", no_pickle)
+    monkeypatch.setattr(pickle, "loads", no_pickle)
+    for split in ("test", "val"):
+        assert main(["eval", "gpt", "--run", str(run_dir), "--split", split]) == 0
+        saved = json.loads((run_dir / f"eval-{split}.json").read_text())
+        assert saved == _metrics(run_dir)[split]
+    capsys.readouterr()
+    assert main(["eval", "gpt", "--run", str(run_dir), "--split", "dev"]) == 1
+    assert "split must be one of 'train', 'val', 'test'. Found: 'dev'" in _error(capsys)
+
+
+def test_predict_prints_a_continuation_of_each_prompt(run_dir, tmp_path, capsys):
+    long_prompt = "the cat sees " * 3  # 39 characters: more than the context of 16
+    prompts = ["the cat", "", long_prompt, "émoji ☃"]
+    out = tmp_path / "out"
+    assert main(["predict", "gpt", "--run", str(run_dir), *prompts, "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.split("\n")
+    records = json.loads((out / "predictions.json").read_text())
+    assert [r["input"] for r in records] == prompts
+    assert [r["truncated"] for r in records] == [False, False, True, False]
+    for r in records:
+        assert r["text"] == r["input"] + r["continuation"]
+        assert len(r["continuation"]) == 12  # eval.max_new_tokens characters
+    assert lines[0] == f"the cat: {records[0]['text']}".split("\n")[0]
+    assert lines[-2] == f"wrote {out / 'predictions.json'}"
+    # The same continuations as the task's sampler, seeded per prompt: reproducible.
+    task, model = load_run(run_dir)
+    assert records[0]["text"] == task.sample(model, "the cat", 1, seed=task.config.seed)[0]
+    assert records[1]["text"] == task.sample(model, "", 1, seed=task.config.seed + 1)[0]
+
+
+# ----------------------------------------------------------------------------- determinism
+
+
+def test_data_path_spelling_and_seed(run_dir, corpus, tmp_path):
+    again = _train(tmp_path, f"data.path={corpus}")
+    assert _same_weights(_weights(again), _weights(run_dir))
+    assert _metrics(again)["test"] == _metrics(run_dir)["test"]
+    other = _train(tmp_path, f"data={corpus}", "seed=1")
+    assert not _same_weights(_weights(other), _weights(run_dir))
+
+
+def test_resume_equals_a_straight_two_epoch_run(run_dir, corpus, tmp_path):
+    # Exact because every step falls in the LR warm-up (optim.warmup_steps=100).
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run_dir, resumed)
+    assert main(["train", "gpt", "--resume", str(resumed), "trainer.max_epochs=2"]) == 0
+    straight = _train(tmp_path / "runs", f"data={corpus}", "trainer.max_epochs=2")
+    assert _same_weights(_weights(resumed), _weights(straight))
+    assert _metrics(resumed)["test"] == _metrics(straight)["test"]
+    assert not _same_weights(_weights(resumed), _weights(run_dir))
+    assert _metrics(resumed)["train"]["epochs"] == 2
+    assert (resumed / "figures" / "samples.txt").read_text() == (
+        straight / "figures" / "samples.txt"
+    ).read_text()
+
+
+# ----------------------------------------------------------------------------- other data
+
+
+def test_word_level(corpus, tmp_path, capsys):
+    d = _train(tmp_path, f"data={corpus}", "data.level=word")
+    vocab = Vocabulary.load(d / "vocab.json")
+    assert {"cat", "river", "moon"} <= set(vocab.itos)
+    assert not (d / "chars.json").exists()
+    metrics = _metrics(d)
+    assert set(metrics["test"]) == {"loss", "perplexity", "accuracy", "tokens"}
+    _, _, test_text = split_text(corpus.read_text(), val_fraction=0.05, test_fraction=0.05)
+    assert metrics["test"]["tokens"] == len(WordTokenizer(vocab).encode(test_text)) - 1
+    capsys.readouterr()
+    assert main(["predict", "gpt", "--run", str(d), "the old"]) == 0
+    (record,) = json.loads((d / "predictions" / "predictions.json").read_text())
+    words = record["continuation"].replace("\n", " ").split()
+    assert record["text"].startswith("the old") and 1 <= len(words) <= 12
+    assert record["continuation"][0] in " \n"  # the next word is not glued to "old"
+    assert set(words) <= set(vocab.itos)
+
+
+def test_the_world_captions_are_the_default_data(tmp_path):
+    d = _train(tmp_path, "data.train_size=40", "data.val_size=8", "data.test_size=8",
+               "eval.attention_head=1", "eval.attention_text=a red circle")  # fmt: skip
+    assert "name: world" in (d / "config.yaml").read_text()
+    task = GPTTask(GPTConfig(data=GPTDataConfig(train_size=40, val_size=8, test_size=8)))
+    texts = task.texts()
+    from xmodal.world import World
+
+    world = World(seed=0)
+    first = world.scene("val", 0, audio=False, questions=False).captions
+    assert texts["val"].startswith("\n".join(first) + "\n")
+    assert len(texts["train"].splitlines()) == 40 * 5  # five captions a scene
+    assert CharTokenizer.load(d / "chars.json").itos[1:] == sorted(set(texts["train"]))
+    assert _metrics(d)["test"]["tokens"] == len(texts["test"]) - 1
+    assert [p.name for p in (d / "figures").glob("attention*.png")] == ["attention_layer0.png"]
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["data.level=byte"], "data.level must be one of 'char', 'word'. Found: 'byte'"),
+        (["model.n_head=3"], "model.n_embd must be divisible by model.n_head"),
+        (["model.position=rope"], "model.position must be one of 'learned', 'sinusoidal'"),
+        (["eval.top_k=0"], "eval.top_k must be an integer >= 1. Found: 0"),
+        (["eval.temperature=0"], "eval.temperature must be a finite number > 0. Found: 0.0"),
+        (["eval.temperature=-0.5"], "eval.temperature must be a finite number > 0. Found: -0.5"),
+        (["data=text"], "data.name=text needs data.path"),
+        (["data=a.txt", "data.path=b.txt"], "data='a.txt' names a file, but data.path='b.txt'"),
+        (["data.val_fraction=0.6", "data.test_fraction=0.5"], "must be < 1"),
+        (["model.dropout=1.0"], "model.dropout must be in [0, 1)"),
+        (["eval.attention_head=4"], "eval.attention_head must be None or in [0, 4)"),
+        (["eval.attention_layer=4"], "eval.attention_layer must be in [-4, 4)"),
+    ],
+)
+def test_bad_config_is_one_line_and_makes_no_run_folder(tmp_path, capsys, overrides, message):
+    assert main(["train", "gpt", "--runs-dir", str(tmp_path), *overrides]) == 1
+    assert message in _error(capsys)
+    assert not (tmp_path / "gpt").exists()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "is empty (0 bytes, no text)"),
+        (b" \n\n\t", "is empty (4 bytes, no text)"),
+        (b"good text\n\xff\xfe bad", "is not UTF-8: byte 0xff at offset 10"),
+    ],
+    ids=["empty", "whitespace", "bad-bytes"],
+)
+def test_bad_text_files_are_named(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    assert main(["train", "gpt", "--runs-dir", str(tmp_path / "runs"), *TINY, f"data={path}"]) == 1
+    err = _error(capsys)
+    assert f"text file '{path}'" in err and message in err
+    assert list((tmp_path / "runs" / "gpt").glob("*")) == []  # no half-made run folder
+
+
+def test_missing_and_too_short_files(tmp_path, capsys):
+    missing = tmp_path / "missing.txt"
+    assert main(["train", "gpt", "--runs-dir", str(tmp_path), *TINY, f"data={missing}"]) == 1
+    assert f"text file '{missing}' does not exist" in _error(capsys)
+    short = tmp_path / "short.txt"
+    short.write_text("word " * 40)
+    argv = [
+        "train",
+        "gpt",
+        "--runs-dir",
+        str(tmp_path),
+        *TINY,
+        f"data={short}",
+        "model.block_size=256",
+    ]
+    assert main(argv) == 1
+    err = _error(capsys)
+    n = len(split_text(short.read_text(), val_fraction=0.05, test_fraction=0.05)[0])
+    assert f"the train part of {str(short)!r} holds {n} tokens" in err
+    assert "block_size + 1 = 257" in err and "lower model.block_size" in err
+
+
+def test_gpt_is_listed_by_xmodal_tasks(capsys):
+    assert main(["tasks"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split(None, 3) for line in lines[1:]}
+    assert rows["gpt"] == [GPTTask.name, GPTTask.family, GPTTask.default_data, GPTTask.summary]
+    assert GPTTask.family == "representations"
+
+
+# ----------------------------------------------------------------------------- data code
+
+
+def test_read_text_normalises_and_refuses(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_bytes("\ufeffline one\r\nline two\rend".encode())
+    assert read_text(path) == "line one\nline two\nend"
+    with pytest.raises(DataError, match="is not a file"):
+        read_text(tmp_path)
+    path.write_bytes("caf\u00e9".encode("latin-1"))
+    with pytest.raises(DataError, match="byte 0xe9 at offset 3"):
+        read_text(path)
+
+
+def test_split_text_is_contiguous_and_cuts_between_words():
+    text = _corpus(100)
+    train, val, test = split_text(text, val_fraction=0.1, test_fraction=0.2)
+    assert train + val + test == text
+    assert abs(len(train) - 0.7 * len(text)) < 20 and abs(len(test) - 0.2 * len(text)) < 20
+    for left, right in ((train, val), (val, test)):  # no word is cut in two
+        assert left[-1].isspace() or right[0].isspace()
+    with pytest.raises(DataError, match="the val part of a 5-character text holds no text"):
+        split_text("abcde", val_fraction=0.01, test_fraction=0.01)
+    with pytest.raises(ParameterError, match="val_fraction must be in \\(0, 1\\). Found: 0"):
+        split_text(text, val_fraction=0, test_fraction=0.1)
+
+
+def test_token_blocks_shift_by_one_and_cover_the_text():
+    ids = torch.arange(100)
+    train = TokenBlocks(ids, 16)
+    assert len(train) == (100 - 16) // 16 == 5
+    for epoch in range(6):
+        train.set_epoch(epoch, seed=3)
+        assert 0 <= train.offset <= 15
+        for i in range(len(train)):
+            item = train[i]
+            assert len(item["x"]) == 16 and torch.equal(item["y"], item["x"] + 1)
+            assert int(item["x"][0]) == train.offset + 16 * i
+    offsets = set()
+    for epoch in range(6):
+        train.set_epoch(epoch, seed=3)
+        offsets.add(train.offset)
+    assert len(offsets) > 1  # the cut moves between epochs ...
+    train.set_epoch(2, seed=3)
+    first = train.offset
+    train.set_epoch(2, seed=3)
+    assert train.offset == first  # ... as a pure function of (seed, epoch)
+
+    scoring = TokenBlocks(ids, 16, full=False)
+    batch = collate_blocks([scoring[i] for i in range(len(scoring))])
+    assert batch["x"].shape == (7, 16) and scoring.n_targets == 99
+    targets = batch["y"][batch["y"] != -100]
+    assert torch.equal(targets, ids[1:])  # every next token exactly once
+    assert (batch["x"][-1, 3:] == 0).all() and (batch["y"][-1, 3:] == -100).all()
+    with pytest.raises(DataError, match="the text holds 10 tokens; a training block needs"):
+        TokenBlocks(torch.arange(10), 16)
+
+
+def test_char_tokenizer_round_trip_and_file(tmp_path):
+    tok = build_tokenizer("char", "hello world\n")
+    assert tok.decode(tok.encode("hello\nworld")) == "hello\nworld"
+    assert tok.encode("hex") == [tok.stoi["h"], tok.stoi["e"], 0]
+    assert tok.decode([0]) == UNKNOWN_CHAR and tok.separator_id == tok.stoi["\n"]
+    tok.save(tmp_path / "chars.json")
+    assert load_tokenizer("char", tmp_path).itos == tok.itos
+    (tmp_path / "chars.json").write_text('{"format": "other"}')
+    with pytest.raises(DataError, match="is not a character vocabulary"):
+        CharTokenizer.load(tmp_path / "chars.json")
+    with pytest.raises(ParameterError, match="level must be one of 'char', 'word'. Found: 'bpe'"):
+        build_tokenizer("bpe", "text")
+
+
+def test_word_tokenizer_lines_end_with_eos(tmp_path):
+    tok = build_tokenizer("word", "a red circle\nthe blue square\n")
+    ids = tok.encode("a red circle\nthe")
+    assert ids[3] == EOS_ID and len(ids) == 5
+    assert tok.decode(ids) == "a red circle\nthe"
+    assert tok.decode(tok.encode("a green circle")) == "a <unk> circle"
+    tok.save(tmp_path / "vocab.json")
+    assert load_tokenizer("word", tmp_path).vocab == tok.vocab
