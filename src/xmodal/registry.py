@@ -54,6 +54,13 @@ _BUILTIN: tuple[tuple[str, str, str, str, str], ...] = (
         "GPT: a causal transformer language model of characters or words (any text file)",
         "xmodal.text.gpt_task:GPTTask",
     ),
+    (
+        "retrieval",
+        "matching",
+        "world",
+        "Image-text retrieval: joint embedding (VSE++ hinge, triplet or InfoNCE)",
+        "xmodal.matching.retrieval_task:RetrievalTask",
+    ),
 )
 
 _REGISTRY: dict[str, _Entry] = {

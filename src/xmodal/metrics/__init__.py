@@ -1,4 +1,4 @@
-"""Metrics of what models produce: caption scores (COCO and world content) for now."""
+"""Metrics of what models produce: caption scores (COCO and world content) and retrieval."""
 
 from xmodal.metrics.captioning import (
     METRICS,
@@ -10,6 +10,7 @@ from xmodal.metrics.captioning import (
     held_out_recall,
     leave_one_out_scores,
 )
+from xmodal.metrics.retrieval import fold_average, retrieval_metrics, retrieval_ranks
 
 __all__ = [
     "METRICS",
@@ -20,4 +21,7 @@ __all__ = [
     "held_out_recall",
     "best_reference_scores",
     "leave_one_out_scores",
+    "fold_average",
+    "retrieval_metrics",
+    "retrieval_ranks",
 ]

@@ -1,0 +1,611 @@
+"""The ``retrieval`` task: an image–text joint embedding trained and scored by the engine.
+
+Data: the world (``data.name=world``). A training step takes ``data.batch_size`` images
+with ``data.captions_per_step`` of their captions each (all 5 by default; fewer are drawn
+at random per image and epoch, seeded, so a resumed run draws the same); captions of the
+same image are never each other's negatives (``image_ids`` of :mod:`xmodal.nn.losses`).
+The vocabulary is built from the training captions and saved as ``vocab.json``.
+
+Metrics (``evaluate``): the standard 1K protocol of VSE++ on the test images with all
+their captions: image→text and text→image Recall@1/5/10, median and mean rank, rsum; and
+``duplicate_captions``, the test captions that are word for word a caption of another
+test image (a text query cannot tell those images apart, so they cap text→image R@1).
+
+Example::
+
+    xmodal train retrieval                                # VSE++ (hardest negative)
+    xmodal train retrieval model.loss=infonce             # CLIP's symmetric InfoNCE
+    xmodal predict retrieval --run runs/retrieval/<id> "a red circle" query.png
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from xmodal._checks import check_choice, check_positive_int, check_positive_number
+from xmodal.engine.config import TrainerConfig
+from xmodal.engine.data import seeded_loader
+from xmodal.engine.task import Task
+from xmodal.errors import DataError, ParameterError
+from xmodal.text.vocab import PAD_ID, UNK_ID, Vocabulary, tokenize
+
+__all__ = [
+    "RetrievalConfig",
+    "RetrievalDataConfig",
+    "RetrievalEvalConfig",
+    "RetrievalModelConfig",
+    "RetrievalOptimConfig",
+    "RetrievalTask",
+    "CaptionedImages",
+    "collate_captioned",
+    "duplicate_captions",
+]
+
+LOSSES = ("vse++", "triplet", "infonce")
+DATA = ("world",)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+
+
+@dataclass
+class RetrievalModelConfig:
+    """The joint embedding. ``loss``: ``vse++`` (hinge, hardest negative), ``triplet``
+    (hinge summed over negatives) or ``infonce`` (symmetric, learned temperature)."""
+
+    encoder: str = "small-cnn"
+    channels: int = 128  # small-cnn width (ignored by the ResNets)
+    embed_dim: int = 256
+    word_dim: int = 128
+    hidden: int = 256
+    bidirectional: bool = True
+    pooling: str = "mean"
+    loss: str = "vse++"
+    margin: float = 0.2
+    temperature: float = 0.07  # InfoNCE's starting temperature (learned)
+    # A word2vec directory whose vectors initialise the word embedding for training;
+    # word_dim must be their dimension.
+    word2vec: str | None = None
+
+    def __post_init__(self) -> None:
+        check_choice(self.loss, "model.loss", LOSSES)
+        check_choice(self.pooling, "model.pooling", ("mean", "last"))
+        for name in ("channels", "embed_dim", "word_dim", "hidden"):
+            check_positive_int(getattr(self, name), f"model.{name}")
+        check_positive_number(self.margin, "model.margin", allow_zero=True)
+        check_positive_number(self.temperature, "model.temperature")
+        if self.temperature < 0.01:
+            raise ParameterError(
+                f"model.temperature must be >= 0.01 (a logit scale <= 100). "
+                f"Found: {self.temperature}"
+            )
+
+
+@dataclass
+class RetrievalDataConfig:
+    """The world's scenes: ``train_size`` / ``val_size`` / ``test_size`` images with all
+    their captions; ``test_size=1000`` is the standard 1K protocol."""
+
+    name: str = "world"
+    world_seed: int = 0
+    image_size: int = 64
+    train_size: int = 10_000
+    val_size: int = 500
+    test_size: int = 1_000
+    max_len: int = 32  # tokens per caption, <bos> and <eos> included
+    captions_per_step: int = 5  # captions of each image in a training step
+    min_freq: int = 1
+    batch_size: int = 128  # images per step
+    num_workers: int = 2
+
+    def __post_init__(self) -> None:
+        check_choice(self.name, "data.name", DATA)
+        for key in ("image_size", "train_size", "val_size", "test_size", "batch_size"):
+            check_positive_int(getattr(self, key), f"data.{key}")
+        check_positive_int(self.max_len, "data.max_len", minimum=3)
+        check_positive_int(self.min_freq, "data.min_freq")
+        check_positive_int(self.captions_per_step, "data.captions_per_step")
+        check_positive_int(self.num_workers, "data.num_workers", minimum=0)
+
+
+@dataclass
+class RetrievalOptimConfig:
+    """Adam with a linear warm-up and a cosine decay to ``min_lr_ratio * lr``."""
+
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.02
+
+    def __post_init__(self) -> None:
+        check_positive_number(self.lr, "optim.lr")
+        check_positive_number(self.weight_decay, "optim.weight_decay", allow_zero=True)
+        check_positive_int(self.warmup_steps, "optim.warmup_steps", minimum=0)
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ParameterError(
+                f"optim.min_lr_ratio must be in [0, 1]. Found: {self.min_lr_ratio}"
+            )
+
+
+@dataclass
+class RetrievalEvalConfig:
+    """Evaluation, figures and predict: ``top_k`` results per query."""
+
+    batch_size: int = 250
+    top_k: int = 5
+    n_figures: int = 4  # test captions shown with their top images
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.batch_size, "eval.batch_size")
+        check_positive_int(self.top_k, "eval.top_k")
+        check_positive_int(self.n_figures, "eval.n_figures", minimum=0)
+
+
+def _default_trainer() -> TrainerConfig:
+    return TrainerConfig(max_epochs=3, gradient_clip_val=2.0)
+
+
+@dataclass
+class RetrievalConfig:
+    seed: int = 0
+    model: RetrievalModelConfig = field(default_factory=RetrievalModelConfig)
+    data: RetrievalDataConfig = field(default_factory=RetrievalDataConfig)
+    optim: RetrievalOptimConfig = field(default_factory=RetrievalOptimConfig)
+    eval: RetrievalEvalConfig = field(default_factory=RetrievalEvalConfig)
+    trainer: TrainerConfig = field(default_factory=_default_trainer)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+class CaptionedImages(Dataset):
+    """Each image with all its captions encoded: ``image`` (3, H, W), ``tokens`` a list of
+    LongTensors (<bos> ... <eos>), ``index``."""
+
+    def __init__(self, images: Dataset, vocab: Vocabulary, *, max_len: int):
+        self.images, self.vocab, self.max_len = images, vocab, max_len
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.images[i]
+        if not item["captions"]:
+            raise DataError(f"image {item['index']} has no caption")
+        tokens = [
+            torch.tensor(self.vocab.encode(c, max_len=self.max_len)) for c in item["captions"]
+        ]
+        return {"image": item["image"], "tokens": tokens, "index": item["index"]}
+
+
+def collate_captioned(items: list[dict]) -> dict:
+    """``image`` (B, 3, H, W); ``tokens`` (B * n, L) padded, ``lengths`` (B * n,): the
+    ``n`` captions of image ``b`` are rows ``b * n ... b * n + n - 1``; ``index`` (B,)."""
+    n = min(len(it["tokens"]) for it in items)
+    rows = [t for it in items for t in it["tokens"][:n]]
+    return {
+        "image": torch.stack([it["image"] for it in items]),
+        "tokens": nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=PAD_ID),
+        "lengths": torch.tensor([len(t) for t in rows]),
+        "index": torch.tensor([it["index"] for it in items]),
+    }
+
+
+def duplicate_captions(captions: Sequence[Sequence[str]]) -> int:
+    """How many captions (of ``captions[i]``, the captions of image ``i``) are word for word
+    a caption of another image: a text query cannot tell those images apart."""
+    owners: dict[str, set[int]] = {}
+    for i, cs in enumerate(captions):
+        for c in cs:
+            owners.setdefault(" ".join(tokenize(c)), set()).add(i)
+    return sum(len(owners[" ".join(tokenize(c))]) > 1 for cs in captions for c in cs)
+
+
+# ----------------------------------------------------------------------------- the task
+
+
+class RetrievalTask(Task):
+    """Image–text retrieval (matching) with a joint embedding: VSE, VSE++ or InfoNCE."""
+
+    name = "retrieval"
+    family = "matching"
+    summary = "Image-text retrieval: joint embedding (VSE++ hinge, triplet or InfoNCE)"
+    default_data = "world"
+    Config = RetrievalConfig
+
+    def __init__(self, config: RetrievalConfig) -> None:
+        super().__init__(config)
+        self.vocab: Vocabulary | None = None
+        self._world = None
+        self._images: dict[str, Dataset] = {}
+        self._word_init: torch.Tensor | None = None
+        self._epoch = 0
+        self._gallery: tuple | None = None  # predict: (images, captions, img emb, txt emb)
+
+    # ------------------------------------------------------------------ data
+
+    @property
+    def world(self):
+        if self._world is None:
+            from xmodal.world import World
+
+            d = self.config.data
+            self._world = World(seed=d.world_seed, image_size=d.image_size)
+        return self._world
+
+    def images(self, split: str) -> Dataset:
+        """The world's scenes of ``split``: items with ``image``, ``captions``, ``index``."""
+        if split not in self._images:
+            from xmodal.world.datasets import make_dataset
+
+            d = self.config.data
+            size = {"train": d.train_size, "val": d.val_size}.get(split, d.test_size)
+            self._images[split] = make_dataset(self.world, "captioning", split, size=size)
+        return self._images[split]
+
+    def captions(self, split: str) -> list[list[str]]:
+        """Every caption of every image of ``split`` (no image is rendered)."""
+        world, n = self.world, len(self.images(split))
+        return [
+            list(world.scene(split, i, audio=False, questions=False).captions) for i in range(n)
+        ]
+
+    def artifacts(self) -> list[str]:
+        return ["vocab.json"]
+
+    def setup(self, run_dir: Path, stage: str) -> None:
+        path = Path(run_dir) / "vocab.json"
+        if stage == "fit":
+            texts = [c for cs in self.captions("train") for c in cs]
+            self.vocab = Vocabulary.build(texts, min_freq=self.config.data.min_freq)
+            self.vocab.save(path)
+            self._word_init = self._word_vectors() if self.config.model.word2vec else None
+        else:
+            if not path.is_file():
+                raise DataError(f"run folder {str(run_dir)!r} has no vocab.json")
+            self.vocab = Vocabulary.load(path)
+
+    def _word_vectors(self) -> torch.Tensor:
+        from xmodal.text.word2vec import embedding_from_word2vec
+
+        m = self.config.model
+        weight, found = embedding_from_word2vec(self.vocab, m.word2vec)
+        if weight.shape[1] != m.word_dim:
+            raise ParameterError(
+                f"model.word2vec={m.word2vec!r} holds {weight.shape[1]}-d vectors but "
+                f"model.word_dim={m.word_dim}: set model.word_dim={weight.shape[1]}"
+            )
+        if found == 0:
+            raise DataError(
+                f"model.word2vec={m.word2vec!r} has none of the {len(self.vocab)} caption words"
+            )
+        return weight
+
+    def _sets(self, split: str) -> CaptionedImages:
+        return CaptionedImages(self.images(split), self.vocab, max_len=self.config.data.max_len)
+
+    def train_dataloader(self) -> DataLoader:
+        d = self.config.data
+        return seeded_loader(
+            self._sets("train"),
+            batch_size=d.batch_size,
+            shuffle=True,
+            seed=self.config.seed,
+            num_workers=d.num_workers,
+            collate_fn=collate_captioned,
+            drop_last=True,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self._sets("val"),
+            batch_size=min(100, self.config.data.val_size),
+            shuffle=False,
+            collate_fn=collate_captioned,
+        )
+
+    def on_train_epoch_start(self, epoch: int) -> None:
+        self._epoch = epoch
+
+    # ------------------------------------------------------------------ model
+
+    def build_model(self) -> nn.Module:
+        from xmodal.matching.joint import JointEmbedding
+
+        m = self.config.model
+        return JointEmbedding(
+            len(self.vocab),
+            encoder=m.encoder,
+            encoder_kwargs={"channels": m.channels} if m.encoder == "small-cnn" else {},
+            embed_dim=m.embed_dim,
+            word_dim=m.word_dim,
+            hidden=m.hidden,
+            bidirectional=m.bidirectional,
+            pooling=m.pooling,
+            word_init=self._word_init,  # training only: eval and predict load the weights
+            logit_scale_init=1.0 / m.temperature,
+        )
+
+    def _total_steps(self) -> int:
+        t, d = self.config.trainer, self.config.data
+        if t.max_steps and t.max_steps > 0:
+            return t.max_steps
+        world_size = 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            world_size = torch.distributed.get_world_size()
+        per_epoch = len(self.images("train")) // (d.batch_size * world_size)
+        if isinstance(t.limit_train_batches, int):
+            per_epoch = min(per_epoch, t.limit_train_batches)
+        elif t.limit_train_batches < 1.0:
+            per_epoch = int(per_epoch * t.limit_train_batches)
+        return max(1, per_epoch * t.max_epochs)
+
+    def configure_optimizers(self, model: nn.Module):
+        o = self.config.optim
+        optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        total, warmup = self._total_steps(), o.warmup_steps
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def _rows(self, batch, k: int | None) -> torch.Tensor:
+        """Caption rows a step uses: ``k`` of each image's captions (all when ``k`` is None
+        or not smaller), drawn from (seed, epoch, image index) alone."""
+        index = batch["index"].tolist()
+        n = batch["tokens"].shape[0] // len(index)
+        if k is None or k >= n:
+            return torch.arange(len(index) * n)
+        rows = []
+        for b, i in enumerate(index):
+            rng = np.random.default_rng([self.config.seed, self._epoch, i])
+            rows += [b * n + int(j) for j in sorted(rng.permutation(n)[:k])]
+        return torch.tensor(rows)
+
+    def _loss(self, model, batch, k: int | None) -> tuple[torch.Tensor, dict[str, float]]:
+        from xmodal.nn.losses import hinge_triplet_loss, info_nce_loss
+
+        m = self.config.model
+        rows = self._rows(batch, k).to(batch["tokens"].device)
+        per_image = len(rows) // len(batch["index"])
+        img = model.embed_images(batch["image"])  # (B, D): each image encoded once
+        txt = model.embed_texts(batch["tokens"][rows], batch["lengths"][rows])  # (B * k, D)
+        img = img.repeat_interleave(per_image, dim=0)
+        ids = batch["index"].repeat_interleave(per_image)
+        if m.loss == "infonce":
+            scale = model.logit_scale()
+            loss = info_nce_loss(img, txt, scale, image_ids=ids)
+            return loss, {"logit_scale": float(scale.detach())}
+        loss = hinge_triplet_loss(
+            img, txt, margin=m.margin, hardest=m.loss == "vse++", image_ids=ids
+        )
+        return loss, {}
+
+    def training_step(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
+        return self._loss(model, batch, self.config.data.captions_per_step)
+
+    def validation_step(self, model: nn.Module, batch) -> dict[str, float]:
+        loss, _ = self._loss(model, batch, None)
+        return {"loss": float(loss)}
+
+    # ------------------------------------------------------------------ inference
+
+    def _device(self, model: nn.Module) -> torch.device:
+        return next(model.parameters()).device
+
+    @torch.no_grad()
+    def embed_images(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, H, W)`` → ``(N, D)`` unit vectors (on the CPU), in batches."""
+        model.eval()
+        bs, device = self.config.eval.batch_size, self._device(model)
+        return torch.cat(
+            [
+                model.embed_images(images[s : s + bs].to(device)).cpu()
+                for s in range(0, len(images), bs)
+            ]
+        )
+
+    @torch.no_grad()
+    def embed_texts(self, model: nn.Module, texts: Sequence[str]) -> torch.Tensor:
+        """Texts → ``(N, D)`` unit vectors (on the CPU), in batches."""
+        model.eval()
+        bs, device = self.config.eval.batch_size, self._device(model)
+        out = []
+        for s in range(0, len(texts), bs):
+            tokens, lengths = self.vocab.encode_batch(
+                list(texts[s : s + bs]), max_len=self.config.data.max_len, pad=False
+            )
+            out.append(model.embed_texts(tokens.to(device), lengths).cpu())
+        return torch.cat(out)
+
+    def _split_images(self, split: str) -> torch.Tensor:
+        images = self.images(split)
+        return torch.stack([images[i]["image"] for i in range(len(images))])
+
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        from xmodal.metrics.retrieval import retrieval_metrics
+
+        captions = self.captions(split)
+        texts = [c for cs in captions for c in cs]
+        text_image = torch.tensor([i for i, cs in enumerate(captions) for _ in cs])
+        sims = (
+            self.embed_images(model, self._split_images(split)) @ self.embed_texts(model, texts).T
+        )
+        metrics = retrieval_metrics(sims, text_image)
+        metrics["duplicate_captions"] = duplicate_captions(captions)
+        metrics["n_images"] = len(captions)
+        metrics["n_texts"] = len(texts)
+        return metrics
+
+    def figures(self, model: nn.Module, out_dir: Path) -> list[Path]:
+        n = self.config.eval.n_figures
+        if n == 0:
+            return []
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        images = self._split_images("test")
+        captions = self.captions("test")
+        queries = [captions[i][0] for i in range(min(n, len(captions)))]
+        sims = self.embed_texts(model, queries) @ self.embed_images(model, images).T
+        k = min(self.config.eval.top_k, len(images))
+        top = sims.topk(k, dim=1)
+        rows = [
+            (f"{q!r} (test image {i})", [images[j] for j in idx.tolist()],
+             [f"#{j} {s:.2f}" for j, s in zip(idx.tolist(), sc.tolist(), strict=True)],
+             [j == i for j in idx.tolist()])
+            for i, (q, idx, sc) in enumerate(zip(queries, top.indices, top.values, strict=True))
+        ]  # fmt: skip
+        path = out_dir / "retrieval_test_text_to_image.png"
+        _save_grid(rows, path)
+        return [path]
+
+    # ------------------------------------------------------------------ predict
+
+    def _gallery_embeddings(self, model: nn.Module) -> tuple:
+        """The test split as the search gallery, embedded once per task object."""
+        if self._gallery is None:
+            images = self._split_images("test")
+            captions = self.captions("test")
+            texts = [c for cs in captions for c in cs]
+            owners = [i for i, cs in enumerate(captions) for _ in cs]
+            self._gallery = (
+                images,
+                texts,
+                owners,
+                self.embed_images(model, images),
+                self.embed_texts(model, texts),
+            )
+        return self._gallery
+
+    def _query_text(self, text: str) -> str:
+        words = tokenize(text)
+        if not words:
+            raise ParameterError(f"query text {text!r} has no words")
+        unknown = [w for w in words if self.vocab.token_to_id(w) == UNK_ID]
+        if len(unknown) == len(words):
+            raise ParameterError(
+                f"query text {text!r}: no word is in the vocabulary "
+                f"(out of vocabulary: {', '.join(unknown)})"
+            )
+        return text
+
+    def predict(self, model: nn.Module, inputs: Sequence[str], out_dir: Path) -> list[dict]:
+        """Each input is an image file (its suffix is an image's, or the file exists) → the
+        top captions of the test gallery; anything else is a text query → the top test
+        images, shown as a grid figure."""
+        from xmodal.data.images import load_image
+
+        if not inputs:
+            raise ParameterError("predict retrieval needs at least one text or image file")
+        kinds = [
+            "image" if Path(x).suffix.lower() in IMAGE_SUFFIXES or Path(x).is_file() else "text"
+            for x in inputs
+        ]
+        # Check every input before the (slow) gallery is embedded.
+        queries = [
+            load_image(x, size=self.config.data.image_size)
+            if kind == "image"
+            else self._query_text(x)
+            for x, kind in zip(inputs, kinds, strict=True)
+        ]
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        images, texts, owners, img_emb, txt_emb = self._gallery_embeddings(model)
+        k = self.config.eval.top_k
+        records, used = [], set()
+        for n, (x, kind, q) in enumerate(zip(inputs, kinds, queries, strict=True)):
+            stem = _unique(("text" if kind == "text" else Path(x).stem) + f"-{n}", used)
+            if kind == "text":
+                sims = (self.embed_texts(model, [q]) @ img_emb.T)[0]
+                top = sims.topk(min(k, len(sims)))
+                pairs = zip(top.indices.tolist(), top.values.tolist(), strict=True)
+                hits = [{"image": f"test/{j}", "index": j, "score": round(s, 4)} for j, s in pairs]
+                path = out_dir / f"{stem}_top_images.png"
+                labels = [f"{h['image']} {h['score']:.2f}" for h in hits]
+                _save_grid([(repr(x), [images[h["index"]] for h in hits], labels, None)], path)
+                text = ", ".join(f"{h['image']} ({h['score']:.2f})" for h in hits)
+            else:
+                sims = (self.embed_images(model, q[None]) @ txt_emb.T)[0]
+                top = sims.topk(min(k, len(sims)))
+                pairs = zip(top.indices.tolist(), top.values.tolist(), strict=True)
+                hits = [
+                    {"caption": texts[j], "image": f"test/{owners[j]}", "score": round(s, 4)}
+                    for j, s in pairs
+                ]
+                path = out_dir / f"{stem}_top_captions.png"
+                _save_query_captions(q, hits, path)
+                text = " | ".join(f"{h['caption']} ({h['score']:.2f})" for h in hits)
+            records.append({"input": x, "kind": kind, "results": hits, "text": text,
+                            "files": [str(path)]})  # fmt: skip
+        return records
+
+
+def _unique(name: str, used: set[str]) -> str:
+    while name in used:
+        name += "_"
+    used.add(name)
+    return name
+
+
+def _save_grid(rows, path: Path) -> None:
+    """One row per query: its title, then its images with a label each (a green frame
+    where ``marks`` says the image is the right one)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = max(len(r[1]) for r in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.6 * cols, 1.9 * len(rows)), squeeze=False)
+    for r, (title, imgs, labels, marks) in enumerate(rows):
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(imgs):
+                ax.axis("off")
+                continue
+            img = imgs[c]
+            img = img.float() / 255 if img.dtype == torch.uint8 else img
+            ax.imshow(img.permute(1, 2, 0).clamp(0, 1).numpy())
+            ax.set_xlabel(labels[c], fontsize=7)
+            if marks is not None and marks[c]:
+                for spine in ax.spines.values():
+                    spine.set_edgecolor("limegreen")
+                    spine.set_linewidth(3)
+        # Text, not a title: a long query must not widen the first column.
+        axes[r][0].text(0, 1.08, title, transform=axes[r][0].transAxes, fontsize=8)
+    fig.subplots_adjust(wspace=0.08, hspace=0.55)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _save_query_captions(image: torch.Tensor, hits: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, tx) = plt.subplots(1, 2, figsize=(7, 2.4), gridspec_kw={"width_ratios": [1, 3]})
+    ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy())
+    ax.axis("off")
+    tx.axis("off")
+    lines = [f"{k + 1}. {h['caption']}  ({h['score']:.2f})" for k, h in enumerate(hits)]
+    tx.text(0, 1, "\n".join(lines), va="top", fontsize=8, wrap=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

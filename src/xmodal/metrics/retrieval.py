@@ -1,0 +1,114 @@
+"""Cross-modal retrieval metrics, the standard protocol of VSE++ and SCAN.
+
+From a similarity matrix ``(n_images, n_texts)`` and the image of each text
+(``text_image``, ``(n_texts,)``): image→text and text→image Recall@K (percent), median and
+mean rank. A rank is 1-based: the position of the first correct item in the list sorted by
+decreasing similarity. An image with several captions is retrieved by its best-ranked
+caption. Ties count against the query: a wrong item scoring the same as the correct one
+ranks ahead of it, so a constant similarity matrix scores as badly as it should.
+
+Example::
+
+    sims = img_emb @ txt_emb.T                       # (1000, 5000)
+    m = retrieval_metrics(sims, text_image)           # text_image[t] = t // 5
+    m["i2t_R@1"], m["t2i_R@1"], m["rsum"]
+    fold_average(sims_5k, text_image_5k, n_folds=5)   # COCO 5K as 5 folds of 1K
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from xmodal._checks import as_signal, check_positive_int
+from xmodal.errors import ParameterError
+
+__all__ = ["KS", "fold_average", "retrieval_metrics", "retrieval_ranks"]
+
+KS = (1, 5, 10)
+
+
+def _check(similarity, text_image) -> tuple[torch.Tensor, torch.Tensor]:
+    sims = as_signal(similarity, "similarity", min_ndim=2)
+    if sims.ndim != 2:
+        raise ParameterError(
+            f"similarity must have shape (n_images, n_texts). Found {tuple(sims.shape)}"
+        )
+    if not isinstance(text_image, torch.Tensor):
+        text_image = torch.as_tensor(np.asarray(text_image))
+    n_images, n_texts = sims.shape
+    if text_image.shape != (n_texts,) or text_image.is_floating_point():
+        raise ParameterError(
+            f"text_image must be an integer tensor of shape ({n_texts},) (n_texts). "
+            f"Found {text_image.dtype} {tuple(text_image.shape)}"
+        )
+    text_image = text_image.to(torch.long).to(sims.device)
+    if n_texts and (int(text_image.min()) < 0 or int(text_image.max()) >= n_images):
+        raise ParameterError(
+            f"text_image must hold image indices in [0, {n_images}). "
+            f"Found {int(text_image.min())}..{int(text_image.max())}"
+        )
+    counts = torch.bincount(text_image, minlength=n_images)
+    if bool((counts == 0).any()):
+        missing = (counts == 0).nonzero()[0].item()
+        raise ParameterError(f"image {missing} has no text in text_image: it cannot be retrieved")
+    return sims, text_image
+
+
+def retrieval_ranks(similarity, text_image) -> tuple[torch.Tensor, torch.Tensor]:
+    """1-based ranks ``(i2t (n_images,), t2i (n_texts,))`` of the first correct item."""
+    sims, text_image = _check(similarity, text_image)
+    n_images, n_texts = sims.shape
+    correct = text_image[None, :] == torch.arange(n_images, device=sims.device)[:, None]
+    best = sims.masked_fill(~correct, float("-inf")).max(dim=1).values  # (n_images,)
+    i2t = 1 + ((sims >= best[:, None]) & ~correct).sum(dim=1)
+    own = sims[text_image, torch.arange(n_texts, device=sims.device)]  # (n_texts,)
+    t2i = 1 + ((sims >= own[None, :]) & ~correct).sum(dim=0)
+    return i2t.cpu(), t2i.cpu()
+
+
+def _summary(ranks: torch.Tensor, prefix: str) -> dict[str, float]:
+    r = ranks.double()
+    out = {f"{prefix}_R@{k}": 100.0 * float((r <= k).double().mean()) for k in KS}
+    # VSE++: floor(median(0-based rank)) + 1; mean over 1-based ranks.
+    out[f"{prefix}_medr"] = float(np.floor(np.median((r - 1).numpy())) + 1)
+    out[f"{prefix}_meanr"] = float(r.mean())
+    return out
+
+
+def retrieval_metrics(similarity, text_image) -> dict[str, float]:
+    """Recall@1/5/10 (percent), median and mean rank both ways, and ``rsum``.
+
+    Args:
+        similarity: ``(n_images, n_texts)`` scores, higher is closer.
+        text_image: ``(n_texts,)`` integer image index of each text; every image needs one.
+    Returns:
+        ``i2t_R@1``, ``i2t_R@5``, ``i2t_R@10``, ``i2t_medr``, ``i2t_meanr``, the same with
+        ``t2i_``, and ``rsum`` (the six recalls added).
+    """
+    i2t, t2i = retrieval_ranks(similarity, text_image)
+    out = {**_summary(i2t, "i2t"), **_summary(t2i, "t2i")}
+    out["rsum"] = sum(out[f"{p}_R@{k}"] for p in ("i2t", "t2i") for k in KS)
+    return out
+
+
+def fold_average(similarity, text_image, *, n_folds: int = 5) -> dict[str, float]:
+    """:func:`retrieval_metrics` on ``n_folds`` consecutive blocks of images (each with its
+    own texts as the gallery), averaged: COCO's "1K test" figures from its 5K test set.
+
+    The images must split evenly into the folds.
+    """
+    sims, text_image = _check(similarity, text_image)
+    n_folds = check_positive_int(n_folds, "n_folds")
+    n_images = sims.shape[0]
+    if n_images % n_folds:
+        raise ParameterError(
+            f"n_folds must divide the {n_images} images evenly. Found: n_folds={n_folds}"
+        )
+    size = n_images // n_folds
+    folds = []
+    for f in range(n_folds):
+        texts = ((text_image >= f * size) & (text_image < (f + 1) * size)).nonzero()[:, 0]
+        block = sims[f * size : (f + 1) * size][:, texts]
+        folds.append(retrieval_metrics(block, text_image[texts] - f * size))
+    return {k: float(np.mean([m[k] for m in folds])) for k in folds[0]}

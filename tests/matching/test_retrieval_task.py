@@ -1,0 +1,292 @@
+"""The ``retrieval`` task end to end through the CLI, on a tiny world: the run folder, eval
+from safetensors without pickle, predict on texts and image files, one-line errors, exact
+resume, the task listing, and the batches and losses a training step sees."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from xmodal.cli import main
+from xmodal.engine import load_run
+from xmodal.matching.retrieval_task import (
+    CaptionedImages,
+    RetrievalTask,
+    collate_captioned,
+    duplicate_captions,
+)
+from xmodal.text.vocab import Vocabulary
+from xmodal.world import World
+from xmodal.world.datasets import make_dataset
+
+TRAIN, VAL, TEST = 16, 8, 8
+TINY = [
+    f"data.train_size={TRAIN}", f"data.val_size={VAL}", f"data.test_size={TEST}",
+    "data.batch_size=8", "data.num_workers=0",
+    "model.channels=16", "model.hidden=16", "model.word_dim=8", "model.embed_dim=16",
+    "trainer.max_epochs=1", "trainer.accelerator=cpu", "trainer.devices=1",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+    "eval.batch_size=8", "eval.n_figures=0",
+]  # fmt: skip
+RECALLS = [f"{d}_R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)]
+RANKS = ["i2t_medr", "i2t_meanr", "t2i_medr", "t2i_meanr"]
+
+
+def _train(runs: Path, *overrides: str) -> Path:
+    before = set((runs / "retrieval").glob("*")) if (runs / "retrieval").is_dir() else set()
+    assert main(["train", "retrieval", "--runs-dir", str(runs), *TINY, *overrides]) == 0
+    (folder,) = set((runs / "retrieval").glob("*")) - before
+    return folder
+
+
+def _metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run_dir / "model.safetensors"))
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("xmodal: error: "), err
+    return err[0]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("retrieval-runs"), "eval.n_figures=2")
+
+
+@pytest.fixture(scope="module")
+def scene_png(tmp_path_factory) -> Path:
+    image = make_dataset(World(seed=0), "captioning", "test", size=1)[0]["image"]
+    path = tmp_path_factory.mktemp("images") / "scene.png"
+    array = (image * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    Image.fromarray(array, mode="RGB").save(path)
+    return path
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def test_train_writes_the_run_folder_and_the_retrieval_metrics(run_dir):
+    d = run_dir
+    for name in ("config.yaml", "run.json", "vocab.json", "checkpoints/last.ckpt",
+                 "model.safetensors", "model.json", "metrics.json", "report.html"):  # fmt: skip
+        assert (d / name).is_file(), name
+    assert json.loads((d / "run.json").read_text())["task"] == "retrieval"
+    test = _metrics(d)["test"]
+    assert set(test) == {*RECALLS, *RANKS, "rsum", "duplicate_captions", "n_images", "n_texts"}
+    assert test["n_images"] == TEST and test["n_texts"] == 5 * TEST
+    for key in RECALLS:
+        assert 0.0 <= test[key] <= 100.0, key
+    for key in RANKS:
+        assert 1.0 <= test[key] <= 5 * TEST and math.isfinite(test[key]), key
+    assert test["rsum"] == pytest.approx(sum(test[k] for k in RECALLS))
+    assert isinstance(test["duplicate_captions"], int)
+    assert [p.name for p in (d / "figures").glob("*.png")] == ["retrieval_test_text_to_image.png"]
+    assert "test/t2i_R@1" in (d / "report.html").read_text()
+
+
+def test_evaluate_is_retrieval_metrics_of_the_embeddings(run_dir):
+    from xmodal.metrics import retrieval_metrics
+
+    task, model = load_run(run_dir)
+    captions = task.captions("test")
+    images = torch.stack([task.images("test")[i]["image"] for i in range(TEST)])
+    texts = [c for cs in captions for c in cs]
+    with torch.no_grad():
+        img = model.embed_images(images)
+        tokens, lengths = task.vocab.encode_batch(texts)
+        txt = model.embed_texts(tokens, lengths)
+    want = retrieval_metrics(img @ txt.T, torch.arange(5 * TEST) // 5)
+    got = task.evaluate(model, "test")
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, abs=1e-9), key
+
+
+# ----------------------------------------------------------------------------- eval
+
+
+def test_eval_loads_safetensors_without_pickle_and_reproduces_the_metrics(run_dir, monkeypatch):
+    def no_pickle(*args, **kwargs):
+        raise AssertionError("xmodal eval must not unpickle")
+
+    monkeypatch.setattr(torch, "load", no_pickle)
+    monkeypatch.setattr(pickle, "load", no_pickle)
+    monkeypatch.setattr(pickle, "loads", no_pickle)
+    assert main(["eval", "retrieval", "--run", str(run_dir)]) == 0
+    saved = json.loads((run_dir / "eval-test.json").read_text())
+    assert saved == _metrics(run_dir)["test"]
+
+
+# ----------------------------------------------------------------------------- predict
+
+
+def test_predict_texts_give_top_images_and_images_give_top_captions(
+    run_dir, scene_png, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    inputs = ["a red circle", str(scene_png)]
+    assert main(["predict", "retrieval", "--run", str(run_dir), *inputs, "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    records = json.loads((out / "predictions.json").read_text())
+    assert [r["kind"] for r in records] == ["text", "image"]
+    task, model = load_run(run_dir)
+    # Text → the top 5 test images by cosine similarity, best first.
+    images = torch.stack([task.images("test")[i]["image"] for i in range(TEST)])
+    with torch.no_grad():
+        img = model.embed_images(images)
+        q = model.embed_texts(*task.vocab.encode_batch(["a red circle"]))[0]
+    want = (img @ q).topk(5).indices.tolist()
+    assert [h["index"] for h in records[0]["results"]] == want
+    assert [h["image"] for h in records[0]["results"]] == [f"test/{j}" for j in want]
+    scores = [h["score"] for h in records[0]["results"]]
+    assert scores == sorted(scores, reverse=True)
+    # Image → the top 5 test captions; the test image itself was the query.
+    captions = [c for cs in task.captions("test") for c in cs]
+    assert all(h["caption"] in captions for h in records[1]["results"])
+    assert len(records[1]["results"]) == 5
+    for r, path in zip(records, inputs, strict=True):
+        assert f"{path}: {r['text']}" in lines
+        (figure,) = r["files"]
+        assert Path(figure).is_file() and f"wrote {figure}" in lines
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("   ", "query text '   ' has no words"),
+        ("zebra xylophone", "no word is in the vocabulary (out of vocabulary: zebra, xylophone)"),
+    ],
+)
+def test_predict_refuses_empty_and_unknown_texts(run_dir, tmp_path, capsys, query, message):
+    argv = ["predict", "retrieval", "--run", str(run_dir), "a red circle", query]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 1
+    assert message in _error(capsys)
+    assert not (tmp_path / "out" / "predictions.json").exists()
+
+
+def test_predict_on_a_file_that_is_not_an_image_names_it(run_dir, tmp_path, capsys):
+    fake = tmp_path / "notes.png"
+    fake.write_text("not an image\n")
+    for bad in (fake, tmp_path / "missing.jpg"):
+        argv = ["predict", "retrieval", "--run", str(run_dir), str(bad)]
+        assert main([*argv, "--out", str(tmp_path / "out")]) == 1
+        assert str(bad) in _error(capsys)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model.loss=hinge"], "model.loss must be one of 'vse++', 'triplet', 'infonce'"),
+        (["model.margin=-1"], "model.margin must be a finite number >= 0"),
+        (["model.pooling=max"], "model.pooling must be one of 'mean', 'last'"),
+        (["data.captions_per_step=0"], "data.captions_per_step"),
+        (["model.temperature=0.001"], "model.temperature must be >= 0.01"),
+    ],
+)
+def test_bad_config_is_one_line_and_makes_no_run_folder(tmp_path, capsys, overrides, message):
+    assert main(["train", "retrieval", "--runs-dir", str(tmp_path), *overrides]) == 1
+    assert message in _error(capsys)
+    assert not (tmp_path / "retrieval").exists()
+
+
+def test_a_run_of_another_task_is_refused(tmp_path, capsys):
+    from tests.engine.toy_task import ToyTask
+    from xmodal.engine import train
+    from xmodal.registry import register_task, unregister_task
+
+    register_task(ToyTask, overwrite=True)
+    try:
+        toy = train("toy", run_dir=tmp_path / "toy", overrides=["trainer.max_epochs=1"])
+        capsys.readouterr()  # what training the toy printed (Lightning's log) is not ours
+        assert main(["predict", "retrieval", "--run", str(toy.run_dir), "a red circle"]) == 1
+        assert "holds a 'toy' run, not 'retrieval'" in _error(capsys)
+    finally:
+        unregister_task("toy")
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["vse++", "infonce"])
+def test_resume_equals_a_straight_two_epoch_run(tmp_path, loss):
+    # captions_per_step=2 draws captions per (seed, epoch, image): resume must draw the same.
+    extra = [f"model.loss={loss}", "data.captions_per_step=2"]
+    first = _train(tmp_path / "a", *extra)
+    resumed = tmp_path / "resumed"
+    shutil.copytree(first, resumed)
+    assert main(["train", "retrieval", "--resume", str(resumed), "trainer.max_epochs=2"]) == 0
+    straight = _train(tmp_path / "b", *extra, "trainer.max_epochs=2")
+    assert _same_weights(_weights(resumed), _weights(straight))
+    assert not _same_weights(_weights(resumed), _weights(first))
+    assert _metrics(resumed)["test"] == _metrics(straight)["test"]
+
+
+# ----------------------------------------------------------------------------- listing
+
+
+def test_retrieval_is_listed_by_xmodal_tasks(capsys):
+    assert main(["tasks"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split(None, 3) for line in lines[1:]}
+    assert rows["retrieval"] == ["retrieval", "matching", "world", RetrievalTask.summary]
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def test_batches_hold_every_caption_and_steps_pick_seeded_subsets():
+    images = make_dataset(World(seed=0), "captioning", "train", size=3)
+    captions = [images[i]["captions"] for i in range(3)]
+    vocab = Vocabulary.build([c for cs in captions for c in cs])
+    batch = collate_captioned([CaptionedImages(images, vocab, max_len=32)[i] for i in range(3)])
+    n = len(captions[0])
+    assert batch["tokens"].shape[0] == 3 * n and batch["index"].tolist() == [0, 1, 2]
+    for b in range(3):
+        for j in range(n):
+            row = b * n + j
+            ids = batch["tokens"][row, : batch["lengths"][row]].tolist()
+            assert ids == vocab.encode(captions[b][j], max_len=32)
+    from xmodal.engine.config import config_from_dict
+
+    cfg = config_from_dict(RetrievalTask.Config, {"data": {"captions_per_step": 2}})
+    task = RetrievalTask(cfg)
+    rows = task._rows(batch, 2).tolist()
+    assert len(rows) == 6 and all(
+        b * n <= r < (b + 1) * n for b in range(3) for r in rows[2 * b : 2 * b + 2]
+    )
+    assert task._rows(batch, 2).tolist() == rows  # the same epoch, the same draw
+    draws = set()
+    for epoch in range(6):
+        task.on_train_epoch_start(epoch)
+        draws.add(tuple(task._rows(batch, 2).tolist()))
+    assert len(draws) > 1  # other epochs, other captions
+    assert task._rows(batch, None).tolist() == list(range(3 * n))
+
+
+def test_duplicate_captions_counts_captions_another_image_has():
+    caps = [["a red circle", "A red  circle!"], ["a red circle", "a star"], ["a star", "x"]]
+    # "a red circle" (3 copies over images 0 and 1) and "a star" (images 1 and 2) count.
+    assert duplicate_captions(caps) == 5
+    assert duplicate_captions([["a b", "a b"], ["c"]]) == 0  # same image: no ambiguity

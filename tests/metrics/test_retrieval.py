@@ -1,0 +1,101 @@
+"""Retrieval metrics on hand-made matrices (analytic answers) and against a brute-force loop."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from xmodal.errors import ParameterError
+from xmodal.metrics import fold_average, retrieval_metrics, retrieval_ranks
+
+SIMS = torch.tensor([[0.9, 0.1, 0.8, 0.2], [0.3, 0.7, 0.6, 0.5]])
+TEXT_IMAGE = torch.tensor([0, 0, 1, 1])
+
+
+def test_a_hand_made_matrix():
+    i2t, t2i = retrieval_ranks(SIMS, TEXT_IMAGE)
+    # image 1: its best caption (0.6) is beaten by caption 1 (0.7) of image 0.
+    assert i2t.tolist() == [1, 2]
+    assert t2i.tolist() == [1, 2, 2, 1]
+    m = retrieval_metrics(SIMS, TEXT_IMAGE)
+    assert m["i2t_R@1"] == 50.0 and m["i2t_R@5"] == 100.0 and m["i2t_R@10"] == 100.0
+    assert m["t2i_R@1"] == 50.0 and m["t2i_R@5"] == 100.0
+    assert m["i2t_medr"] == 1.0 and m["i2t_meanr"] == 1.5  # floor(median([0, 1])) + 1
+    assert m["t2i_medr"] == 1.0 and m["t2i_meanr"] == 1.5
+    assert m["rsum"] == 50 + 100 + 100 + 50 + 100 + 100
+
+
+def test_perfect_and_constant_similarities():
+    perfect = retrieval_metrics(torch.eye(12), torch.arange(12))
+    assert all(perfect[f"{p}_R@{k}"] == 100.0 for p in ("i2t", "t2i") for k in (1, 5, 10))
+    assert perfect["i2t_medr"] == perfect["t2i_meanr"] == 1.0
+    # Ties count against the query: all-equal scores rank every correct item last.
+    flat = retrieval_metrics(torch.zeros(12, 12), torch.arange(12))
+    assert flat["i2t_R@1"] == flat["t2i_R@10"] == 0.0
+    assert flat["i2t_medr"] == flat["t2i_meanr"] == 12.0
+
+
+def _loop(sims: np.ndarray, text_image: np.ndarray) -> dict[str, float]:
+    n_images, n_texts = sims.shape
+
+    def rank(scores, correct):  # wrong items first among equal scores
+        order = sorted(range(len(scores)), key=lambda j: (-scores[j], correct(j)))
+        return 1 + next(p for p, j in enumerate(order) if correct(j))
+
+    i2t = [rank(sims[i], lambda t, i=i: text_image[t] == i) for i in range(n_images)]
+    t2i = [rank(sims[:, t], lambda i, t=t: text_image[t] == i) for t in range(n_texts)]
+    out = {}
+    for name, ranks in (("i2t", i2t), ("t2i", t2i)):
+        for k in (1, 5, 10):
+            out[f"{name}_R@{k}"] = 100.0 * sum(r <= k for r in ranks) / len(ranks)
+        out[f"{name}_medr"] = math.floor(np.median([r - 1 for r in ranks])) + 1
+        out[f"{name}_meanr"] = sum(ranks) / len(ranks)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_metrics_match_a_brute_force_loop(seed):
+    rng = np.random.default_rng(seed)
+    n_images, per = 30, 3
+    text_image = np.repeat(np.arange(n_images), per)
+    rng.shuffle(text_image)
+    sims = rng.normal(size=(n_images, n_images * per)).round(1)  # rounding makes ties
+    sims[text_image, np.arange(len(text_image))] += 1.0  # better than chance
+    got = retrieval_metrics(torch.from_numpy(sims), torch.from_numpy(text_image))
+    want = _loop(sims, text_image)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, abs=1e-9), key
+
+
+def test_fold_average_is_the_mean_over_blocks():
+    sims = torch.zeros(4, 8)
+    text_image = torch.arange(8) // 2
+    sims[:2, :4] = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]])  # fold 0: right
+    sims[2:, 4:] = torch.tensor([[0.0, 0.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]])  # fold 1: wrong
+    sims[:2, 4:] = sims[2:, :4] = 5.0  # cross-fold scores must not count
+    m = fold_average(sims, text_image, n_folds=2)
+    assert m["i2t_R@1"] == m["t2i_R@1"] == 50.0
+    assert m["i2t_meanr"] == pytest.approx((1 + 3) / 2)  # fold 1: both wrong texts first
+    assert fold_average(SIMS, TEXT_IMAGE, n_folds=1) == retrieval_metrics(SIMS, TEXT_IMAGE)
+    with pytest.raises(ParameterError, match="n_folds must divide the 4 images evenly"):
+        fold_average(sims, text_image, n_folds=3)
+
+
+def test_bad_input_is_a_parameter_error():
+    with pytest.raises(
+        ParameterError, match=r"text_image must be an integer tensor of shape \(4,\)"
+    ):
+        retrieval_metrics(SIMS, torch.tensor([0, 1]))
+    with pytest.raises(ParameterError, match=r"image indices in \[0, 2\)"):
+        retrieval_metrics(SIMS, torch.tensor([0, 0, 1, 2]))
+    with pytest.raises(ParameterError, match="image 1 has no text"):
+        retrieval_metrics(SIMS, torch.tensor([0, 0, 0, 0]))
+    bad = SIMS.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ParameterError, match="similarity contains 1 non-finite"):
+        retrieval_metrics(bad, TEXT_IMAGE)
+    with pytest.raises(ParameterError, match="similarity must have shape"):
+        retrieval_metrics(SIMS[None], TEXT_IMAGE)
