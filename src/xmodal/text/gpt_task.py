@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader
 from xmodal._checks import check_choice, check_positive_int, check_positive_number
 from xmodal.engine.config import TrainerConfig
 from xmodal.engine.data import seeded_loader
+from xmodal.engine.schedule import planned_steps, warmup_cosine, world_size
 from xmodal.engine.task import Task
 from xmodal.errors import ParameterError
 from xmodal.text.lm_data import (
@@ -336,19 +337,9 @@ class GPTTask(Task):
         return GPT(self.config.transformer(len(self.tokenizer)))
 
     def _total_steps(self) -> int:
-        t, d = self.config.trainer, self.config.data
-        if t.max_steps and t.max_steps > 0:
-            return t.max_steps
-        world_size = 1
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            world_size = torch.distributed.get_world_size()  # each rank sees 1/world_size
         n = len(self._train_blocks) if self._train_blocks is not None else 1
-        per_epoch = math.ceil(math.ceil(n / world_size) / d.batch_size)
-        if isinstance(t.limit_train_batches, int):
-            per_epoch = min(per_epoch, t.limit_train_batches)
-        elif t.limit_train_batches < 1.0:
-            per_epoch = int(per_epoch * t.limit_train_batches)
-        return max(1, per_epoch * max(t.max_epochs, 1))
+        per_epoch = math.ceil(math.ceil(n / world_size()) / self.config.data.batch_size)
+        return planned_steps(self.config.trainer, per_epoch)
 
     def configure_optimizers(self, model: nn.Module):
         o = self.config.optim
@@ -359,19 +350,12 @@ class GPTTask(Task):
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
         ]
         optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=(0.9, o.beta2))
-        total, warmup = self._total_steps(), o.warmup_steps
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        return warmup_cosine(
+            optimizer,
+            warmup_steps=o.warmup_steps,
+            total_steps=self._total_steps(),
+            min_lr_ratio=o.min_lr_ratio,
+        )
 
     def training_step(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
         _, loss = model(batch["x"], batch["y"])

@@ -20,7 +20,6 @@ Example::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from xmodal._checks import check_choice, check_positive_int, check_positive_number
 from xmodal.engine.config import TrainerConfig
 from xmodal.engine.data import seeded_loader
+from xmodal.engine.schedule import planned_steps, warmup_cosine, world_size
 from xmodal.engine.task import Task
 from xmodal.errors import DataError, ParameterError
 from xmodal.text.vocab import PAD_ID, Vocabulary
@@ -390,35 +390,18 @@ class CaptionTask(Task):
         return model
 
     def _total_steps(self) -> int:
-        t, d = self.config.trainer, self.config.data
-        if t.max_steps and t.max_steps > 0:
-            return t.max_steps
-        world_size = 1
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            world_size = torch.distributed.get_world_size()  # each rank sees 1/world_size
-        per_epoch = len(self.images("train")) // (d.batch_size * world_size)
-        if isinstance(t.limit_train_batches, int):
-            per_epoch = min(per_epoch, t.limit_train_batches)
-        elif t.limit_train_batches < 1.0:
-            per_epoch = int(per_epoch * t.limit_train_batches)
-        return max(1, per_epoch * t.max_epochs)
+        per_epoch = len(self.images("train")) // (self.config.data.batch_size * world_size())
+        return planned_steps(self.config.trainer, per_epoch)
 
     def configure_optimizers(self, model: nn.Module):
         o = self.config.optim
         optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-        total, warmup = self._total_steps(), o.warmup_steps
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        return warmup_cosine(
+            optimizer,
+            warmup_steps=o.warmup_steps,
+            total_steps=self._total_steps(),
+            min_lr_ratio=o.min_lr_ratio,
+        )
 
     def training_step(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
         from xmodal.translation.captioning import caption_loss
