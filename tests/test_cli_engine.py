@@ -105,6 +105,29 @@ def test_predict_prints_texts_and_files(run_dir, tmp_path, capsys):
     assert "not comma-separated numbers" in _error(capsys)
 
 
+def test_predict_takes_the_task_s_own_options(run_dir, tmp_path, capsys):
+    base = ["predict", "toy", "--run", str(run_dir), "--out", str(tmp_path)]
+    assert main([*base, "1,2,3,4"]) == 0
+    plain = json.loads((tmp_path / "predictions.json").read_text())[0]["value"]
+    # Options before and after the inputs; --extra alone is enough input.
+    assert main([*base, "--scale", "2", "1,2,3,4", "--extra", "0,0,0,0"]) == 0
+    records = json.loads((tmp_path / "predictions.json").read_text())
+    assert [r["input"] for r in records] == ["1,2,3,4", "0,0,0,0"]
+    assert records[0]["value"] == pytest.approx(2 * plain)
+    capsys.readouterr()
+    assert main([*base, "--extra", "1,2,3,4"]) == 0
+    assert capsys.readouterr().out.startswith("1,2,3,4: ")
+    # Without any input, and with another task's option: clear errors.
+    assert main(base) == 1
+    assert "at least one input" in _error(capsys)
+    with pytest.raises(SystemExit) as exit_:
+        main([*base, "1,2,3,4", "--minus", "x"])
+    assert exit_.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["predict", "toy", "--help"])
+    assert "--scale" in capsys.readouterr().out
+
+
 def test_ctrl_c_exits_130_with_how_to_resume(toy, tmp_path, capsys):
     argv = ["train", "toy", "--runs-dir", str(tmp_path), "interrupt_at_step=3"]
     assert main(argv) == 130

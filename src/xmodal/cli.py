@@ -9,7 +9,8 @@
     xmodal tasks
     xmodal train TASK [--config f.yaml] [--runs-dir runs] [--resume DIR] [key=value ...]
     xmodal eval TASK --run DIR [--split test]
-    xmodal predict TASK --run DIR INPUT... [--out DIR]
+    xmodal predict TASK --run DIR [INPUT...] [--out DIR] [the task's options]
+    xmodal retrieval index --run DIR --images FOLDER --out INDEX [--kind flat|ivf|hnsw]
     xmodal word2vec train CORPUS --out DIR [--dim 100 --window 5 --negative 5 --epochs 5 ...]
     xmodal word2vec eval DIR [--analogies F] [--similarity F]
     xmodal word2vec neighbors DIR WORD | "king - man + woman" [-n 10]
@@ -65,7 +66,9 @@ def _frames(args) -> dict:
                 window=args.window)  # fmt: skip
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The command line parser; ``argv`` names the task of ``xmodal predict TASK``, whose own
+    options (:meth:`xmodal.engine.Task.add_predict_arguments`) it then accepts."""
     parser = argparse.ArgumentParser(
         prog="xmodal",
         description="Multimodal learning with vision, text and audio.",
@@ -130,8 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     gl.set_defaults(run=_audio_griffinlim)
 
     _add_world_commands(commands)
-    _add_engine_commands(commands)
+    _add_engine_commands(commands, _predict_options(argv))
     _add_word2vec_commands(commands)
+    _add_retrieval_commands(commands)
     return parser
 
 
@@ -188,7 +192,37 @@ def _add_world_commands(commands) -> None:
     pre.set_defaults(run=_world_preview)
 
 
-def _add_engine_commands(commands) -> None:
+_PREDICT_VALUED = ("--run", "--out")  # predict's common options that take a value
+
+
+def _predict_options(argv: list[str] | None) -> argparse.ArgumentParser | None:
+    """The options of the task named in ``xmodal predict TASK ...`` as a parent parser
+    (None when argv is not a predict command or names no registered task: the normal
+    parse reports that)."""
+    if not argv or argv[0] != "predict":
+        return None
+    rest, name = iter(argv[1:]), None
+    for arg in rest:
+        if arg in _PREDICT_VALUED:
+            next(rest, None)
+        elif not arg.startswith("-"):
+            name = arg
+            break
+    if name is None:
+        return None
+    from xmodal.registry import get_task
+
+    try:
+        cls = get_task(name)
+    except XmodalError:
+        return None
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_argument_group(f"{name} options")
+    cls.add_predict_arguments(group)
+    return options
+
+
+def _add_engine_commands(commands, predict_options=None) -> None:
     tasks = commands.add_parser("tasks", help="list the tasks that train, eval and predict run",
                                 description="List the registered tasks.")  # fmt: skip
     tasks.set_defaults(run=_tasks)
@@ -229,14 +263,52 @@ def _add_engine_commands(commands) -> None:
     pr = commands.add_parser(
         "predict", help="run a trained model on files or texts",
         description="Run the run's model on each INPUT (a file path or a text, as the task "
-        "expects); print each result and the files written.",
+        "expects); print each result and the files written. A task may take options of "
+        "its own: `xmodal predict TASK --help` lists them.",
+        parents=[predict_options] if predict_options is not None else [],
     )  # fmt: skip
     pr.add_argument("task", metavar="TASK", help="the run's task")
-    pr.add_argument("inputs", nargs="+", metavar="INPUT", help="files or texts")
+    pr.add_argument("inputs", nargs="*", metavar="INPUT", help="files or texts")
     pr.add_argument("--run", dest="run_dir", required=True, metavar="DIR", help="a run folder")
     pr.add_argument("--out", default=None, metavar="DIR",
                     help="folder for the outputs (default: RUN/predictions)")  # fmt: skip
-    pr.set_defaults(run=_predict)
+    defaults = {} if predict_options is None else vars(predict_options.parse_args([]))
+    pr.set_defaults(run=_predict, predict_defaults=defaults)
+
+
+def _add_retrieval_commands(commands) -> None:
+    ret = commands.add_parser(
+        "retrieval", help="image-text retrieval galleries: index",
+        description="Galleries for a trained `retrieval` run.",
+    )  # fmt: skip
+    verbs = ret.add_subparsers(dest="verb", metavar="VERB", required=True)
+    ix = verbs.add_parser(
+        "index", help="embed a folder of images into a persistent FAISS index",
+        description="Embed every image under FOLDER (recursively) with the run's model and "
+        "save a FAISS index to OUT (index.faiss, index.json, gallery.json). Files that are "
+        "not images are skipped and counted. Search it with `xmodal predict retrieval --run "
+        "RUN --index OUT --text ...`.",
+    )  # fmt: skip
+    ix.add_argument("--run", dest="run_dir", required=True, metavar="RUN",
+                    help="a retrieval run folder")  # fmt: skip
+    ix.add_argument("--images", required=True, metavar="FOLDER", help="the image folder")
+    ix.add_argument("--out", required=True, metavar="OUT", help="the index folder to write")
+    ix.add_argument("--kind", default="flat", choices=["flat", "ivf", "hnsw"],
+                    help="exact (flat) or approximate search (default: %(default)s)")  # fmt: skip
+    ix.set_defaults(run=_retrieval_index)
+
+
+def _retrieval_index(args) -> int:
+    from xmodal.engine.run import load_run
+
+    task, model = load_run(args.run_dir, "retrieval", stage="predict")
+    info = task.build_index(model, args.images, args.out, kind=args.kind, run_dir=args.run_dir)
+    print(f"indexed {info['indexed']} images ({info['dim']}-d, {info['kind']}); "
+          f"skipped {info['skipped']} files that are not images")  # fmt: skip
+    for name in info["skipped_files"][:10]:
+        print(f"  skipped {name}")
+    print(f"wrote {info['out']}")
+    return 0
 
 
 def _add_word2vec_commands(commands) -> None:
@@ -384,9 +456,16 @@ def _predict(args) -> int:
     from xmodal.engine.run import predict
 
     out = Path(args.out) if args.out is not None else Path(args.run_dir) / "predictions"
-    records = predict(args.run_dir, args.inputs, out, task=args.task)
-    for item, record in zip(args.inputs, records, strict=False):
+    # The options given (the task's signature has the defaults too).
+    options = {
+        name: getattr(args, name)
+        for name, default in args.predict_defaults.items()
+        if getattr(args, name) != default
+    }
+    records = predict(args.run_dir, args.inputs, out, task=args.task, **options)
+    for k, record in enumerate(records):
         if isinstance(record, dict) and "text" in record:
+            item = record.get("input", args.inputs[k] if k < len(args.inputs) else k)
             print(f"{item}: {record['text']}")
         for path in record.get("files", []) if isinstance(record, dict) else []:
             print(f"wrote {path}")
@@ -625,15 +704,18 @@ def _w2v_plot(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args, extra = parser.parse_known_args(argv)
     if extra:
         # `xmodal train TASK --runs-dir x a=1 b=2`: argparse leaves the overrides after an
         # option unparsed; they keep their order (later wins).
-        if getattr(args, "command", None) == "train" and all(
-            "=" in e and not e.startswith("-") for e in extra
-        ):
+        command = getattr(args, "command", None)
+        if command == "train" and all("=" in e and not e.startswith("-") for e in extra):
             args.overrides = [*args.overrides, *extra]
+        elif command == "predict" and not any(e.startswith("-") for e in extra):
+            # Likewise the inputs after an option (`predict TASK --run DIR a.png b.png`).
+            args.inputs = [*args.inputs, *extra]
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:

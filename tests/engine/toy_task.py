@@ -167,14 +167,19 @@ class ToyTask(Task):
         fig.savefig(path, dpi=50)
         return [path]
 
-    def predict(self, model, inputs, out_dir):
+    @classmethod
+    def add_predict_arguments(cls, parser) -> None:
+        parser.add_argument("--extra", action="append", metavar="X", help="one more input")
+        parser.add_argument("--scale", type=float, default=1.0, help="multiply the outputs")
+
+    def predict(self, model, inputs, out_dir, *, extra=None, scale=1.0):
         records = []
-        for i, text in enumerate(inputs):
+        for i, text in enumerate([*inputs, *(extra or [])]):
             try:
                 x = torch.tensor([float(v) for v in text.split(",")])
             except ValueError:
                 raise ParameterError(f"input {text!r} is not comma-separated numbers") from None
-            y = self._run(model, self._norm(x)[None]).item()
+            y = scale * self._run(model, self._norm(x)[None]).item()
             path = Path(out_dir) / f"prediction-{i}.txt"
             path.write_text(f"{y}\n")
             records.append({"input": text, "text": f"{y:.4f}", "value": y, "files": [str(path)]})

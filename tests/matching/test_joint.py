@@ -1,4 +1,5 @@
-"""The joint embedding model: shapes, unit norm, padding invariance, batched = one by one."""
+"""The joint embedding model: shapes, unit norm, padding invariance, batched = one by one,
+for the GRU and the transformer text encoders."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import torch
 
 from xmodal.errors import ParameterError
 from xmodal.matching import GRUTextEncoder, JointEmbedding
+from xmodal.matching.joint import TransformerTextEncoder
+from xmodal.nn.losses import info_nce_loss
+from xmodal.text.transformer import Block
 from xmodal.text.vocab import Vocabulary
 
 CAPTIONS = ["a red circle", "two big blue squares on the left of a star", "a star", "circle"]
@@ -63,3 +67,134 @@ def test_bad_input_is_a_parameter_error():
         GRUTextEncoder(10, pooling="max")
     with pytest.raises(ParameterError, match="images must have shape"):
         model.embed_images(torch.rand(2, 1, 32, 32))
+
+
+def test_gru_state_dict_keys_are_unchanged():
+    # Saved GRU runs load by these names; the transformer option must not move them.
+    keys = {k for k in _model().state_dict() if k.startswith("text.")}
+    gru = {f"text.gru.{w}_{kind}_l0{rev}" for w in ("weight", "bias")
+           for kind in ("ih", "hh") for rev in ("", "_reverse")}  # fmt: skip
+    assert keys == {"text.embed.weight", "text.proj.weight", "text.proj.bias"} | gru
+    assert isinstance(_model().text, GRUTextEncoder)
+
+
+# ----------------------------------------------------------------------------- transformer
+
+
+def _transformer(**kw) -> JointEmbedding:
+    kw.setdefault("text_heads", 2)
+    kw.setdefault("text_dropout", 0.0)
+    return _model(text_encoder="transformer", **kw)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "first"])
+@pytest.mark.parametrize("text_width", [None, 8])
+def test_transformer_shapes_unit_norm_padding_and_batching(pooling, text_width):
+    model = _transformer(pooling=pooling, text_width=text_width, text_layers=2)
+    assert isinstance(model.text, TransformerTextEncoder)
+    assert all(isinstance(b, Block) for b in model.text.blocks) and len(model.text.blocks) == 2
+    tokens, lengths = VOCAB.encode_batch(CAPTIONS)
+    with torch.no_grad():
+        txt = model.embed_texts(tokens, lengths)
+        assert txt.shape == (4, 12)
+        assert torch.allclose(txt.norm(dim=1), torch.ones(4), atol=1e-6)
+        # The same captions padded to other lengths give the same vectors.
+        for extra in (1, 5, 20):
+            padded = torch.cat([tokens, torch.zeros(4, extra, dtype=tokens.dtype)], dim=1)
+            assert torch.allclose(model.embed_texts(padded, lengths), txt, atol=1e-5)
+        # Batched (padded to the longest) equals one by one (unpadded).
+        for k in range(4):
+            alone = model.embed_texts(tokens[k : k + 1, : lengths[k]], lengths[k : k + 1])
+            assert torch.allclose(alone[0], txt[k], atol=1e-5)
+        # Not a bag of words: the position embedding makes order matter.
+        k = int(lengths.argmax())
+        flipped = tokens[k : k + 1, : lengths[k]].flip(1)
+        assert not torch.allclose(model.embed_texts(flipped, lengths[k : k + 1])[0], txt[k],
+                                  atol=1e-3)  # fmt: skip
+
+
+def test_transformer_padding_keys_are_masked():
+    # Padding positions hold real word ids here: only the key padding mask keeps them out.
+    model = _transformer()
+    tokens, lengths = VOCAB.encode_batch(CAPTIONS)
+    pad = torch.arange(tokens.shape[1])[None, :] >= lengths[:, None]
+    assert pad.any()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        txt = model.embed_texts(tokens, lengths)
+        for _ in range(3):
+            junk = torch.randint(1, len(VOCAB), tokens.shape, generator=g)
+            changed = torch.where(pad, junk, tokens)
+            assert not torch.equal(changed, tokens)
+            assert torch.allclose(model.embed_texts(changed, lengths), txt, atol=1e-5)
+        # The same ids inside the caption do change it (the check above is not vacuous).
+        k = int(lengths.argmin())
+        inside = tokens.clone()
+        inside[k, 1] = junk[k, 1] if junk[k, 1] != tokens[k, 1] else (tokens[k, 1] % 5) + 1
+        assert not torch.allclose(model.embed_texts(inside, lengths)[k], txt[k], atol=1e-4)
+
+
+def test_transformer_bad_options_are_parameter_errors():
+    with pytest.raises(ParameterError, match=r"text_encoder must be one of 'gru', 'transformer'"):
+        _model(text_encoder="lstm")
+    with pytest.raises(ParameterError, match="text_width must be divisible by text_heads.*"
+                                             "text_width=6, text_heads=4"):  # fmt: skip
+        _model(text_encoder="transformer")  # word_dim=6, 4 heads by default
+    with pytest.raises(ParameterError, match="text_layers must be an integer >= 1. Found: 0"):
+        _transformer(text_layers=0)
+    with pytest.raises(ParameterError, match="text_heads must be an integer >= 1"):
+        _transformer(text_heads=2.0)
+    with pytest.raises(ParameterError, match="text_width must be an integer >= 1"):
+        _transformer(text_width=-8)
+    with pytest.raises(ParameterError, match="text_max_len must be an integer >= 1"):
+        _transformer(text_max_len=0)
+    with pytest.raises(ParameterError, match=r"text_dropout must be in \[0, 1\). Found: 1.0"):
+        _transformer(text_dropout=1.0)
+    with pytest.raises(ParameterError, match="pooling must be one of 'mean', 'first'"):
+        _transformer(pooling="last")
+    with pytest.raises(ParameterError, match="width must be divisible by n_head"):
+        TransformerTextEncoder(10, word_dim=6, n_head=4)
+    with pytest.raises(ParameterError, match=r"dropout must be in \[0, 1\)"):
+        TransformerTextEncoder(10, word_dim=8, n_head=2, dropout=-0.1)
+    # A caption longer than the position table; padding past it alone is fine.
+    model = _transformer(text_max_len=5)
+    tokens, lengths = VOCAB.encode_batch(CAPTIONS)
+    with pytest.raises(ParameterError, match=r"a caption of \d+ tokens is longer than max_len=5"):
+        model.embed_texts(tokens, lengths)
+    short = lengths <= 5
+    assert model.embed_texts(tokens[short], lengths[short]).shape == (int(short.sum()), 12)
+    with pytest.raises(ParameterError, match="tokens must be an integer tensor"):
+        model.embed_texts(tokens.float(), lengths)
+
+
+def test_transformer_word_init_sets_the_embedding():
+    weight = torch.randn(len(VOCAB), 6)
+    weight[0] = 0
+    enc = TransformerTextEncoder(len(VOCAB), word_dim=6, width=8, n_head=2, embed_dim=5,
+                                 word_init=weight)  # fmt: skip
+    assert torch.equal(enc.embed.weight.detach(), weight)
+    model = _transformer(word_init=weight)
+    assert torch.equal(model.text.embed.weight.detach(), weight)
+    with pytest.raises(ParameterError, match=rf"word_init must have shape \({len(VOCAB)}, 8\)"):
+        TransformerTextEncoder(len(VOCAB), word_dim=8, n_head=2, word_init=weight)
+
+
+def test_transformer_info_nce_training_reduces_the_loss():
+    # The text side learns to match fixed image vectors (the image encoder is the GRU
+    # path's, tested above; leaving it out keeps this fast).
+    torch.manual_seed(0)
+    enc = TransformerTextEncoder(len(VOCAB), word_dim=8, n_layer=1, n_head=2, dropout=0.0,
+                                 embed_dim=12)  # fmt: skip
+    img = torch.nn.functional.normalize(torch.randn(4, 12), dim=-1)
+    tokens, lengths = VOCAB.encode_batch(CAPTIONS)
+    opt = torch.optim.Adam(enc.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        loss = info_nce_loss(img, enc(tokens, lengths), 10.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert all(p.grad is not None and bool(p.grad.abs().sum() > 0)
+               for p in enc.blocks.parameters())  # fmt: skip

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 from xmodal.cli import main
 from xmodal.engine import load_run
+from xmodal.matching.arithmetic import arithmetic_success, embedding_arithmetic, tag_metrics
 from xmodal.matching.retrieval_task import (
     CaptionedImages,
     RetrievalTask,
@@ -26,6 +27,7 @@ from xmodal.matching.retrieval_task import (
 from xmodal.text.vocab import Vocabulary
 from xmodal.world import World
 from xmodal.world.datasets import make_dataset
+from xmodal.world.schema import COLOURS, SHAPES
 
 TRAIN, VAL, TEST = 16, 8, 8
 TINY = [
@@ -39,6 +41,8 @@ TINY = [
 ]  # fmt: skip
 RECALLS = [f"{d}_R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)]
 RANKS = ["i2t_medr", "i2t_meanr", "t2i_medr", "t2i_meanr"]
+WORLD_ONLY = ["arithmetic_top5", "arithmetic_chance", "arithmetic_queries", "tag_i2t_rprec",
+              "tag_t2i_P@10"]  # fmt: skip
 
 
 def _train(runs: Path, *overrides: str) -> Path:
@@ -91,7 +95,8 @@ def test_train_writes_the_run_folder_and_the_retrieval_metrics(run_dir):
         assert (d / name).is_file(), name
     assert json.loads((d / "run.json").read_text())["task"] == "retrieval"
     test = _metrics(d)["test"]
-    assert set(test) == {*RECALLS, *RANKS, "rsum", "duplicate_captions", "n_images", "n_texts"}
+    assert set(test) == {*RECALLS, *RANKS, "rsum", "duplicate_captions", "n_images", "n_texts",
+                         *WORLD_ONLY}  # fmt: skip
     assert test["n_images"] == TEST and test["n_texts"] == 5 * TEST
     for key in RECALLS:
         assert 0.0 <= test[key] <= 100.0, key
@@ -118,6 +123,21 @@ def test_evaluate_is_retrieval_metrics_of_the_embeddings(run_dir):
     got = task.evaluate(model, "test")
     for key, value in want.items():
         assert got[key] == pytest.approx(value, abs=1e-9), key
+    # Arithmetic and tags: the world's objects and the shape/colour words' vectors.
+    objects = [[(o.colour, o.shape) for o in task.world.scene("test", i, audio=False).objects]
+               for i in range(TEST)]  # fmt: skip
+    shapes = [s for s in SHAPES if s in task.vocab]
+    words = [w for w in (*COLOURS, *SHAPES) if w in task.vocab]
+    with torch.no_grad():
+        vectors = model.embed_texts(*task.vocab.encode_batch(words))
+    arith = arithmetic_success(img, dict(zip(words, vectors, strict=True)), objects, shapes)
+    singles = sum(len(o) == 1 for o in objects)
+    assert got["arithmetic_queries"] == singles * (len(shapes) - 1) > 0
+    assert got["arithmetic_top5"] == pytest.approx(arith["arithmetic_top5"])
+    truth = [{w for pair in o for w in pair} for o in objects]
+    tags = tag_metrics(img, vectors, words, truth, k=10)
+    assert got["tag_t2i_P@10"] == pytest.approx(tags["tag_t2i_P@10"])
+    assert got["tag_i2t_rprec"] == pytest.approx(tags["tag_i2t_rprec"])
 
 
 # ----------------------------------------------------------------------------- eval
@@ -168,6 +188,105 @@ def test_predict_texts_give_top_images_and_images_give_top_captions(
         assert Path(figure).is_file() and f"wrote {figure}" in lines
 
 
+def _embed(task, model, texts=(), images=None) -> torch.Tensor:
+    with torch.no_grad():
+        if images is not None:
+            return model.embed_images(images)
+        return model.embed_texts(*task.vocab.encode_batch(list(texts)))
+
+
+def test_predict_options_text_image_tags_and_arithmetic(run_dir, scene_png, tmp_path, capsys):
+    from xmodal.data.images import load_image
+
+    out = tmp_path / "out"
+    argv = ["predict", "retrieval", "--run", str(run_dir), "--out", str(out), "-k", "3",
+            "--text", "a red circle", "--text", "circle", "--image", str(scene_png),
+            "--tags"]  # fmt: skip
+    assert main(argv) == 0
+    records = json.loads((out / "predictions.json").read_text())
+    assert [r["kind"] for r in records] == ["text", "text", "image"]
+    assert all(len(r["results"]) == 3 for r in records)
+    task, model = load_run(run_dir)
+    img = _embed(task, model, images=task._split_images("test"))
+    for r in records[:2]:  # text (a one-word text is a tag) → top images, FAISS = brute force
+        want = (img @ _embed(task, model, [r["input"]])[0]).topk(3).indices.tolist()
+        assert [h["index"] for h in r["results"]] == want
+    # image → tags: the vocabulary's content words ranked by the image's vector.
+    query = _embed(task, model, images=load_image(scene_png, size=64)[None])[0]
+    words = task._tag_words()
+    assert "circle" in words and "a" not in words and "<pad>" not in words
+    want = (_embed(task, model, words) @ query).topk(3).indices.tolist()
+    assert [t["tag"] for t in records[2]["tags"]] == [words[j] for j in want]
+    assert "tags: " in records[2]["text"]
+
+    # image - circle + square → the nearest test images to the normalised sum.
+    capsys.readouterr()
+    argv = ["predict", "retrieval", "--run", str(run_dir), "--out", str(out),
+            "--image", str(scene_png), "--minus", "circle", "--plus", "square"]  # fmt: skip
+    assert main(argv) == 0
+    (record,) = json.loads((out / "predictions.json").read_text())
+    assert record["kind"] == "arithmetic"
+    assert record["input"] == f"{scene_png.name} - circle + square"
+    minus, plus = _embed(task, model, ["circle", "square"])
+    want = (img @ embedding_arithmetic(query, [minus], [plus])).topk(5).indices.tolist()
+    assert [h["index"] for h in record["results"]] == want
+    assert f"{record['input']}: " in capsys.readouterr().out
+    # Arithmetic needs an image query; its words are checked like a query's.
+    for extra, message in [
+        (["--text", "a red circle", "--minus", "circle"], "apply to an image query"),
+        (["--image", str(scene_png), "--plus", "zebra"], "out of vocabulary: zebra"),
+    ]:
+        assert main(["predict", "retrieval", "--run", str(run_dir), *extra]) == 1
+        assert message in _error(capsys)
+
+
+def test_index_a_folder_then_search_it(run_dir, scene_png, tmp_path, capsys):
+    from xmodal.matching import VectorIndex
+
+    folder = tmp_path / "gallery"
+    (folder / "sub").mkdir(parents=True)
+    images = make_dataset(World(seed=0), "captioning", "val", size=3)
+    for i in range(3):
+        array = (images[i]["image"] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        Image.fromarray(array).save(folder / ("sub" if i == 2 else ".") / f"v{i}.png")
+    (folder / "readme.txt").write_text("not an image")
+    (folder / "broken.png").write_bytes(b"\x89PNG broken")
+    index = tmp_path / "index"
+    argv = ["retrieval", "index", "--run", str(run_dir), "--images", str(folder),
+            "--out", str(index)]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "indexed 3 images" in out and "skipped 2 files" in out
+    saved = VectorIndex.load(index)
+    assert saved.names == ["sub/v2.png", "v0.png", "v1.png"]
+    # The saved vectors are the model's embeddings of the files.
+    task, model = load_run(run_dir)
+    want = _embed(task, model, images=torch.stack([images[i]["image"] for i in (2, 0, 1)]))
+    scores, ids = saved.search(want, k=1)
+    assert ids[:, 0].tolist() == [0, 1, 2]
+    assert torch.allclose(scores[:, 0], torch.ones(3), atol=1e-4)
+    # predict --index searches those files instead of the test split.
+    argv = ["predict", "retrieval", "--run", str(run_dir), "--index", str(index),
+            "--text", "a red circle", "--out", str(tmp_path / "p")]  # fmt: skip
+    assert main(argv) == 0
+    (record,) = json.loads((tmp_path / "p" / "predictions.json").read_text())
+    q = _embed(task, model, ["a red circle"])[0]
+    assert [h["image"] for h in record["results"]] == [
+        saved.names[j] for j in (want @ q).topk(3).indices.tolist()
+    ]
+    # An index of vectors of another dimension, a folder without images: clear errors.
+    VectorIndex.build(torch.eye(4)[:3], names=["a", "b", "c"]).save(index)
+    assert main(argv) == 1
+    assert "holds 4-d vectors but this run's model embeds in 16-d" in _error(capsys)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "a.txt").write_text("x")
+    argv = ["retrieval", "index", "--run", str(run_dir), "--images", str(empty),
+            "--out", str(tmp_path / "i2")]  # fmt: skip
+    assert main(argv) == 1
+    assert "no readable image" in _error(capsys)
+
+
 @pytest.mark.parametrize(
     "query, message",
     [
@@ -191,6 +310,57 @@ def test_predict_on_a_file_that_is_not_an_image_names_it(run_dir, tmp_path, caps
         assert str(bad) in _error(capsys)
 
 
+def test_transformer_text_encoder_trains_evaluates_and_predicts(tmp_path, capsys):
+    d = _train(tmp_path, "model.text_encoder=transformer", "model.text_layers=1",
+               "model.text_heads=2", "model.pooling=first")  # fmt: skip
+    task, model = load_run(d)
+    assert type(model.text).__name__ == "TransformerTextEncoder"
+    assert len(model.text.blocks) == 1
+    test = _metrics(d)["test"]
+    assert 0.0 <= test["i2t_R@1"] <= 100.0
+    assert main(["predict", "retrieval", "--run", str(d), "--text", "a red circle"]) == 0
+    assert "a red circle: test/" in capsys.readouterr().out
+
+
+def test_karpathy_export_of_the_world_trains_like_the_world(run_dir, tmp_path):
+    from xmodal.world.export import export
+
+    out = export(World(seed=0), "coco", tmp_path / "coco",
+                 sizes={"train": TRAIN, "val": VAL, "test": TEST})  # fmt: skip
+    data = [f"data.json={out / 'dataset_coco.json'}", f"data.root={out}"]
+    d = _train(tmp_path / "runs", "data=karpathy", *data, "eval.n_figures=2")
+    test, world = _metrics(d)["test"], _metrics(run_dir)["test"]
+    # The same images (lossless PNG) and words: the same vocabulary, training and scores;
+    # arithmetic and tags need the world's objects.
+    assert Vocabulary.load(d / "vocab.json") == Vocabulary.load(run_dir / "vocab.json")
+    assert _same_weights(_weights(d), _weights(run_dir))
+    assert test == {k: v for k, v in world.items() if k not in WORLD_ONLY}
+    assert (d / "figures" / "retrieval_test_text_to_image.png").is_file()
+
+
+def test_a_5k_test_split_is_scored_in_1k_folds():
+    from xmodal.metrics import fold_average
+
+    task = RetrievalTask(RetrievalTask.Config())
+    task.config.data.name = "karpathy"  # no world metrics
+
+    class Images:
+        captions = [[f"caption {i} {j}" for j in range(5)] for i in range(2000)]
+
+        def __len__(self):
+            return 2000
+
+    task._images["test"] = Images()
+    torch.manual_seed(0)
+    img, txt = torch.randn(2000, 4), torch.randn(10000, 4)
+    task._split_images = lambda split: img
+    task.embed_images = lambda model, images: images
+    task.embed_texts = lambda model, texts: txt
+    got = task.evaluate(None, "test")
+    want = fold_average(img @ txt.T, torch.arange(10000) // 5, n_folds=2)
+    assert {k: got[k] for k in want} == pytest.approx(want)
+
+
 # ----------------------------------------------------------------------------- errors
 
 
@@ -200,6 +370,12 @@ def test_predict_on_a_file_that_is_not_an_image_names_it(run_dir, tmp_path, caps
         (["model.loss=hinge"], "model.loss must be one of 'vse++', 'triplet', 'infonce'"),
         (["model.margin=-1"], "model.margin must be a finite number >= 0"),
         (["model.pooling=max"], "model.pooling must be one of 'mean', 'last'"),
+        (
+            ["model.text_encoder=transformer", "model.pooling=last"],
+            "model.pooling must be one of 'mean', 'first'",
+        ),
+        (["model.text_encoder=lstm"], "model.text_encoder must be one of 'gru', 'transformer'"),
+        (["model.text_dropout=1"], "model.text_dropout must be in [0, 1)"),
         (["data.captions_per_step=0"], "data.captions_per_step"),
         (["model.temperature=0.001"], "model.temperature must be >= 0.01"),
     ],

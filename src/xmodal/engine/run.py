@@ -614,21 +614,23 @@ def predict(
     *,
     task: str | None = None,
     device=None,
+    **options,
 ) -> list[dict]:
     """The run's model on user inputs (file paths, texts): one JSON-ready record each.
 
-    Files the task writes go to ``out_dir`` (default ``run_dir/predictions``), with the
-    records as ``predictions.json``.
+    ``options`` are the task's own (:meth:`Task.add_predict_arguments`, e.g. the retrieval
+    task's ``text=[...]``); with them ``inputs`` may be empty. Files the task writes go to
+    ``out_dir`` (default ``run_dir/predictions``), with the records as ``predictions.json``.
     """
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     inputs = [str(x) for x in inputs]
-    if not inputs:
+    if not inputs and not options:
         raise ParameterError("predict needs at least one input")
     task_obj, model = load_run(run_dir, task, stage="predict", device=device)
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "predictions"
     out.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
-        records = _jsonable(list(task_obj.predict(model, inputs, out)))
+        records = _jsonable(list(task_obj.predict(model, inputs, out, **options)))
     _write_json(out / "predictions.json", records)
     return records

@@ -31,7 +31,8 @@ class Task:
     - training: ``train_dataloader()``, ``val_dataloader()``, ``configure_optimizers()``,
       ``training_step()`` / ``validation_step()``, with ``on_train_epoch_start(epoch)``;
     - after training and in ``xmodal eval``: ``evaluate(model, split)``, ``figures()``;
-    - ``xmodal predict``: ``predict(model, inputs, out_dir)``.
+    - ``xmodal predict``: ``predict(model, inputs, out_dir, **options)``, the options
+      being those :meth:`add_predict_arguments` declares.
     """
 
     name: ClassVar[str] = ""
@@ -99,10 +100,22 @@ class Task:
         """Write the task's figures (PNG) into ``out_dir``; return their paths."""
         return []
 
-    def predict(self, model: nn.Module, inputs: Sequence[str], out_dir: Path) -> list[dict]:
-        """Run the model on user inputs (file paths, texts); one record per input.
+    def predict(
+        self, model: nn.Module, inputs: Sequence[str], out_dir: Path, **options
+    ) -> list[dict]:
+        """Run the model on user inputs (file paths, texts); one record per input or query.
 
-        Each record is JSON-serialisable; ``"text"`` (if present) is printed by the CLI and
-        files it wrote are listed under ``"files"``.
+        ``options`` are the task's own, declared by :meth:`add_predict_arguments` (none by
+        default). Each record is JSON-serialisable; ``"text"`` (if present) is printed by
+        the CLI and files it wrote are listed under ``"files"``.
         """
         raise NotImplementedError
+
+    @classmethod
+    def add_predict_arguments(cls, parser) -> None:
+        """Declare the task's own ``xmodal predict TASK`` options on ``parser`` (an
+        ``argparse`` parser): each reaches :meth:`predict` as a keyword argument named by
+        its ``dest``, with its default when not given. None by default.
+
+        >>> parser.add_argument("--text", action="append", help="a text query")
+        """

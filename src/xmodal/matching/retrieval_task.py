@@ -1,6 +1,8 @@
 """The ``retrieval`` task: an image–text joint embedding trained and scored by the engine.
 
-Data: the world (``data.name=world``). A training step takes ``data.batch_size`` images
+Data: the world (``data.name=world``), or a Karpathy-style ``dataset_*.json`` with its
+image folder (``data.name=karpathy data.json=... data.root=...``: COCO, Flickr8k/30k,
+shared with the caption task). A training step takes ``data.batch_size`` images
 with ``data.captions_per_step`` of their captions each (all 5 by default; fewer are drawn
 at random per image and epoch, seeded, so a resumed run draws the same); captions of the
 same image are never each other's negatives (``image_ids`` of :mod:`xmodal.nn.losses`).
@@ -9,17 +11,30 @@ The vocabulary is built from the training captions and saved as ``vocab.json``.
 Metrics (``evaluate``): the standard 1K protocol of VSE++ on the test images with all
 their captions: image→text and text→image Recall@1/5/10, median and mean rank, rsum; and
 ``duplicate_captions``, the test captions that are word for word a caption of another
-test image (a text query cannot tell those images apart, so they cap text→image R@1).
+test image (a text query cannot tell those images apart, so they cap text→image R@1). On
+the world also the embedding-arithmetic success rate (``image − "circle" + "square"``
+finds a square of the same colour among the top 5, :mod:`xmodal.matching.arithmetic`)
+and word ↔ image tag retrieval against each image's true colour and shape words.
+
+Search (``predict``): the test split is the gallery, embedded once and searched with FAISS
+(:class:`~xmodal.matching.VectorIndex`); ``--index DIR`` searches a persistent index of an
+image folder instead (``xmodal retrieval index``).
 
 Example::
 
     xmodal train retrieval                                # VSE++ (hardest negative)
     xmodal train retrieval model.loss=infonce             # CLIP's symmetric InfoNCE
     xmodal predict retrieval --run runs/retrieval/<id> "a red circle" query.png
+    xmodal predict retrieval --run DIR --text "a red circle above a blue star"
+    xmodal predict retrieval --run DIR --image img.png --tags
+    xmodal predict retrieval --run DIR --image img.png --minus circle --plus square
+    xmodal retrieval index --run DIR --images FOLDER --out gallery-index
+    xmodal predict retrieval --run DIR --index gallery-index --text "a green star"
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +65,8 @@ __all__ = [
 ]
 
 LOSSES = ("vse++", "triplet", "infonce")
-DATA = ("world",)
+DATA = ("world", "karpathy")
+GALLERY_FILE = "gallery.json"  # beside a saved image index: where its images are
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 
 
@@ -70,9 +86,16 @@ class RetrievalModelConfig:
     channels: int = 128  # small-cnn width (ignored by the ResNets)
     embed_dim: int = 256
     word_dim: int = 128
+    # The text side: "gru" (hidden, bidirectional) or "transformer" (text_layers pre-LN
+    # blocks of text_heads heads, text_width wide (None: word_dim), no causal mask).
+    text_encoder: str = "gru"
     hidden: int = 256
     bidirectional: bool = True
-    pooling: str = "mean"
+    text_layers: int = 2
+    text_heads: int = 4
+    text_width: int | None = None
+    text_dropout: float = 0.1
+    pooling: str = "mean"  # gru: "mean" or "last"; transformer: "mean" or "first"
     loss: str = "infonce"
     margin: float = 0.2
     temperature: float = 0.07  # InfoNCE's starting temperature (learned)
@@ -82,9 +105,17 @@ class RetrievalModelConfig:
 
     def __post_init__(self) -> None:
         check_choice(self.loss, "model.loss", LOSSES)
-        check_choice(self.pooling, "model.pooling", ("mean", "last"))
-        for name in ("channels", "embed_dim", "word_dim", "hidden"):
+        check_choice(self.text_encoder, "model.text_encoder", ("gru", "transformer"))
+        poolings = ("mean", "last") if self.text_encoder == "gru" else ("mean", "first")
+        check_choice(self.pooling, "model.pooling", poolings)
+        for name in ("channels", "embed_dim", "word_dim", "hidden", "text_layers", "text_heads"):
             check_positive_int(getattr(self, name), f"model.{name}")
+        if self.text_width is not None:
+            check_positive_int(self.text_width, "model.text_width")
+        if not 0.0 <= self.text_dropout < 1.0:
+            raise ParameterError(
+                f"model.text_dropout must be in [0, 1). Found: {self.text_dropout}"
+            )
         check_positive_number(self.margin, "model.margin", allow_zero=True)
         check_positive_number(self.temperature, "model.temperature")
         if self.temperature < 0.01:
@@ -96,10 +127,15 @@ class RetrievalModelConfig:
 
 @dataclass
 class RetrievalDataConfig:
-    """The world's scenes: ``train_size`` / ``val_size`` / ``test_size`` images with all
-    their captions; ``test_size=1000`` is the standard 1K protocol."""
+    """Images with all their captions. ``name=world``: the world's scenes,
+    ``train_size`` / ``val_size`` / ``test_size`` of them (``test_size=1000`` is the
+    standard 1K protocol). ``name=karpathy``: ``json`` is a Karpathy ``dataset_*.json`` and
+    ``root`` the folder its image paths are relative to (its splits' sizes are the file's;
+    a test split over 1000 images is scored in 1K folds, as COCO 5-fold 1K)."""
 
     name: str = "world"
+    json: str | None = None
+    root: str | None = None
     world_seed: int = 0
     image_size: int = 64
     train_size: int = 10_000
@@ -119,6 +155,11 @@ class RetrievalDataConfig:
         check_positive_int(self.min_freq, "data.min_freq")
         check_positive_int(self.captions_per_step, "data.captions_per_step")
         check_positive_int(self.num_workers, "data.num_workers", minimum=0)
+        if self.name == "karpathy" and (self.json is None or self.root is None):
+            raise ParameterError(
+                "data.name=karpathy needs data.json (the dataset_*.json file) and data.root "
+                f"(the image folder). Found: json={self.json!r}, root={self.root!r}"
+            )
 
 
 @dataclass
@@ -233,7 +274,8 @@ class RetrievalTask(Task):
         self._images: dict[str, Dataset] = {}
         self._word_init: torch.Tensor | None = None
         self._epoch = 0
-        self._gallery: tuple | None = None  # predict: (images, captions, img emb, txt emb)
+        self._scenes: dict[str, tuple] = {}  # world split -> (captions, objects)
+        self._gallery: dict | None = None  # predict: the test split, embedded and indexed
 
     # ------------------------------------------------------------------ data
 
@@ -247,21 +289,39 @@ class RetrievalTask(Task):
         return self._world
 
     def images(self, split: str) -> Dataset:
-        """The world's scenes of ``split``: items with ``image``, ``captions``, ``index``."""
+        """The images of ``split``: items with ``image``, ``captions``, ``index``."""
         if split not in self._images:
-            from xmodal.world.datasets import make_dataset
-
             d = self.config.data
-            size = {"train": d.train_size, "val": d.val_size}.get(split, d.test_size)
-            self._images[split] = make_dataset(self.world, "captioning", split, size=size)
+            if d.name == "world":
+                from xmodal.world.datasets import make_dataset
+
+                size = {"train": d.train_size, "val": d.val_size}.get(split, d.test_size)
+                self._images[split] = make_dataset(self.world, "captioning", split, size=size)
+            else:
+                from xmodal.data.karpathy import KarpathyCaptions
+
+                self._images[split] = KarpathyCaptions(
+                    d.json, d.root, split, image_size=d.image_size
+                )
         return self._images[split]
+
+    def _world_scenes(self, split: str) -> tuple[list[list[str]], list[list[tuple[str, str]]]]:
+        """Per image of a world split: its captions and its objects' (colour, shape)."""
+        if split not in self._scenes:
+            world, n = self.world, len(self.images(split))
+            scenes = [world.scene(split, i, audio=False, questions=False) for i in range(n)]
+            self._scenes[split] = (
+                [list(s.captions) for s in scenes],
+                [[(o.colour, o.shape) for o in s.objects] for s in scenes],
+            )
+        return self._scenes[split]
 
     def captions(self, split: str) -> list[list[str]]:
         """Every caption of every image of ``split`` (no image is rendered)."""
-        world, n = self.world, len(self.images(split))
-        return [
-            list(world.scene(split, i, audio=False, questions=False).captions) for i in range(n)
-        ]
+        images = self.images(split)
+        if self.config.data.name == "karpathy":
+            return [list(cs) for cs in images.captions]
+        return self._world_scenes(split)[0]
 
     def artifacts(self) -> list[str]:
         return ["vocab.json"]
@@ -337,6 +397,12 @@ class RetrievalTask(Task):
             pooling=m.pooling,
             word_init=self._word_init,  # training only: eval and predict load the weights
             logit_scale_init=1.0 / m.temperature,
+            text_encoder=m.text_encoder,
+            text_layers=m.text_layers,
+            text_heads=m.text_heads,
+            text_width=m.text_width,
+            text_max_len=self.config.data.max_len,
+            text_dropout=m.text_dropout,
         )
 
     def _total_steps(self) -> int:
@@ -427,19 +493,39 @@ class RetrievalTask(Task):
         return torch.stack([images[i]["image"] for i in range(len(images))])
 
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
-        from xmodal.metrics.retrieval import retrieval_metrics
+        from xmodal.metrics.retrieval import fold_average, retrieval_metrics
 
         captions = self.captions(split)
         texts = [c for cs in captions for c in cs]
         text_image = torch.tensor([i for i, cs in enumerate(captions) for _ in cs])
-        sims = (
-            self.embed_images(model, self._split_images(split)) @ self.embed_texts(model, texts).T
-        )
-        metrics = retrieval_metrics(sims, text_image)
+        img_emb = self.embed_images(model, self._split_images(split))
+        txt_emb = self.embed_texts(model, texts)
+        sims = img_emb @ txt_emb.T
+        if len(captions) > 1000 and len(captions) % 1000 == 0:  # COCO 5K: five 1K folds
+            metrics = fold_average(sims, text_image, n_folds=len(captions) // 1000)
+        else:
+            metrics = retrieval_metrics(sims, text_image)
         metrics["duplicate_captions"] = duplicate_captions(captions)
         metrics["n_images"] = len(captions)
         metrics["n_texts"] = len(texts)
+        if self.config.data.name == "world":
+            metrics.update(self._world_metrics(model, split, img_emb))
         return metrics
+
+    def _world_metrics(self, model: nn.Module, split: str, img_emb) -> dict[str, float]:
+        """Embedding arithmetic (``image − s + s'``, top 5) and tags on a world split."""
+        from xmodal.matching.arithmetic import arithmetic_success, tag_metrics
+        from xmodal.world.schema import COLOURS, SHAPES
+
+        objects = self._world_scenes(split)[1]
+        shapes = [s for s in SHAPES if self.vocab.token_to_id(s) != UNK_ID]
+        tags = [w for w in (*COLOURS, *SHAPES) if self.vocab.token_to_id(w) != UNK_ID]
+        tag_emb = self.embed_texts(model, tags)
+        word = dict(zip(tags, tag_emb, strict=True))
+        out = arithmetic_success(img_emb, word, objects, shapes, k=5)
+        truth = [{w for pair in objs for w in pair} for objs in objects]
+        out.update(tag_metrics(img_emb, tag_emb, tags, truth, k=10))
+        return out
 
     def figures(self, model: nn.Module, out_dir: Path) -> list[Path]:
         n = self.config.eval.n_figures
@@ -465,21 +551,51 @@ class RetrievalTask(Task):
 
     # ------------------------------------------------------------------ predict
 
-    def _gallery_embeddings(self, model: nn.Module) -> tuple:
-        """The test split as the search gallery, embedded once per task object."""
+    def _test_gallery(self, model: nn.Module) -> dict:
+        """The test split as the search gallery: images and captions embedded once per task
+        object and indexed with FAISS (exact search)."""
+        from xmodal.matching.index import VectorIndex
+
         if self._gallery is None:
             images = self._split_images("test")
             captions = self.captions("test")
             texts = [c for cs in captions for c in cs]
-            owners = [i for i, cs in enumerate(captions) for _ in cs]
-            self._gallery = (
-                images,
-                texts,
-                owners,
-                self.embed_images(model, images),
-                self.embed_texts(model, texts),
-            )
+            self._gallery = {
+                "images": images,
+                "image_index": VectorIndex.build(
+                    self.embed_images(model, images),
+                    names=[f"test/{i}" for i in range(len(images))],
+                ),
+                "texts": texts,
+                "owners": [i for i, cs in enumerate(captions) for _ in cs],
+                "text_index": VectorIndex.build(self.embed_texts(model, texts)),
+            }
         return self._gallery
+
+    def _image_gallery(self, model: nn.Module, index: str | None, dim: int):
+        """``(VectorIndex, image of id)`` to search images in: the test split, or the saved
+        index of ``xmodal retrieval index`` (checked to hold ``dim``-d vectors)."""
+        from xmodal.data.images import load_image
+        from xmodal.matching.index import VectorIndex
+
+        if index is None:
+            g = self._test_gallery(model)
+            return g["image_index"], lambda j: g["images"][j]
+        found = VectorIndex.load(index)
+        meta_path = Path(index) / GALLERY_FILE
+        if not meta_path.is_file():
+            raise DataError(
+                f"{index} has no {GALLERY_FILE}: build image indexes with `xmodal retrieval index`"
+            )
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if found.dim != dim:
+            raise ParameterError(
+                f"index {index} holds {found.dim}-d vectors but this run's model embeds in "
+                f"{dim}-d (the index was built with another model: rebuild it with "
+                "`xmodal retrieval index --run` this run)"
+            )
+        root, size = Path(meta["root"]), self.config.data.image_size
+        return found, lambda j: load_image(root / found.names[j], size=size)
 
     def _query_text(self, text: str) -> str:
         words = tokenize(text)
@@ -493,55 +609,211 @@ class RetrievalTask(Task):
             )
         return text
 
-    def predict(self, model: nn.Module, inputs: Sequence[str], out_dir: Path) -> list[dict]:
-        """Each input is an image file (its suffix is an image's, or the file exists) → the
-        top captions of the test gallery; anything else is a text query → the top test
-        images, shown as a grid figure."""
-        from xmodal.data.images import load_image
+    def _tag_words(self) -> list[str]:
+        """The vocabulary's content words, the candidates of image → tags."""
+        return [
+            w
+            for w in self.vocab.itos[len(self.vocab.specials) :]
+            if w not in _FUNCTION_WORDS and w.isalpha()
+        ]
 
-        if not inputs:
-            raise ParameterError("predict retrieval needs at least one text or image file")
-        kinds = [
-            "image" if Path(x).suffix.lower() in IMAGE_SUFFIXES or Path(x).is_file() else "text"
-            for x in inputs
-        ]
+    @classmethod
+    def add_predict_arguments(cls, parser) -> None:
+        parser.add_argument("--text", action="append", metavar="TEXT",
+                            help="a text query: its top images (a single word is a tag "
+                            "query); repeatable")  # fmt: skip
+        parser.add_argument("--image", action="append", metavar="FILE",
+                            help="an image query: its top captions (with --minus/--plus: "
+                            "the top images of the arithmetic); repeatable")  # fmt: skip
+        parser.add_argument("--minus", action="append", metavar="WORD",
+                            help="embedding arithmetic: take the text's vector away from "
+                            "each --image query's; repeatable")  # fmt: skip
+        parser.add_argument(
+            "--plus",
+            action="append",
+            metavar="WORD",
+            help="embedding arithmetic: add the text's vector; repeatable",
+        )
+        parser.add_argument(
+            "--tags",
+            action="store_true",
+            help="also give each image query's top words (image → tags)",
+        )
+        parser.add_argument("--index", metavar="DIR", default=None,
+                            help="search the image index that `xmodal retrieval index` built "
+                            "instead of the test split")  # fmt: skip
+        parser.add_argument(
+            "-k",
+            "--top-k",
+            dest="top_k",
+            type=int,
+            default=None,
+            metavar="K",
+            help="results per query (default: eval.top_k)",
+        )
+
+    def predict(
+        self,
+        model: nn.Module,
+        inputs: Sequence[str],
+        out_dir: Path,
+        *,
+        text: Sequence[str] | None = None,
+        image: Sequence[str] | None = None,
+        minus: Sequence[str] | None = None,
+        plus: Sequence[str] | None = None,
+        tags: bool = False,
+        index: str | None = None,
+        top_k: int | None = None,
+    ) -> list[dict]:
+        """Search the gallery (the test split, or ``index``) with each query.
+
+        Each positional input is an image file (its suffix is an image's, or the file
+        exists) or else a text; ``text`` and ``image`` add queries of a known kind.
+
+        - text → the top images, shown as a grid (a one-word text is a tag query);
+        - image → the top test captions (with ``tags``: also the top content words);
+        - image with ``minus`` / ``plus`` words → ``normalize(image − Σ minus + Σ plus)``
+          → the top images, shown after the query image.
+        """
+        from xmodal.data.images import load_image
+        from xmodal.matching.arithmetic import embedding_arithmetic
+
+        queries = [("image" if _is_image_path(x) else "text", x) for x in inputs]
+        queries += [("text", x) for x in text or []] + [("image", x) for x in image or []]
+        if not queries:
+            raise ParameterError("predict retrieval needs a text or an image query. Found none")
+        minus, plus = list(minus or []), list(plus or [])
+        if (minus or plus) and not any(kind == "image" for kind, _ in queries):
+            raise ParameterError("--minus and --plus apply to an image query: add --image FILE")
+        k = check_positive_int(self.config.eval.top_k if top_k is None else top_k, "top_k")
         # Check every input before the (slow) gallery is embedded.
-        queries = [
-            load_image(x, size=self.config.data.image_size)
-            if kind == "image"
-            else self._query_text(x)
-            for x, kind in zip(inputs, kinds, strict=True)
+        size = self.config.data.image_size
+        loaded = [
+            load_image(x, size=size) if kind == "image" else self._query_text(x)
+            for kind, x in queries
         ]
+        terms = [self._query_text(w) for w in minus + plus]
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        images, texts, owners, img_emb, txt_emb = self._gallery_embeddings(model)
-        k = self.config.eval.top_k
+        term_emb = list(self.embed_texts(model, terms)) if terms else []
+        minus_emb, plus_emb = term_emb[: len(minus)], term_emb[len(minus) :]
+        image_index, image_of = self._image_gallery(model, index, model.embed_dim)
+        tag_words = self._tag_words() if tags else []
+        tag_emb = self.embed_texts(model, tag_words) if tag_words else None
         records, used = [], set()
-        for n, (x, kind, q) in enumerate(zip(inputs, kinds, queries, strict=True)):
+        for n, ((kind, x), q) in enumerate(zip(queries, loaded, strict=True)):
             stem = _unique(("text" if kind == "text" else Path(x).stem) + f"-{n}", used)
-            if kind == "text":
-                sims = (self.embed_texts(model, [q]) @ img_emb.T)[0]
-                top = sims.topk(min(k, len(sims)))
-                pairs = zip(top.indices.tolist(), top.values.tolist(), strict=True)
-                hits = [{"image": f"test/{j}", "index": j, "score": round(s, 4)} for j, s in pairs]
-                path = out_dir / f"{stem}_top_images.png"
-                labels = [f"{h['image']} {h['score']:.2f}" for h in hits]
-                _save_grid([(repr(x), [images[h["index"]] for h in hits], labels, None)], path)
-                text = ", ".join(f"{h['image']} ({h['score']:.2f})" for h in hits)
-            else:
-                sims = (self.embed_images(model, q[None]) @ txt_emb.T)[0]
-                top = sims.topk(min(k, len(sims)))
-                pairs = zip(top.indices.tolist(), top.values.tolist(), strict=True)
+            if kind == "text" or minus or plus:
+                if kind == "text":
+                    vec, title = self.embed_texts(model, [q])[0], repr(x)
+                else:
+                    query = self.embed_images(model, q[None])[0]
+                    vec = embedding_arithmetic(query, minus_emb, plus_emb)
+                    title = " ".join(
+                        [Path(x).name, *(f"- {w}" for w in minus), *(f"+ {w}" for w in plus)]
+                    )
+                    kind = "arithmetic"
+                scores, ids = image_index.search(vec, k)
                 hits = [
-                    {"caption": texts[j], "image": f"test/{owners[j]}", "score": round(s, 4)}
-                    for j, s in pairs
+                    {"image": image_index.names[j], "index": j, "score": round(s, 4)}
+                    for j, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True)
+                    if j >= 0
+                ]
+                shown = [image_of(h["index"]) for h in hits]
+                labels = [f"{h['image']} {h['score']:.2f}" for h in hits]
+                if kind == "arithmetic":
+                    shown, labels = [q, *shown], ["query", *labels]
+                path = out_dir / f"{stem}_top_images.png"
+                _save_grid([(title, shown, labels, None)], path)
+                summary = ", ".join(f"{h['image']} ({h['score']:.2f})" for h in hits)
+                record = {"input": title if kind == "arithmetic" else x, "kind": kind}
+            else:
+                g = self._test_gallery(model)
+                vec = self.embed_images(model, q[None])[0]
+                scores, ids = g["text_index"].search(vec, k)
+                hits = [
+                    {
+                        "caption": g["texts"][j],
+                        "image": f"test/{g['owners'][j]}",
+                        "score": round(s, 4),
+                    }
+                    for j, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True)
                 ]
                 path = out_dir / f"{stem}_top_captions.png"
                 _save_query_captions(q, hits, path)
-                text = " | ".join(f"{h['caption']} ({h['score']:.2f})" for h in hits)
-            records.append({"input": x, "kind": kind, "results": hits, "text": text,
-                            "files": [str(path)]})  # fmt: skip
+                summary = " | ".join(f"{h['caption']} ({h['score']:.2f})" for h in hits)
+                record = {"input": x, "kind": kind}
+            if kind != "text" and tag_emb is not None:
+                top = (tag_emb @ vec).topk(min(k, len(tag_words)))
+                record["tags"] = [
+                    {"tag": tag_words[j], "score": round(s, 4)}
+                    for j, s in zip(top.indices.tolist(), top.values.tolist(), strict=True)
+                ]
+                summary += " | tags: " + ", ".join(t["tag"] for t in record["tags"])
+            record.update(results=hits, text=summary, files=[str(path)])
+            records.append(record)
         return records
+
+    def build_index(
+        self, model: nn.Module, images: str | Path, out: str | Path, *, kind: str = "flat",
+        run_dir: str | Path | None = None,
+    ) -> dict:  # fmt: skip
+        """Embed every image under the folder ``images`` (recursively) and save a FAISS
+        index of them to the folder ``out`` (:meth:`VectorIndex.save`, plus
+        ``gallery.json``: the image folder, the run, what was skipped).
+
+        Files that are not readable images are skipped and counted, not fatal. Returns
+        ``{"indexed", "skipped", "skipped_files", "dim", "kind", "out"}``.
+        """
+        from xmodal.data.images import load_image
+        from xmodal.matching.index import KINDS, VectorIndex
+
+        check_choice(kind, "kind", KINDS)
+        root = Path(images)
+        if not root.is_dir():
+            raise DataError(f"--images {str(images)!r} is not a folder")
+        files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        size, bs = self.config.data.image_size, self.config.eval.batch_size
+        names, chunks, skipped, batch = [], [], [], []
+        for k, path in enumerate(files):
+            try:
+                batch.append(load_image(path, size=size))
+                names.append(path.relative_to(root).as_posix())
+            except DataError:
+                skipped.append(path.relative_to(root).as_posix())
+            if len(batch) == bs or (k == len(files) - 1 and batch):
+                chunks.append(self.embed_images(model, torch.stack(batch)))
+                batch = []
+        if not names:
+            raise DataError(
+                f"no readable image in {str(images)!r} ({len(files)} files, {len(skipped)} skipped)"
+            )
+        index = VectorIndex.build(torch.cat(chunks), kind=kind, names=names)
+        out = index.save(out)
+        meta = {
+            "root": str(root.resolve()),
+            "run": None if run_dir is None else str(Path(run_dir).resolve()),
+            "image_size": size,
+            "indexed": len(names),
+            "skipped": len(skipped),
+            "skipped_files": skipped[:100],
+        }
+        (out / GALLERY_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        return {"indexed": len(names), "skipped": len(skipped), "skipped_files": skipped,
+                "dim": index.dim, "kind": kind, "out": str(out)}  # fmt: skip
+
+
+# Words that say nothing of an image: left out of image → tags.
+_FUNCTION_WORDS = frozenset(
+    "a an the of is are and or to in on at by with there this that it its we see see "
+    "picture photo image scene some two three one thing things shape shapes".split()
+)
+
+
+def _is_image_path(x: str) -> bool:
+    """A positional predict input is an image when its suffix is an image's or it exists."""
+    return Path(x).suffix.lower() in IMAGE_SUFFIXES or Path(x).is_file()
 
 
 def _unique(name: str, used: set[str]) -> str:
