@@ -466,3 +466,18 @@ def test_duplicate_captions_counts_captions_another_image_has():
     # "a red circle" (3 copies over images 0 and 1) and "a star" (images 1 and 2) count.
     assert duplicate_captions(caps) == 5
     assert duplicate_captions([["a b", "a b"], ["c"]]) == 0  # same image: no ambiguity
+
+
+def test_semantic_ceiling_of_a_world_split():
+    from xmodal.metrics import retrieval_ceiling
+
+    task = RetrievalTask(RetrievalTask.Config())
+    task.config.data.test_size = TEST
+    got = task.semantic_ceiling("test")
+    scenes = [task.world.scene("test", i, audio=False) for i in range(TEST)]
+    texts = [c for s in scenes for c in s.captions]
+    truth = torch.tensor([[task.world.caption_is_true(c, s) for c in texts] for s in scenes])
+    # The world writes true captions: each is true of its own image, and of others too.
+    assert truth[torch.arange(5 * TEST) // 5, torch.arange(5 * TEST)].all()
+    assert got == retrieval_ceiling(truth, torch.arange(5 * TEST) // 5)
+    assert 0.0 < got["t2i_R@1"] < 100.0

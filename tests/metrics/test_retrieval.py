@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from xmodal.errors import ParameterError
-from xmodal.metrics import fold_average, retrieval_metrics, retrieval_ranks
+from xmodal.metrics import fold_average, retrieval_ceiling, retrieval_metrics, retrieval_ranks
 
 SIMS = torch.tensor([[0.9, 0.1, 0.8, 0.2], [0.3, 0.7, 0.6, 0.5]])
 TEXT_IMAGE = torch.tensor([0, 0, 1, 1])
@@ -99,3 +99,39 @@ def test_bad_input_is_a_parameter_error():
         retrieval_metrics(bad, TEXT_IMAGE)
     with pytest.raises(ParameterError, match="similarity must have shape"):
         retrieval_metrics(SIMS[None], TEXT_IMAGE)
+
+
+# ----------------------------------------------------------------------------- ceiling
+
+
+def test_ceiling_of_texts_that_name_their_image_alone_is_perfect():
+    truth = torch.eye(3, dtype=torch.bool).repeat_interleave(2, dim=1)  # 2 texts per image
+    got = retrieval_ceiling(truth, torch.arange(6) // 2)
+    assert got == {"i2t_R@1": 100.0, "t2i_R@1": 100.0, "texts_true_of_one_image": 100.0,
+                   "median_images_per_text": 1.0}  # fmt: skip
+
+
+def test_ceiling_of_ambiguous_texts_is_their_expected_random_pick():
+    # Image 0 has texts 0 ("true of 0 only") and 1 ("true of 0 and 1"); image 1 has text
+    # 2 ("true of 0, 1 and 2"); image 2 has text 3 ("true of 2 and 1").
+    truth = torch.tensor(
+        [[1, 1, 1, 0],
+         [0, 1, 1, 1],
+         [0, 0, 1, 1]], dtype=torch.bool)  # fmt: skip
+    got = retrieval_ceiling(truth, torch.tensor([0, 0, 1, 2]))
+    # t2i: 1/1, 1/2, 1/3, 1/2.
+    assert got["t2i_R@1"] == pytest.approx(100 * (1 + 1 / 2 + 1 / 3 + 1 / 2) / 4)
+    # i2t by P(image | text) = truth / n_t: image 0 -> text 0 (1.0): its own; image 1 ->
+    # texts 1 and 3 tie at 1/2, none its own: 0; image 2 -> text 3 (1/2): its own.
+    assert got["i2t_R@1"] == pytest.approx(100 * 2 / 3)
+    assert got["texts_true_of_one_image"] == pytest.approx(25.0)
+    # A text false of its own image (a parse the scene does not bear out) earns nothing.
+    truth[0, 0] = False
+    assert retrieval_ceiling(truth, torch.tensor([0, 0, 1, 2]))["t2i_R@1"] == pytest.approx(
+        100 * (1 / 2 + 1 / 3 + 1 / 2) / 4
+    )
+
+
+def test_ceiling_needs_a_bool_matrix():
+    with pytest.raises(ParameterError, match="true_of must be a bool matrix"):
+        retrieval_ceiling(torch.ones(2, 2), torch.tensor([0, 1]))

@@ -512,6 +512,29 @@ class RetrievalTask(Task):
             metrics.update(self._world_metrics(model, split, img_emb))
         return metrics
 
+    def semantic_ceiling(self, split: str = "test") -> dict[str, float]:
+        """:func:`~xmodal.metrics.retrieval.retrieval_ceiling` of a world split: the R@1 of
+        a model that knows exactly which test images each caption is true of
+        (:meth:`World.caption_is_true`). Slow (every caption against every image: about a
+        minute for the 1K test), so not part of :meth:`evaluate`."""
+        from xmodal.metrics.retrieval import retrieval_ceiling
+        from xmodal.world import language
+
+        if self.config.data.name != "world":
+            raise ParameterError("semantic_ceiling needs the world's scenes (data.name=world)")
+        world, n = self.world, len(self.images(split))
+        scenes = [world.scene(split, i, audio=False, questions=False) for i in range(n)]
+        captions = self.captions(split)
+        facts = [language.caption_facts(c) for cs in captions for c in cs]
+        truth = torch.tensor(
+            [
+                [language.facts_hold(f, s.objects, s.place, margin=world.margin) for f in facts]
+                for s in scenes
+            ]
+        )
+        text_image = torch.tensor([i for i, cs in enumerate(captions) for _ in cs])
+        return retrieval_ceiling(truth, text_image)
+
     def _world_metrics(self, model: nn.Module, split: str, img_emb) -> dict[str, float]:
         """Embedding arithmetic (``image − s + s'``, top 5) and tags on a world split."""
         from xmodal.matching.arithmetic import arithmetic_success, tag_metrics

@@ -10,7 +10,12 @@ from xmodal.metrics.captioning import (
     held_out_recall,
     leave_one_out_scores,
 )
-from xmodal.metrics.retrieval import fold_average, retrieval_metrics, retrieval_ranks
+from xmodal.metrics.retrieval import (
+    fold_average,
+    retrieval_ceiling,
+    retrieval_metrics,
+    retrieval_ranks,
+)
 
 __all__ = [
     "METRICS",
@@ -22,6 +27,7 @@ __all__ = [
     "best_reference_scores",
     "leave_one_out_scores",
     "fold_average",
+    "retrieval_ceiling",
     "retrieval_metrics",
     "retrieval_ranks",
 ]

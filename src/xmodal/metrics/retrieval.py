@@ -23,7 +23,7 @@ import torch
 from xmodal._checks import as_signal, check_positive_int
 from xmodal.errors import ParameterError
 
-__all__ = ["KS", "fold_average", "retrieval_metrics", "retrieval_ranks"]
+__all__ = ["KS", "fold_average", "retrieval_ceiling", "retrieval_metrics", "retrieval_ranks"]
 
 KS = (1, 5, 10)
 
@@ -112,3 +112,45 @@ def fold_average(similarity, text_image, *, n_folds: int = 5) -> dict[str, float
         block = sims[f * size : (f + 1) * size][:, texts]
         folds.append(retrieval_metrics(block, text_image[texts] - f * size))
     return {k: float(np.mean([m[k] for m in folds])) for k in folds[0]}
+
+
+def retrieval_ceiling(true_of, text_image) -> dict[str, float]:
+    """The R@1 an ideal model reaches when texts say less than their image shows.
+
+    ``true_of`` ``(n_images, n_texts)`` bool: text ``t`` is true of image ``i`` (on the
+    world, :meth:`World.caption_is_true`). The ideal model knows exactly that and scores
+    a pair by ``P(image | text)`` under the assumption that a text comes from any image it
+    is true of alike: ``true_of[i, t] / n_t``, ``n_t`` the images text ``t`` is true of.
+    Ties are broken at random, so the result is that model's expected R@1:
+
+    - ``t2i_R@1``: mean over texts of ``1 / n_t`` (0 for a text not true of its image);
+    - ``i2t_R@1``: mean over images of the share of their own texts among the texts they
+      score highest (the most specific texts true of them);
+
+    plus ``texts_true_of_one_image`` (%) and ``median_images_per_text``. A learned model's
+    R@1 can only pass these by reading more than the texts say (how a generator words
+    what it sees), so they bound what retrieval can reach on such data.
+    """
+    truth = torch.as_tensor(np.asarray(true_of))
+    if truth.ndim != 2 or truth.dtype != torch.bool:
+        raise ParameterError(
+            f"true_of must be a bool matrix (n_images, n_texts). Found {truth.dtype} "
+            f"{tuple(truth.shape)}"
+        )
+    _, text_image = _check(truth.float(), text_image)
+    n_images, n_texts = truth.shape
+    n = truth.sum(0)  # (n_texts,)
+    texts = torch.arange(n_texts)
+    own = truth[text_image, texts].float()
+    t2i = (own / n.clamp(min=1)).mean()
+    post = truth.float() / n.clamp(min=1).float()  # (n_images, n_texts)
+    best = post.max(1, keepdim=True).values
+    top = (post == best) & (best > 0)
+    mine = text_image[None, :] == torch.arange(n_images)[:, None]
+    i2t = ((top & mine).sum(1).float() / top.sum(1).clamp(min=1).float()).mean()
+    return {
+        "i2t_R@1": 100.0 * float(i2t),
+        "t2i_R@1": 100.0 * float(t2i),
+        "texts_true_of_one_image": 100.0 * float((n == 1).float().mean()),
+        "median_images_per_text": float(n.float().median()),
+    }
