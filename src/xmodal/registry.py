@@ -61,6 +61,13 @@ _BUILTIN: tuple[tuple[str, str, str, str, str], ...] = (
         "Image-text retrieval: joint embedding (VSE++ hinge, triplet or InfoNCE)",
         "xmodal.matching.retrieval_task:RetrievalTask",
     ),
+    (
+        "vqa",
+        "referencing",
+        "world",
+        "Visual question answering: stacked attention (SAN) or LSTM Q + norm I fusion",
+        "xmodal.referencing.vqa_task:VQATask",
+    ),
 )
 
 _REGISTRY: dict[str, _Entry] = {

@@ -16,6 +16,7 @@ from xmodal.metrics.retrieval import (
     retrieval_metrics,
     retrieval_ranks,
 )
+from xmodal.metrics.vqa import normalize_answer, vqa_accuracy, vqa_scores
 
 __all__ = [
     "METRICS",
@@ -30,4 +31,7 @@ __all__ = [
     "retrieval_ceiling",
     "retrieval_metrics",
     "retrieval_ranks",
+    "normalize_answer",
+    "vqa_accuracy",
+    "vqa_scores",
 ]

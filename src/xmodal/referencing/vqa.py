@@ -1,0 +1,294 @@
+"""Visual question answering as classification over the frequent answers.
+
+Three ways to let the question consult the image (``fusion``):
+
+- ``"product"``: "deeper LSTM Q + norm I" of Antol et al. (2015): the pooled image vector,
+  L2-normalised, and the question vector are each mapped to ``embed_dim`` through a
+  linear layer and tanh, then multiplied element-wise;
+- ``"concat"``: the same two vectors concatenated;
+- ``"san"``: the stacked attention network of Yang et al. (2016). Every location of the
+  image's feature map is mapped to ``v_i = tanh(W_I f_i + b_I)``; starting from the
+  question vector ``u_0 = v_Q``, each of ``hops`` attention layers looks at the map with
+  ``u_{k-1}`` as the query (additive attention, :class:`xmodal.vision.AdditiveAttention`,
+  the one soft visual attention of xmodal) and refines ``u_k = u_{k-1} + sum_i p_i v_i``.
+  The attention maps ``p`` of every hop are returned: where the model looked.
+
+The fused vector goes through one classifier head for all three: dropout, linear, tanh,
+dropout, linear to ``n_answers`` logits.
+
+The question is read by an LSTM (the papers') or a GRU, whose last hidden state is its
+vector, or by :class:`xmodal.matching.joint.TransformerTextEncoder`.
+
+An image is encoded once however many questions ask about it: ``forward`` takes the
+images ``(B, 3, H, W)``, the questions ``(Q, L)`` and ``image_index (Q,)``, the image row
+each question is about (``None``: question ``q`` is about image ``q``).
+
+Example::
+
+    model = VQAModel(len(vocab), len(answers), fusion="san")
+    tokens, lengths = vocab.encode_batch(questions)              # (Q, L), (Q,)
+    out = model(images, tokens, lengths)                         # Q == B
+    out.logits.shape, out.attention.shape                        # (Q, A), (Q, 2, 8, 8)
+    probs, ids = model.answer(images, tokens, lengths, top_k=3)  # (Q, 3) each
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xmodal._checks import check_choice, check_positive_int
+from xmodal.errors import ParameterError
+from xmodal.matching.joint import TransformerTextEncoder
+from xmodal.vision.attention import AdditiveAttention
+from xmodal.vision.encoders import create_encoder
+
+__all__ = ["FUSIONS", "QUESTION_ENCODERS", "QuestionEncoder", "VQAModel", "VQAOutput"]
+
+FUSIONS = ("product", "concat", "san")
+QUESTION_ENCODERS = ("lstm", "gru", "transformer")
+
+
+@dataclass
+class VQAOutput:
+    """``logits`` (Q, n_answers); ``attention`` (Q, hops, H', W') for ``san``, else None."""
+
+    logits: torch.Tensor
+    attention: torch.Tensor | None = None
+
+
+def _check_dropout(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ParameterError(f"{name} must be in [0, 1). Found: {value!r}")
+    return float(value)
+
+
+def _check_questions(tokens, lengths) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.is_floating_point():
+        found = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
+        raise ParameterError(f"tokens must be an integer tensor (Q, L). Found: {found}")
+    lengths = torch.as_tensor(lengths)
+    if lengths.shape != (tokens.shape[0],) or lengths.is_floating_point():
+        raise ParameterError(
+            f"lengths must be an integer tensor of shape ({tokens.shape[0]},). "
+            f"Found {lengths.dtype} {tuple(lengths.shape)}"
+        )
+    if tokens.shape[0] == 0:
+        raise ParameterError("tokens is empty: no question to answer")
+    if int(lengths.min()) < 1 or int(lengths.max()) > tokens.shape[1]:
+        raise ParameterError(
+            f"lengths must be in [1, {tokens.shape[1]}] (the padded length). "
+            f"Found {int(lengths.min())}..{int(lengths.max())}"
+        )
+    return tokens, lengths
+
+
+class QuestionEncoder(nn.Module):
+    """A question as one vector: ``tokens (Q, L)``, ``lengths (Q,)`` → ``(Q, dim)`` in (-1, 1).
+
+    ``kind="lstm"`` or ``"gru"``: word embedding → ``layers`` recurrent layers over the
+    packed sequence → the last layer's final hidden state → linear → tanh.
+    ``kind="transformer"``: :class:`~xmodal.matching.joint.TransformerTextEncoder` (mean
+    pooled, unit norm, rescaled to unit RMS) → linear → tanh. Padding never changes the
+    result.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        *,
+        kind: str = "lstm",
+        word_dim: int = 128,
+        hidden: int = 256,
+        dim: int = 256,
+        layers: int = 1,
+        heads: int = 4,
+        max_len: int = 64,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.kind = check_choice(kind, "question_encoder", QUESTION_ENCODERS)
+        vocab_size = check_positive_int(vocab_size, "vocab_size")
+        word_dim = check_positive_int(word_dim, "word_dim")
+        hidden = check_positive_int(hidden, "hidden")
+        self.dim = check_positive_int(dim, "embed_dim")
+        layers = check_positive_int(layers, "question_layers")
+        dropout = _check_dropout(dropout, "dropout")
+        if self.kind == "transformer":
+            self.text = TransformerTextEncoder(
+                vocab_size, word_dim=word_dim, n_layer=layers,
+                n_head=check_positive_int(heads, "text_heads"),
+                max_len=check_positive_int(max_len, "max_len"), dropout=dropout,
+                embed_dim=self.dim,
+            )  # fmt: skip
+            out = self.dim
+        else:
+            self.embed = nn.Embedding(vocab_size, word_dim, padding_idx=0)
+            rnn = nn.LSTM if self.kind == "lstm" else nn.GRU
+            self.rnn = rnn(word_dim, hidden, num_layers=layers, batch_first=True,
+                           dropout=dropout if layers > 1 else 0.0)  # fmt: skip
+            out = hidden
+        self.proj = nn.Linear(out, self.dim)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        tokens, lengths = _check_questions(tokens, lengths)
+        if self.kind == "transformer":
+            feat = self.text(tokens, lengths) * math.sqrt(self.dim)  # (Q, D), unit RMS
+        else:
+            x = self.embed(tokens)  # (Q, L, W)
+            packed = nn.utils.rnn.pack_padded_sequence(
+                x, lengths.cpu(), batch_first=True, enforce_sorted=False
+            )
+            _, h = self.rnn(packed)
+            h = h[0] if self.kind == "lstm" else h  # (layers, Q, H); the LSTM's (h, c)
+            feat = h[-1]  # (Q, H): the top layer at each question's last word
+        return torch.tanh(self.proj(feat))  # (Q, D)
+
+
+class VQAModel(nn.Module):
+    """An image encoder, a question encoder, a fusion and an answer classifier.
+
+    Args:
+        vocab_size: words in the question vocabulary.
+        n_answers: the answer classes (the top-K training answers).
+        fusion: ``"product"``, ``"concat"`` or ``"san"`` (see the module doc).
+        encoder, encoder_kwargs: an :func:`xmodal.vision.create_encoder` name and its
+            arguments.
+        question_encoder: ``"lstm"``, ``"gru"`` or ``"transformer"``.
+        word_dim, hidden, question_layers: the question encoder's word embedding size,
+            recurrent hidden size and layers (transformer: blocks).
+        text_heads, text_max_len: the transformer's heads and longest question in tokens.
+        embed_dim: the size of the question vector, the image vector(s) and the fused
+            vector (``2 * embed_dim`` for ``concat``).
+        attention_dim: the additive attention's hidden size (``san``).
+        hops: attention layers (``san``; the paper's best has 2).
+        classifier_hidden: the hidden layer of the answer classifier.
+        dropout: before each classifier layer (and between recurrent layers).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        n_answers: int,
+        *,
+        fusion: str = "san",
+        encoder: str = "small-cnn",
+        encoder_kwargs: dict | None = None,
+        question_encoder: str = "lstm",
+        word_dim: int = 128,
+        hidden: int = 256,
+        question_layers: int = 1,
+        text_heads: int = 4,
+        text_max_len: int = 64,
+        embed_dim: int = 256,
+        attention_dim: int = 128,
+        hops: int = 2,
+        classifier_hidden: int = 256,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.fusion = check_choice(fusion, "fusion", FUSIONS)
+        self.n_answers = check_positive_int(n_answers, "n_answers")
+        d = self.embed_dim = check_positive_int(embed_dim, "embed_dim")
+        self.hops = check_positive_int(hops, "hops")
+        dropout = _check_dropout(dropout, "dropout")
+        self.encoder = create_encoder(encoder, **(encoder_kwargs or {}))
+        c = self.encoder.feature_info.channels
+        self.question = QuestionEncoder(
+            vocab_size, kind=question_encoder, word_dim=word_dim, hidden=hidden, dim=d,
+            layers=question_layers, heads=text_heads, max_len=text_max_len, dropout=dropout,
+        )  # fmt: skip
+        if self.fusion == "san":
+            self.image_proj = nn.Conv2d(c, d, kernel_size=1)  # W_I, per location
+            attention_dim = check_positive_int(attention_dim, "attention_dim")
+            self.attention = nn.ModuleList(
+                AdditiveAttention(query_dim=d, feature_dim=d, hidden_dim=attention_dim)
+                for _ in range(self.hops)
+            )
+            fused = d
+        else:
+            self.image_proj = nn.Linear(c, d)
+            fused = 2 * d if self.fusion == "concat" else d
+        h = check_positive_int(classifier_hidden, "classifier_hidden")
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(fused, h), nn.Tanh(),
+            nn.Dropout(dropout), nn.Linear(h, self.n_answers),
+        )  # fmt: skip
+
+    def _image_index(self, image_index, n_images: int, n_questions: int) -> torch.Tensor | None:
+        if image_index is None:
+            if n_images != n_questions:
+                raise ParameterError(
+                    f"without image_index there must be one question per image. Found "
+                    f"{n_images} images and {n_questions} questions"
+                )
+            return None
+        idx = torch.as_tensor(image_index)
+        if idx.shape != (n_questions,) or idx.is_floating_point() or idx.dtype == torch.bool:
+            raise ParameterError(
+                f"image_index must be an integer tensor of shape ({n_questions},). "
+                f"Found {idx.dtype} {tuple(idx.shape)}"
+            )
+        if int(idx.min()) < 0 or int(idx.max()) >= n_images:
+            raise ParameterError(
+                f"image_index must lie in [0, {n_images}) (rows of images). "
+                f"Found {int(idx.min())}..{int(idx.max())}"
+            )
+        return idx
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        tokens: torch.Tensor,
+        lengths: torch.Tensor,
+        image_index: torch.Tensor | None = None,
+    ) -> VQAOutput:
+        """``images (B, 3, H, W)``, questions ``tokens (Q, L)`` / ``lengths (Q,)``,
+        ``image_index (Q,)`` → :class:`VQAOutput` (logits ``(Q, A)``, attention
+        ``(Q, hops, H', W')`` or None)."""
+        features = self.encoder.forward_features(images)  # (B, C, H', W')
+        q = self.question(tokens, lengths)  # (Q, D)
+        idx = self._image_index(image_index, features.shape[0], q.shape[0])
+        if idx is not None:
+            idx = idx.to(features.device)
+        attention = None
+        if self.fusion == "san":
+            v = torch.tanh(self.image_proj(features))  # (B, D, H', W')
+            if idx is not None:
+                v = v[idx]  # (Q, D, H', W')
+            u, maps = q, []
+            for attend in self.attention:
+                context, alpha = attend(u, v)  # (Q, D), (Q, H', W')
+                u = u + context
+                maps.append(alpha)
+            fused, attention = u, torch.stack(maps, dim=1)  # (Q, D), (Q, hops, H', W')
+        else:
+            pooled = self.encoder.forward_head(features)  # (B, C)
+            # "norm I": L2-normalised, rescaled to unit RMS so tanh starts in its slope.
+            pooled = F.normalize(pooled, dim=-1) * math.sqrt(pooled.shape[-1])
+            v = torch.tanh(self.image_proj(pooled))  # (B, D)
+            if idx is not None:
+                v = v[idx]  # (Q, D)
+            fused = v * q if self.fusion == "product" else torch.cat([v, q], dim=-1)
+        return VQAOutput(self.classifier(fused), attention)
+
+    @torch.no_grad()
+    def answer(
+        self,
+        images: torch.Tensor,
+        tokens: torch.Tensor,
+        lengths: torch.Tensor,
+        image_index: torch.Tensor | None = None,
+        *,
+        top_k: int = 5,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The ``top_k`` most probable answers: ``(probs (Q, k), ids (Q, k), attention)``,
+        best first; ``k = min(top_k, n_answers)``."""
+        k = min(check_positive_int(top_k, "top_k"), self.n_answers)
+        out = self(images, tokens, lengths, image_index)
+        probs, ids = out.logits.softmax(dim=-1).topk(k, dim=-1)
+        return probs, ids, out.attention

@@ -1,0 +1,293 @@
+"""The ``vqa`` task end to end through the CLI on a tiny world (run folder, metrics per
+family, figures, eval from safetensors, predict on (image, question) pairs, bad input as
+one-line errors), its data (world scenes grouped as the VQA view gives them, soft
+targets) and the VQA v2 loader on the world's export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from xmodal.cli import main
+from xmodal.data.vqa import VQAv2, annotations_file, questions_file
+from xmodal.errors import DataError, ParameterError
+from xmodal.referencing.vqa_task import QuestionsByImage, VQATask, _world_split, soft_cross_entropy
+from xmodal.text.vocab import Vocabulary
+from xmodal.world import World
+from xmodal.world.datasets import make_dataset
+from xmodal.world.export import export, image_id, question_id
+
+TRAIN, VAL, TEST = 120, 40, 60  # questions: 12, 4 and 6 scenes
+TINY = [
+    f"data.train_size={TRAIN}", f"data.val_size={VAL}", f"data.test_size={TEST}",
+    "data.batch_size=4", "data.num_workers=0", "model.channels=16", "model.hidden=16",
+    "model.word_dim=8", "model.embed_dim=16", "model.attention_dim=8",
+    "model.classifier_hidden=16", "trainer.max_epochs=1", "trainer.accelerator=cpu",
+    "trainer.devices=1", "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false", "eval.batch_size=8",
+]  # fmt: skip
+FAMILIES = ("colour", "count", "exist", "relation", "shape")
+
+
+def _train(runs: Path, *overrides: str) -> Path:
+    assert main(["train", "vqa", "--runs-dir", str(runs), *TINY, *overrides]) == 0
+    (folder,) = (runs / "vqa").glob("*")
+    return folder
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("xmodal: error: "), err
+    return err[0]
+
+
+def _save_png(image: torch.Tensor, path: Path) -> Path:
+    array = (image * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    Image.fromarray(array, mode="RGB").save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("vqa-runs"), "eval.n_figures=2")
+
+
+@pytest.fixture(scope="module")
+def scene_png(tmp_path_factory) -> Path:
+    image = make_dataset(World(seed=0), "vqa", "test", size=1)[0]["image"]
+    return _save_png(image, tmp_path_factory.mktemp("images") / "scene.png")
+
+
+@pytest.fixture(scope="module")
+def vqa_export(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "vqa"
+    return export(World(seed=0), "vqa", out, sizes={"train": 12, "val": 4, "test": 6})
+
+
+# ----------------------------------------------------------------------------- train / eval
+
+
+def test_train_writes_the_run_folder_with_accuracy_per_family(run_dir):
+    for name in ("config.yaml", "run.json", "vocab.json", "answers.json", "model.json",
+                 "model.safetensors", "metrics.json", "report.html"):  # fmt: skip
+        assert (run_dir / name).is_file(), name
+    test = json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert test["n_questions"] == TEST and test["n_images"] == TEST // 10
+    present = [f for f in FAMILIES if f"accuracy_{f}" in test]
+    assert len(present) >= 4  # 60 world questions cover (almost) every family
+    assert sum(test[f"n_{f}"] for f in present) == TEST
+    for key in ["accuracy", "majority_accuracy", *(f"accuracy_{f}" for f in present)]:
+        assert 0.0 <= test[key] <= 100.0, key
+    # The overall accuracy is the question-weighted mean of the families'.
+    weighted = sum(test[f"accuracy_{f}"] * test[f"n_{f}"] for f in present) / TEST
+    assert test["accuracy"] == pytest.approx(weighted)
+    answers = json.loads((run_dir / "answers.json").read_text())
+    assert answers["majority"] == answers["answers"][0]
+    assert test["n_classes"] == len(answers["answers"]) <= 17
+    figures = sorted(p.name for p in (run_dir / "figures").glob("*.png"))
+    assert len(figures) == 2 and all(f.startswith("vqa_val_") for f in figures)
+
+
+def test_eval_reproduces_the_metrics_from_the_exported_weights(run_dir, capsys):
+    assert main(["eval", "vqa", "--run", str(run_dir), "--split", "test"]) == 0
+    again = json.loads((run_dir / "eval-test.json").read_text())
+    first = json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert again == pytest.approx(first)
+
+
+# ----------------------------------------------------------------------------- predict
+
+
+def test_predict_answers_each_image_question_pair(run_dir, scene_png, tmp_path, capsys):
+    big = Image.open(scene_png).resize((100, 80))  # resized to the run's 64x64 on load
+    big.save(tmp_path / "big.png")
+    argv = ["predict", "vqa", "--run", str(run_dir), "--out", str(tmp_path / "out"),
+            str(scene_png), "how many circles are there?",
+            str(tmp_path / "big.png"), "what color is the star?", "--top-k", "3"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "'how many circles are there?':" in printed
+    records = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert [r["question"] for r in records] == ["how many circles are there?",
+                                                "what color is the star?"]  # fmt: skip
+    for r in records:
+        probs = [a["probability"] for a in r["answers"]]
+        assert len(probs) == 3 and probs == sorted(probs, reverse=True) and sum(probs) <= 1.0001
+        assert (tmp_path / "out" / Path(r["files"][0]).name).is_file()  # the SAN hops
+    assert records[0]["unknown_words"] == []
+    # "color" and "star" are not world words: read as <unk>, and said so.
+    assert records[1]["unknown_words"] == ["color", "star"]
+    assert "<unk>: color, star" in printed
+
+
+def test_a_question_of_unknown_words_is_answered_and_reported(run_dir, scene_png, tmp_path):
+    from xmodal.engine import predict
+
+    (record,) = predict(run_dir, [str(scene_png), "zorb blick?"], tmp_path)
+    assert record["unknown_words"] == ["zorb", "blick"]
+    assert len(record["answers"]) == 5  # eval.top_k
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        (["{png}"], "takes pairs IMAGE QUESTION"),
+        (["{png}", "   ?! "], "has no words"),
+        (["what is it?", "{png}"], "give the image first"),
+        (["{txt}", "is there a circle?"], "is not an image file"),
+        (["{png}", "is there a circle?", "--top-k", "0"], "top_k must be an integer >= 1"),
+    ],
+)
+def test_bad_predict_input_is_one_line(run_dir, scene_png, tmp_path, capsys, inputs, message):
+    txt = tmp_path / "notes.txt"
+    txt.write_text("not an image")
+    inputs = [x.format(png=scene_png, txt=txt) for x in inputs]
+    assert main(["predict", "vqa", "--run", str(run_dir), "--out", str(tmp_path), *inputs]) == 1
+    assert message in _error(capsys)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.fusion=sum"], "model.fusion must be one of"),
+        (["data.name=vqa"], "data.name=vqa needs data.root"),
+        (["data.top_k=0"], "data.top_k must be an integer >= 1"),
+    ],
+)
+def test_bad_config_is_one_line(tmp_path, capsys, overrides, message):
+    assert main(["train", "vqa", "--runs-dir", str(tmp_path), *TINY, *overrides]) == 1
+    assert message in _error(capsys)
+    assert not (tmp_path / "vqa").exists() or not any((tmp_path / "vqa").iterdir())
+
+
+def test_vqa_is_listed_by_xmodal_tasks(capsys):
+    assert main(["tasks"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.split()[:1] == ["vqa"])
+    assert "referencing" in line
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def test_world_scenes_hold_the_questions_of_the_vqa_view():
+    view = make_dataset(World(seed=0), "vqa", "val", size=25)
+    split = _world_split(view)
+    assert [len(g) for g in split.groups] == [10, 10, 5]  # the last scene is cut at 25
+    for i in range(25):
+        item = view[i]
+        assert split.questions[i] == item["question"]
+        assert split.answers[i] == [item["answer"]] * 10
+        assert split.families[i] == item["family"]
+    torch.testing.assert_close(split.image(2), view[20]["image"])
+
+
+def test_batches_hold_every_question_of_each_image(tmp_path):
+    from xmodal.engine.config import load_config
+    from xmodal.referencing.vqa_task import VQAConfig, collate_questions
+
+    cfg = load_config(VQAConfig, overrides=TINY)
+    task = VQATask(cfg)
+    task.setup(tmp_path, "fit")
+    batch = collate_questions([task.dataset("train")[g] for g in (0, 3)])
+    assert batch["image"].shape == (2, 3, 64, 64)
+    assert batch["image_index"].tolist() == [0] * 10 + [1] * 10
+    assert batch["question_index"].tolist() == [*range(10), *range(30, 40)]
+    assert batch["target"].shape == (20, len(task.answers))
+    labels = batch["target"].argmax(dim=1).tolist()
+    truth = [task.split("train").answers[i][0] for i in batch["question_index"].tolist()]
+    assert [task.answers[j] for j in labels] == truth
+    assert bool((batch["target"].sum(dim=1) == 1).all())
+
+
+def test_soft_targets_follow_the_annotators_and_skip_unknown_answers():
+    vocab = Vocabulary.build(["what is it"])
+    classes = {"2": 0, "yes": 1, "red": 2}
+    ds = QuestionsByImage(None, vocab, classes, normalize=True, max_len=8)
+    target = ds.target(["two"] * 6 + ["Yes."] * 3 + ["blue"])  # "blue" is no class
+    torch.testing.assert_close(target, torch.tensor([6 / 9, 3 / 9, 0.0]))
+    assert ds.target(["blue"] * 10).sum() == 0
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    loss, used = soft_cross_entropy(logits, torch.stack([target, torch.zeros(3)]))
+    expected = -(target * logits[0].log_softmax(0)).sum()
+    assert used == 1 and float(loss) == pytest.approx(float(expected))
+
+
+# ----------------------------------------------------------------------------- VQA v2 files
+
+
+def test_the_loader_reads_the_worlds_export_as_the_world_gives_it(vqa_export):
+    ds = VQAv2.from_folder(vqa_export, "val", image_size=64)
+    view = make_dataset(World(seed=0), "vqa", "val", size=40)
+    assert len(ds) == 40 and ds.image_names == "world"  # found from the file's info
+    for i in (0, 13, 39):
+        item, truth = ds[i], view[i]
+        assert item["question"] == truth["question"]
+        assert item["answers"] == [truth["answer"]] * 10
+        assert item["answer"] == truth["answer"]
+        assert item["image_id"] == image_id("val", i // 10)
+        assert item["question_id"] == question_id("val", i // 10, i % 10)
+        # PNG holds the 8-bit image exactly.
+        torch.testing.assert_close(item["image"], truth["image"])
+    small = VQAv2.from_folder(vqa_export, "val", image_size=32)[0]["image"]
+    assert small.shape == (3, 32, 32)
+
+
+def test_question_ids_without_annotations_are_named(vqa_export, tmp_path):
+    questions = json.loads(questions_file(vqa_export, "val").read_text())
+    questions["questions"][3]["question_id"] = 123
+    questions["questions"][7]["question_id"] = 456
+    qfile = tmp_path / "q.json"
+    qfile.write_text(json.dumps(questions))
+    with pytest.raises(DataError) as err:
+        VQAv2(qfile, annotations_file(vqa_export, "val"), vqa_export)
+    message = str(err.value)
+    assert "questions without annotations: 123, 456" in message
+    assert f"annotations of no question: {question_id('val', 0, 3)}" in message
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda q, a: q["questions"].append(dict(q["questions"][0])), "appears more than once"),
+        (lambda q, a: q["questions"][0].pop("question"), "has no field 'question'"),
+        (lambda q, a: a["annotations"][0].update(answers=[]), "has no answers"),
+        (lambda q, a: a["annotations"][0].update(image_id=5), "is about image"),
+        (lambda q, a: q.pop("questions"), 'needs a top-level "questions" list'),
+    ],
+)
+def test_broken_files_are_data_errors(vqa_export, tmp_path, edit, message):
+    q = json.loads(questions_file(vqa_export, "test").read_text())
+    a = json.loads(annotations_file(vqa_export, "test").read_text())
+    edit(q, a)
+    (tmp_path / "q.json").write_text(json.dumps(q))
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    with pytest.raises(DataError, match=message):
+        VQAv2(tmp_path / "q.json", tmp_path / "a.json", vqa_export)
+
+
+def test_unreadable_files_and_bad_arguments(vqa_export, tmp_path):
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(DataError, match="is not a JSON file"):
+        VQAv2(tmp_path / "bad.json", annotations_file(vqa_export, "val"), vqa_export)
+    with pytest.raises(DataError, match="does not exist"):
+        VQAv2.from_folder(vqa_export, "val2014")
+    with pytest.raises(ParameterError, match="image_names must be one of"):
+        VQAv2.from_folder(vqa_export, "val", image_names="flickr")
+    ds = VQAv2.from_folder(vqa_export, "val", image_names="COCO_{subtype}_{image_id:012d}.jpg")
+    with pytest.raises(DataError, match="COCO_val_000020000000.jpg does not exist"):
+        ds[0]
+
+
+def test_training_on_the_worlds_export_reports_answer_types(vqa_export, tmp_path):
+    run = _train(tmp_path, "data.name=vqa", f"data.root={vqa_export}", "eval.n_figures=1")
+    test = json.loads((run / "metrics.json").read_text())["test"]
+    assert test["n_questions"] == 60
+    assert {"accuracy_yes_no", "accuracy_number", "accuracy_other"} <= set(test)
+    # Classes are normalised answers: "two" is the class "2".
+    classes = json.loads((run / "answers.json").read_text())["answers"]
+    assert "yes" in classes and "two" not in classes
