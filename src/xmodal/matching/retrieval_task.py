@@ -196,7 +196,8 @@ class RetrievalEvalConfig:
 
 
 def _default_trainer() -> TrainerConfig:
-    return TrainerConfig(max_epochs=3, gradient_clip_val=2.0)
+    # 780 steps: about 9 minutes on 2 CPU cores (0.67 s a step).
+    return TrainerConfig(max_epochs=10, gradient_clip_val=2.0)
 
 
 @dataclass
