@@ -5,6 +5,7 @@ import torch
 
 from xmodal.engine.config import TrainerConfig
 from xmodal.engine.schedule import planned_steps, warmup_cosine, world_size
+from xmodal.errors import ParameterError
 
 
 def test_warmup_then_cosine_to_the_floor():
@@ -28,3 +29,22 @@ def test_planned_steps_follow_the_trainer_config():
     assert planned_steps(TrainerConfig(max_epochs=2, limit_train_batches=4), 10) == 8
     assert planned_steps(TrainerConfig(max_epochs=2, limit_train_batches=0.5), 10) == 10
     assert planned_steps(TrainerConfig(max_epochs=1), 0) == 1
+
+
+def test_adam_config_builds_adam_on_the_warmup_cosine_plan():
+    from xmodal.engine.schedule import AdamConfig
+
+    w = torch.nn.Parameter(torch.zeros(3))
+    out = AdamConfig(lr=0.1, weight_decay=0.01, warmup_steps=2, min_lr_ratio=0.5).configure([w], 10)
+    optimizer, scheduler = out["optimizer"], out["lr_scheduler"]["scheduler"]
+    assert isinstance(optimizer, torch.optim.Adam)
+    assert optimizer.defaults["weight_decay"] == 0.01
+    lrs = []
+    for _ in range(10):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == pytest.approx(0.05) and lrs[1] == pytest.approx(0.1)  # warm-up
+    assert lrs[-1] > 0.05 and lrs == sorted(lrs[:2]) + sorted(lrs[2:], reverse=True)
+    with pytest.raises(ParameterError, match=r"optim.min_lr_ratio must be in \[0, 1\]"):
+        AdamConfig(min_lr_ratio=2.0)

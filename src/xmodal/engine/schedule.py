@@ -6,17 +6,55 @@ No Lightning import: a task builds its optimizer and hands it here::
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     total = planned_steps(config.trainer, n_train // (batch_size * world_size()))
     return warmup_cosine(optimizer, warmup_steps=100, total_steps=total, min_lr_ratio=0.02)
+
+or, with Adam, keeps an :class:`AdamConfig` as its ``optim`` config section and calls
+``config.optim.configure(model.parameters(), total)``.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
+from xmodal._checks import check_positive_int, check_positive_number
 from xmodal.engine.config import TrainerConfig
+from xmodal.errors import ParameterError
 
-__all__ = ["planned_steps", "warmup_cosine", "world_size"]
+__all__ = ["AdamConfig", "planned_steps", "warmup_cosine", "world_size"]
+
+
+@dataclass
+class AdamConfig:
+    """Adam with a linear warm-up and a cosine decay to ``min_lr_ratio * lr``: the
+    ``optim`` config section of the tasks that train with Adam. A task with another
+    default learning rate subclasses it and sets ``lr``."""
+
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.02
+
+    def __post_init__(self) -> None:
+        check_positive_number(self.lr, "optim.lr")
+        check_positive_number(self.weight_decay, "optim.weight_decay", allow_zero=True)
+        check_positive_int(self.warmup_steps, "optim.warmup_steps", minimum=0)
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ParameterError(
+                f"optim.min_lr_ratio must be in [0, 1]. Found: {self.min_lr_ratio}"
+            )
+
+    def configure(self, params, total_steps: int) -> dict:
+        """Adam over ``params`` on this plan for ``total_steps`` steps, as
+        ``configure_optimizers`` returns it."""
+        optimizer = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        return warmup_cosine(
+            optimizer,
+            warmup_steps=self.warmup_steps,
+            total_steps=total_steps,
+            min_lr_ratio=self.min_lr_ratio,
+        )
 
 
 def world_size() -> int:

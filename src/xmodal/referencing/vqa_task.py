@@ -42,10 +42,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from xmodal._checks import check_choice, check_positive_int, check_positive_number
+from xmodal._checks import check_choice, check_positive_int
 from xmodal.engine.config import TrainerConfig
 from xmodal.engine.data import seeded_loader
-from xmodal.engine.schedule import planned_steps, warmup_cosine, world_size
+from xmodal.engine.schedule import AdamConfig, planned_steps, world_size
 from xmodal.engine.task import Task
 from xmodal.errors import DataError, ParameterError
 from xmodal.metrics.vqa import normalize_answer
@@ -143,22 +143,8 @@ class VQADataConfig:
 
 
 @dataclass
-class VQAOptimConfig:
+class VQAOptimConfig(AdamConfig):
     """Adam with a linear warm-up and a cosine decay to ``min_lr_ratio * lr``."""
-
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.02
-
-    def __post_init__(self) -> None:
-        check_positive_number(self.lr, "optim.lr")
-        check_positive_number(self.weight_decay, "optim.weight_decay", allow_zero=True)
-        check_positive_int(self.warmup_steps, "optim.warmup_steps", minimum=0)
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ParameterError(
-                f"optim.min_lr_ratio must be in [0, 1]. Found: {self.min_lr_ratio}"
-            )
 
 
 @dataclass
@@ -482,15 +468,11 @@ class VQATask(Task):
         )  # fmt: skip
 
     def configure_optimizers(self, model: nn.Module):
-        o, d = self.config.optim, self.config.data
+        d = self.config.data
         images = len(self.split("train").groups)
         per_epoch = images // (min(d.batch_size, images) * world_size())
-        optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-        return warmup_cosine(
-            optimizer, warmup_steps=o.warmup_steps,
-            total_steps=planned_steps(self.config.trainer, max(1, per_epoch)),
-            min_lr_ratio=o.min_lr_ratio,
-        )  # fmt: skip
+        total = planned_steps(self.config.trainer, max(1, per_epoch))
+        return self.config.optim.configure(model.parameters(), total)
 
     def _step(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
         out = model(batch["image"], batch["tokens"], batch["lengths"], batch["image_index"])

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from xmodal._checks import check_choice, check_positive_int, check_positive_number
 from xmodal.engine.config import TrainerConfig
 from xmodal.engine.data import seeded_loader
-from xmodal.engine.schedule import planned_steps, warmup_cosine, world_size
+from xmodal.engine.schedule import AdamConfig, planned_steps, world_size
 from xmodal.engine.task import Task
 from xmodal.errors import DataError, ParameterError
 from xmodal.text.vocab import PAD_ID, Vocabulary
@@ -119,22 +119,10 @@ class CaptionDataConfig:
 
 
 @dataclass
-class CaptionOptimConfig:
+class CaptionOptimConfig(AdamConfig):
     """Adam with a linear warm-up and a cosine decay to ``min_lr_ratio * lr``."""
 
     lr: float = 3e-3
-    weight_decay: float = 0.0
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.02
-
-    def __post_init__(self) -> None:
-        check_positive_number(self.lr, "optim.lr")
-        check_positive_number(self.weight_decay, "optim.weight_decay", allow_zero=True)
-        check_positive_int(self.warmup_steps, "optim.warmup_steps", minimum=0)
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ParameterError(
-                f"optim.min_lr_ratio must be in [0, 1]. Found: {self.min_lr_ratio}"
-            )
 
 
 @dataclass
@@ -394,14 +382,7 @@ class CaptionTask(Task):
         return planned_steps(self.config.trainer, per_epoch)
 
     def configure_optimizers(self, model: nn.Module):
-        o = self.config.optim
-        optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
-        return warmup_cosine(
-            optimizer,
-            warmup_steps=o.warmup_steps,
-            total_steps=self._total_steps(),
-            min_lr_ratio=o.min_lr_ratio,
-        )
+        return self.config.optim.configure(model.parameters(), self._total_steps())
 
     def training_step(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
         from xmodal.translation.captioning import caption_loss
