@@ -110,3 +110,30 @@ def as_signal(
                 f"the first is {value} at index {tuple(bad)}"
             )
     return x
+
+
+def check_padded(tokens, lengths, name: str = "tokens") -> tuple[torch.Tensor, torch.Tensor]:
+    """A padded batch of sequences: ``tokens`` an integer ``(B, L)`` tensor with ``B >= 1``
+    and ``lengths`` ``(B,)`` integers in ``[1, L]`` (a list is converted)."""
+    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.is_floating_point():
+        found = (
+            f"{tokens.dtype} {tuple(tokens.shape)}"
+            if isinstance(tokens, torch.Tensor)
+            else type(tokens).__name__
+        )
+        raise ParameterError(f"{name} must be an integer tensor (B, L). Found: {found}")
+    if not isinstance(lengths, torch.Tensor):
+        lengths = torch.as_tensor(lengths)
+    if lengths.shape != (tokens.shape[0],) or lengths.is_floating_point():
+        raise ParameterError(
+            f"lengths must be an integer tensor of shape ({tokens.shape[0]},). "
+            f"Found {lengths.dtype} {tuple(lengths.shape)}"
+        )
+    if tokens.shape[0] == 0:
+        raise ParameterError(f"{name} is empty: nothing to encode")
+    if int(lengths.min()) < 1 or int(lengths.max()) > tokens.shape[1]:
+        raise ParameterError(
+            f"lengths must be in [1, {tokens.shape[1]}] (the padded length). "
+            f"Found {int(lengths.min())}..{int(lengths.max())}"
+        )
+    return tokens, lengths

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xmodal._checks import check_bool, check_choice, check_positive_int
+from xmodal._checks import check_bool, check_choice, check_padded, check_positive_int
 from xmodal.errors import ParameterError
 from xmodal.nn.losses import LogitScale
 from xmodal.text.transformer import Block, LearnedPositionEmbedding, TransformerConfig
@@ -44,31 +44,6 @@ __all__ = [
 POOLINGS = ("mean", "last")  # GRUTextEncoder
 TRANSFORMER_POOLINGS = ("mean", "first")  # TransformerTextEncoder
 TEXT_ENCODERS = ("gru", "transformer")
-
-
-def _check_tokens(tokens, lengths) -> tuple[torch.Tensor, torch.Tensor]:
-    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.is_floating_point():
-        found = (
-            f"{tokens.dtype} {tuple(tokens.shape)}"
-            if isinstance(tokens, torch.Tensor)
-            else (type(tokens).__name__)
-        )
-        raise ParameterError(f"tokens must be an integer tensor (B, L). Found: {found}")
-    if not isinstance(lengths, torch.Tensor):
-        lengths = torch.as_tensor(lengths)
-    if lengths.shape != (tokens.shape[0],) or lengths.is_floating_point():
-        raise ParameterError(
-            f"lengths must be an integer tensor of shape ({tokens.shape[0]},). "
-            f"Found {lengths.dtype} {tuple(lengths.shape)}"
-        )
-    if tokens.shape[0] == 0:
-        raise ParameterError("tokens is empty: no text to embed")
-    if int(lengths.min()) < 1 or int(lengths.max()) > tokens.shape[1]:
-        raise ParameterError(
-            f"lengths must be in [1, {tokens.shape[1]}] (the padded length). "
-            f"Found {int(lengths.min())}..{int(lengths.max())}"
-        )
-    return tokens, lengths
 
 
 def _word_embedding(vocab_size: int, word_dim: int, word_init) -> nn.Embedding:
@@ -132,7 +107,7 @@ class GRUTextEncoder(nn.Module):
         self.proj = nn.Linear(hidden * (2 if bidirectional else 1), embed_dim)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        tokens, lengths = _check_tokens(tokens, lengths)
+        tokens, lengths = check_padded(tokens, lengths)
         x = self.embed(tokens)  # (B, L, W)
         packed = nn.utils.rnn.pack_padded_sequence(
             x, lengths.cpu(), batch_first=True, enforce_sorted=False
@@ -224,7 +199,7 @@ class TransformerTextEncoder(nn.Module):
         self.proj = nn.Linear(width, embed_dim)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        tokens, lengths = _check_tokens(tokens, lengths)
+        tokens, lengths = check_padded(tokens, lengths)
         T = int(lengths.max())
         if T > self.max_len:
             raise ParameterError(

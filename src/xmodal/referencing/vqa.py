@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xmodal._checks import check_choice, check_positive_int
+from xmodal._checks import check_choice, check_padded, check_positive_int
 from xmodal.errors import ParameterError
 from xmodal.matching.joint import TransformerTextEncoder
 from xmodal.vision.attention import AdditiveAttention
@@ -65,26 +65,6 @@ def _check_dropout(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         raise ParameterError(f"{name} must be in [0, 1). Found: {value!r}")
     return float(value)
-
-
-def _check_questions(tokens, lengths) -> tuple[torch.Tensor, torch.Tensor]:
-    if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2 or tokens.is_floating_point():
-        found = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
-        raise ParameterError(f"tokens must be an integer tensor (Q, L). Found: {found}")
-    lengths = torch.as_tensor(lengths)
-    if lengths.shape != (tokens.shape[0],) or lengths.is_floating_point():
-        raise ParameterError(
-            f"lengths must be an integer tensor of shape ({tokens.shape[0]},). "
-            f"Found {lengths.dtype} {tuple(lengths.shape)}"
-        )
-    if tokens.shape[0] == 0:
-        raise ParameterError("tokens is empty: no question to answer")
-    if int(lengths.min()) < 1 or int(lengths.max()) > tokens.shape[1]:
-        raise ParameterError(
-            f"lengths must be in [1, {tokens.shape[1]}] (the padded length). "
-            f"Found {int(lengths.min())}..{int(lengths.max())}"
-        )
-    return tokens, lengths
 
 
 class QuestionEncoder(nn.Module):
@@ -135,7 +115,7 @@ class QuestionEncoder(nn.Module):
         self.proj = nn.Linear(out, self.dim)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        tokens, lengths = _check_questions(tokens, lengths)
+        tokens, lengths = check_padded(tokens, lengths)
         if self.kind == "transformer":
             feat = self.text(tokens, lengths) * math.sqrt(self.dim)  # (Q, D), unit RMS
         else:
