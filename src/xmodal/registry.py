@@ -62,6 +62,13 @@ _BUILTIN: tuple[tuple[str, str, str, str, str], ...] = (
         "xmodal.matching.retrieval_task:RetrievalTask",
     ),
     (
+        "recipe",
+        "matching",
+        "world",
+        "im2recipe: image-recipe retrieval (cosine loss + semantic regularisation)",
+        "xmodal.matching.recipe_task:RecipeTask",
+    ),
+    (
         "vqa",
         "referencing",
         "world",

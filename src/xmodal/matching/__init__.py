@@ -1,12 +1,25 @@
 """Matching: models that map modalities into one space and compare them there.
 
-- :class:`JointEmbedding` (image encoder + :class:`GRUTextEncoder`, both L2-normalised
-  into one space), trained by the ``retrieval`` task;
+- :class:`JointEmbedding` (an image encoder and a text encoder, :class:`GRUTextEncoder`
+  or :class:`TransformerTextEncoder`, both L2-normalised into one space), trained by the
+  ``retrieval`` task; :mod:`xmodal.matching.arithmetic` does arithmetic and tags in it;
+- :class:`Im2Recipe` (an image encoder and :class:`RecipeEncoder`, ingredients and
+  instructions), trained by the ``recipe`` task with :func:`im2recipe_loss`;
 - :class:`VectorIndex`: search of a gallery of embeddings on FAISS (exact or approximate),
   saved and loaded without pickle; :func:`search_torch` is the exact brute-force search.
 """
 
 from xmodal.matching.index import VectorIndex, search_torch
-from xmodal.matching.joint import GRUTextEncoder, JointEmbedding
+from xmodal.matching.joint import GRUTextEncoder, JointEmbedding, TransformerTextEncoder
+from xmodal.matching.recipe import Im2Recipe, RecipeEncoder, im2recipe_loss
 
-__all__ = ["GRUTextEncoder", "JointEmbedding", "VectorIndex", "search_torch"]
+__all__ = [
+    "GRUTextEncoder",
+    "Im2Recipe",
+    "JointEmbedding",
+    "RecipeEncoder",
+    "TransformerTextEncoder",
+    "VectorIndex",
+    "im2recipe_loss",
+    "search_torch",
+]
