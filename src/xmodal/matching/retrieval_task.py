@@ -326,19 +326,13 @@ class RetrievalTask(Task):
             self.vocab = Vocabulary.load(path)
 
     def _word_vectors(self) -> torch.Tensor:
-        from xmodal.text.word2vec import embedding_from_word2vec
+        """The ``(V, E)`` embedding weight from ``model.word2vec`` for this vocabulary."""
+        from xmodal.text.word2vec import model_word_init
 
         m = self.config.model
-        weight, found = embedding_from_word2vec(self.vocab, m.word2vec)
-        if weight.shape[1] != m.word_dim:
-            raise ParameterError(
-                f"model.word2vec={m.word2vec!r} holds {weight.shape[1]}-d vectors but "
-                f"model.word_dim={m.word_dim}: set model.word_dim={weight.shape[1]}"
-            )
-        if found == 0:
-            raise DataError(
-                f"model.word2vec={m.word2vec!r} has none of the {len(self.vocab)} caption words"
-            )
+        weight, found = model_word_init(
+            self.vocab, m.word2vec, m.word_dim, dim_key="model.word_dim"
+        )
         return weight
 
     def _sets(self, split: str) -> CaptionedImages:

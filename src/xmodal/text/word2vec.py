@@ -58,6 +58,7 @@ from xmodal.text.word2vec_vectors import (
     WordVectors,
     embedding_from_word2vec,
     load_word2vec_format,
+    model_word_init,
     parse_arithmetic,
     save_word2vec_format,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "evaluate_similarity",
     "keep_probabilities",
     "load_word2vec_format",
+    "model_word_init",
     "noise_table",
     "parse_arithmetic",
     "save_word2vec_format",

@@ -43,6 +43,7 @@ __all__ = [
     "WordVectors",
     "embedding_from_word2vec",
     "load_word2vec_format",
+    "model_word_init",
     "parse_arithmetic",
     "save_word2vec_format",
 ]
@@ -565,3 +566,23 @@ def embedding_from_word2vec(vocab, source, *, std: float | None = None, generato
         weight[torch.from_numpy(np.flatnonzero(found))] = torch.from_numpy(wv.vectors[rows[found]])
     weight[PAD_ID] = 0.0
     return weight, n_found
+
+
+def model_word_init(vocab, source, dim: int, *, dim_key: str = "model.word_dim"):
+    """A task's ``model.word2vec=source`` as its word embedding's starting weight.
+
+    :func:`embedding_from_word2vec`, checked for what a task's config asks: the vectors
+    must be ``dim``-dimensional (``dim_key`` names the config key to change when they are
+    not) and hold at least one word of ``vocab``. Returns ``(weight (V, dim), n_found)``.
+    """
+    weight, found = embedding_from_word2vec(vocab, source)
+    if weight.shape[1] != dim:
+        raise ParameterError(
+            f"model.word2vec={str(source)!r} holds {weight.shape[1]}-d vectors but "
+            f"{dim_key}={dim}: set {dim_key}={weight.shape[1]}"
+        )
+    if found == 0:
+        raise DataError(
+            f"model.word2vec={str(source)!r} has none of the {len(vocab)} vocabulary words"
+        )
+    return weight, found

@@ -300,19 +300,12 @@ class CaptionTask(Task):
 
     def _word_vectors(self) -> torch.Tensor:
         """The ``(V, E)`` embedding weight from ``model.word2vec`` for this vocabulary."""
-        from xmodal.text.word2vec import embedding_from_word2vec
+        from xmodal.text.word2vec import model_word_init
 
         m = self.config.model
-        weight, found = embedding_from_word2vec(self.vocab, m.word2vec)
-        if weight.shape[1] != m.embed_dim:
-            raise ParameterError(
-                f"model.word2vec={m.word2vec!r} holds {weight.shape[1]}-d vectors but "
-                f"model.embed_dim={m.embed_dim}: set model.embed_dim={weight.shape[1]}"
-            )
-        if found == 0:
-            raise DataError(
-                f"model.word2vec={m.word2vec!r} has none of the {len(self.vocab)} caption words"
-            )
+        weight, found = model_word_init(
+            self.vocab, m.word2vec, m.embed_dim, dim_key="model.embed_dim"
+        )
         self.word2vec_found = found
         return weight
 
