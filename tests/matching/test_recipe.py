@@ -277,3 +277,18 @@ def test_a_recipe_without_words_is_refused_by_name():
         encode_recipe(vocab, {"id": "r2", "ingredients": ["1 egg"], "instructions": ["..."]})
     with pytest.raises(DataError, match="recipe 'r3': its ingredients have no words"):
         encode_recipe(vocab, {"id": "r3", "ingredients": [" "], "instructions": ["chop"]})
+
+
+def test_the_infonce_matching_term_is_clip_s_and_excludes_a_target():
+    torch.manual_seed(0)
+    img = F.normalize(torch.randn(5, 3), dim=-1)
+    rec = F.normalize(torch.randn(5, 3), dim=-1)
+    loss, parts = im2recipe_loss(img, rec, logit_scale=10.0, semantic_weight=0.0)
+    logits = 10.0 * img @ rec.T
+    want = 0.5 * (
+        F.cross_entropy(logits, torch.arange(5)) + F.cross_entropy(logits.T, torch.arange(5))
+    )
+    assert float(loss) == pytest.approx(float(want), rel=1e-6) and set(parts) == {"nce"}
+    for kwargs in ({}, {"target": torch.ones(5), "logit_scale": 10.0}):
+        with pytest.raises(ParameterError, match="give target .* or logit_scale"):
+            im2recipe_loss(img, rec, **kwargs, semantic_weight=0.0)

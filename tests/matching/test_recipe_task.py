@@ -11,13 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from xmodal.cli import main
 from xmodal.engine import load_run
 from xmodal.engine.config import config_from_dict
 from xmodal.errors import DataError
+from xmodal.matching.recipe_task import _RECIPE_KEYS as RECIPE_KEYS
 from xmodal.matching.recipe_task import RecipeTask, collate_recipes
+from xmodal.nn.losses import info_nce_loss
 from xmodal.world import World
 from xmodal.world.export import export
 
@@ -127,7 +130,8 @@ def test_predict_gives_the_top_recipes_of_the_test_gallery(run_dir, tmp_path, ca
 def test_a_training_step_pairs_twenty_percent_negatives_and_is_reproducible(tmp_path):
     task = RecipeTask(_config(model={"channels": 8, "word_dim": 4, "embed_dim": 4,
                                      "ingredient_hidden": 4, "sentence_hidden": 4,
-                                     "instruction_hidden": 4, "negatives": 0.2}))  # fmt: skip
+                                     "instruction_hidden": 4, "negatives": 0.2,
+                                     "loss": "cosine"}))  # fmt: skip
     task.setup(tmp_path, "fit")
     data = task.encoded("train")
     batch = collate_recipes([data[i] for i in range(20)])
@@ -141,6 +145,17 @@ def test_a_training_step_pairs_twenty_percent_negatives_and_is_reproducible(tmp_
     loss, parts = task.training_step(model, batch)
     assert loss.ndim == 0 and set(parts) == {"cos", "cls_img", "cls_rec"}
     assert model.classifier.out_features == 12
+    # InfoNCE (the default) uses every other recipe of the batch: no pairing, a temperature.
+    task.config.model.loss = "infonce"
+    loss, parts = task.training_step(model, batch)
+    assert set(parts) == {"nce", "cls_img", "cls_rec", "logit_scale"}
+    img = model.embed_images(batch["image"])
+    rec = model.embed_recipes(*(batch[k] for k in RECIPE_KEYS))
+    want = 0.98 * info_nce_loss(img, rec, model.logit_scale()) + 0.01 * (
+        F.cross_entropy(model.classify(img), batch["label"])
+        + F.cross_entropy(model.classify(rec), batch["label"])
+    )
+    assert float(loss.detach()) == pytest.approx(float(want.detach()), rel=1e-5)
 
 
 def test_recipe1m_data_trains_on_the_world_export(tmp_path):

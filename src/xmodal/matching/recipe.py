@@ -39,6 +39,7 @@ from torch import nn
 
 from xmodal._checks import check_bool, check_positive_int, check_positive_number
 from xmodal.errors import ParameterError
+from xmodal.nn.losses import LogitScale, info_nce_loss
 from xmodal.text.vocab import PAD_ID
 from xmodal.vision.encoders import create_encoder
 
@@ -229,6 +230,7 @@ class Im2Recipe(nn.Module):
         instruction_hidden: int = 256,
         word_init: torch.Tensor | None = None,
         batch_norm: bool = True,
+        logit_scale_init: float = 1 / 0.07,
     ) -> None:
         super().__init__()
         embed_dim = check_positive_int(embed_dim, "embed_dim")
@@ -248,6 +250,7 @@ class Im2Recipe(nn.Module):
             batch_norm=batch_norm,
         )
         self.classifier = nn.Linear(embed_dim, n_classes) if n_classes else None
+        self.logit_scale = LogitScale(logit_scale_init)  # the InfoNCE objective's temperature
         self.embed_dim, self.n_classes = embed_dim, n_classes
 
     def embed_images(self, images: torch.Tensor) -> torch.Tensor:
@@ -304,8 +307,9 @@ def pair_targets(n: int, *, negatives: float = 0.2, rng: np.random.Generator):
 def im2recipe_loss(
     img: torch.Tensor,
     rec: torch.Tensor,
-    target: torch.Tensor,
+    target: torch.Tensor | None = None,
     *,
+    logit_scale: torch.Tensor | float | None = None,
     margin: float = 0.1,
     semantic_weight: float = 0.02,
     img_logits: torch.Tensor | None = None,
@@ -315,14 +319,17 @@ def im2recipe_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """im2recipe's objective on ``B`` pairs (image ``img[k]``, recipe ``rec[k]``).
 
-    ``(1 - w) * cos + w / 2 * (CE(img_logits, img_labels) + CE(rec_logits, rec_labels))``
-    with ``w = semantic_weight`` and ``cos`` :func:`torch.nn.functional.cosine_embedding_loss`:
-    ``1 - cos(img, rec)`` for target +1, ``max(0, cos(img, rec) - margin)`` for -1, averaged.
-    The weights are the paper's code's (0.98 / 0.01 / 0.01 at ``w = 0.02``); ``w = 0`` is
-    the cosine loss alone and needs no logits.
+    ``(1 - w) * match + w / 2 * (CE(img_logits, img_labels) + CE(rec_logits, rec_labels))``
+    with ``w = semantic_weight``. The matching term is the paper's cosine loss by default,
+    :func:`torch.nn.functional.cosine_embedding_loss` with ``target`` (+1 / -1 per pair):
+    ``1 - cos(img, rec)`` for +1, ``max(0, cos(img, rec) - margin)`` for -1, averaged.
+    With ``logit_scale`` (and no ``target``: row ``k`` of ``rec`` is ``img[k]``'s recipe)
+    it is instead the symmetric InfoNCE of :func:`xmodal.nn.losses.info_nce_loss` over the
+    batch, every other recipe a negative. The weights are the paper's code's (0.98 / 0.01
+    / 0.01 at ``w = 0.02``); ``w = 0`` is the matching term alone and needs no logits.
 
-    Returns ``(loss, parts)``: ``parts`` holds ``cos`` and, with ``w > 0``, ``cls_img`` and
-    ``cls_rec`` as floats for logging.
+    Returns ``(loss, parts)``: ``parts`` holds ``cos`` (or ``nce``) and, with ``w > 0``,
+    ``cls_img`` and ``cls_rec`` as floats for logging.
     """
     margin = check_positive_number(margin, "margin", allow_zero=True)
     if margin >= 1.0:
@@ -330,18 +337,28 @@ def im2recipe_loss(
     w = check_positive_number(semantic_weight, "semantic_weight", allow_zero=True)
     if w > 1.0:
         raise ParameterError(f"semantic_weight must be in [0, 1]. Found: {w}")
-    if img.ndim != 2 or img.shape != rec.shape or target.shape != (img.shape[0],):
+    if (target is None) == (logit_scale is None):
+        raise ParameterError(
+            "give target (+1/-1 per pair: the cosine loss) or logit_scale (InfoNCE), not both"
+        )
+    b = img.shape[0]
+    if img.ndim != 2 or img.shape != rec.shape or (target is not None and target.shape != (b,)):
+        found = tuple(target.shape) if target is not None else None
         raise ParameterError(
             "img and rec must have shape (B, D) and target (B,). Found "
-            f"{tuple(img.shape)}, {tuple(rec.shape)}, {tuple(target.shape)}"
+            f"{tuple(img.shape)}, {tuple(rec.shape)}, {found}"
         )
-    cos = F.cosine_embedding_loss(img, rec, target.to(img), margin=margin)
-    parts = {"cos": float(cos.detach())}
+    if target is None:
+        match = info_nce_loss(img, rec, logit_scale)
+        parts = {"nce": float(match.detach())}
+    else:
+        match = F.cosine_embedding_loss(img, rec, target.to(img), margin=margin)
+        parts = {"cos": float(match.detach())}
     if w == 0:
-        return cos, parts
+        return match, parts
     if any(x is None for x in (img_logits, rec_logits, img_labels, rec_labels)):
         raise ParameterError("semantic_weight > 0 needs img/rec logits and labels")
     cls_img = F.cross_entropy(img_logits, img_labels)
     cls_rec = F.cross_entropy(rec_logits, rec_labels)
     parts.update(cls_img=float(cls_img.detach()), cls_rec=float(cls_rec.detach()))
-    return (1 - w) * cos + 0.5 * w * (cls_img + cls_rec), parts
+    return (1 - w) * match + 0.5 * w * (cls_img + cls_rec), parts
