@@ -274,7 +274,15 @@ def test_index_a_folder_then_search_it(run_dir, scene_png, tmp_path, capsys):
     assert [h["image"] for h in record["results"]] == [
         saved.names[j] for j in (want @ q).topk(3).indices.tolist()
     ]
-    # An index of vectors of another dimension, a folder without images: clear errors.
+    # A broken gallery file, an index of vectors of another dimension, a folder without
+    # images: clear errors.
+    gallery = index / "gallery.json"
+    good = gallery.read_text()
+    for broken in ("{not json", '{"folder": "x"}'):
+        gallery.write_text(broken)
+        assert main(argv) == 1
+        assert "is not a gallery file of `xmodal retrieval index`" in _error(capsys)
+    gallery.write_text(good)
     VectorIndex.build(torch.eye(4)[:3], names=["a", "b", "c"]).save(index)
     assert main(argv) == 1
     assert "holds 4-d vectors but this run's model embeds in 16-d" in _error(capsys)

@@ -43,9 +43,19 @@ from xmodal._checks import check_bool
 from xmodal.data.images import _check_size, load_image
 from xmodal.errors import DataError, ParameterError
 
-__all__ = ["KARPATHY_SPLITS", "KarpathyCaptions", "collate"]
+__all__ = ["KARPATHY_SPLITS", "KarpathyCaptions", "check_karpathy_config", "collate"]
 
 KARPATHY_SPLITS: tuple[str, ...] = ("train", "val", "test", "restval")
+
+
+def check_karpathy_config(json_path, root) -> None:
+    """A task's ``data.name=karpathy`` needs ``data.json`` (the ``dataset_*.json`` file) and
+    ``data.root`` (the image folder): ParameterError naming both when one is missing."""
+    if json_path is None or root is None:
+        raise ParameterError(
+            "data.name=karpathy needs data.json (the dataset_*.json file) and data.root "
+            f"(the image folder). Found: json={json_path!r}, root={root!r}"
+        )
 
 
 def collate(items: list[dict]) -> dict:

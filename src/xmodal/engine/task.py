@@ -43,6 +43,28 @@ class Task:
 
     def __init__(self, config) -> None:
         self.config = config
+        self._world = None
+
+    @property
+    def world(self):
+        """The world of ``config.data``: its ``world_seed``, ``image_size`` and, where the
+        data config has one, ``compositional``; made on first use."""
+        if self._world is None:
+            from xmodal.world import World
+
+            d = self.config.data
+            self._world = World(
+                seed=d.world_seed,
+                image_size=d.image_size,
+                compositional=getattr(d, "compositional", False),
+            )
+        return self._world
+
+    @staticmethod
+    def model_device(model: nn.Module) -> torch.device:
+        """The device ``model``'s parameters are on: where evaluate, figures and predict
+        move their inputs."""
+        return next(model.parameters()).device
 
     # ------------------------------------------------------------------ data
 

@@ -375,7 +375,6 @@ class RecipeTask(Task):
         super().__init__(config)
         self.vocab: Vocabulary | None = None
         self.class_names: tuple[str, ...] | None = None
-        self._world = None
         self._sources: dict[str, Dataset] = {}
         self._encoded: dict[str, EncodedRecipes] = {}
         self._word_init: torch.Tensor | None = None
@@ -383,15 +382,6 @@ class RecipeTask(Task):
         self._gallery: tuple | None = None  # predict: (encoded test set, img emb, rec emb)
 
     # ------------------------------------------------------------------ data
-
-    @property
-    def world(self):
-        if self._world is None:
-            from xmodal.world import World
-
-            d = self.config.data
-            self._world = World(seed=d.world_seed, image_size=d.image_size)
-        return self._world
 
     def source(self, split: str) -> Dataset:
         """The recipes of ``split``: items with ``image``, ``title``, ``ingredients``,
@@ -562,14 +552,11 @@ class RecipeTask(Task):
 
     # ------------------------------------------------------------------ inference
 
-    def _device(self, model: nn.Module) -> torch.device:
-        return next(model.parameters()).device
-
     @torch.no_grad()
     def embed_images(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W)`` → ``(N, D)`` unit vectors (on the CPU), in batches."""
         model.eval()
-        bs, device = self.config.eval.batch_size, self._device(model)
+        bs, device = self.config.eval.batch_size, self.model_device(model)
         return torch.cat([model.embed_images(images[s : s + bs].to(device)).cpu()
                           for s in range(0, len(images), bs)])  # fmt: skip
 
@@ -578,7 +565,7 @@ class RecipeTask(Task):
         """Every image and every recipe of ``split`` → ``(img (N, D), rec (N, D))``."""
         model.eval()
         data = self.encoded(split)
-        bs, device = self.config.eval.batch_size, self._device(model)
+        bs, device = self.config.eval.batch_size, self.model_device(model)
         img, rec = [], []
         for s in range(0, len(data), bs):
             rows = range(s, min(s + bs, len(data)))
@@ -608,7 +595,7 @@ class RecipeTask(Task):
         if model.classifier is not None:
             labels = self.encoded(split).labels
             with torch.no_grad():
-                dev = self._device(model)
+                dev = self.model_device(model)
                 for side, emb in (("im", img), ("recipe", rec)):
                     pred = model.classify(emb.to(dev)).argmax(dim=-1).cpu()
                     out[f"{side}_class_acc"] = 100.0 * float((pred == labels).double().mean())

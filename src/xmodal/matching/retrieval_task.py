@@ -155,11 +155,10 @@ class RetrievalDataConfig:
         check_positive_int(self.min_freq, "data.min_freq")
         check_positive_int(self.captions_per_step, "data.captions_per_step")
         check_positive_int(self.num_workers, "data.num_workers", minimum=0)
-        if self.name == "karpathy" and (self.json is None or self.root is None):
-            raise ParameterError(
-                "data.name=karpathy needs data.json (the dataset_*.json file) and data.root "
-                f"(the image folder). Found: json={self.json!r}, root={self.root!r}"
-            )
+        if self.name == "karpathy":
+            from xmodal.data.karpathy import check_karpathy_config
+
+            check_karpathy_config(self.json, self.root)
 
 
 @dataclass
@@ -257,7 +256,6 @@ class RetrievalTask(Task):
     def __init__(self, config: RetrievalConfig) -> None:
         super().__init__(config)
         self.vocab: Vocabulary | None = None
-        self._world = None
         self._images: dict[str, Dataset] = {}
         self._word_init: torch.Tensor | None = None
         self._epoch = 0
@@ -265,15 +263,6 @@ class RetrievalTask(Task):
         self._gallery: dict | None = None  # predict: the test split, embedded and indexed
 
     # ------------------------------------------------------------------ data
-
-    @property
-    def world(self):
-        if self._world is None:
-            from xmodal.world import World
-
-            d = self.config.data
-            self._world = World(seed=d.world_seed, image_size=d.image_size)
-        return self._world
 
     def images(self, split: str) -> Dataset:
         """The images of ``split``: items with ``image``, ``captions``, ``index``."""
@@ -434,14 +423,11 @@ class RetrievalTask(Task):
 
     # ------------------------------------------------------------------ inference
 
-    def _device(self, model: nn.Module) -> torch.device:
-        return next(model.parameters()).device
-
     @torch.no_grad()
     def embed_images(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W)`` → ``(N, D)`` unit vectors (on the CPU), in batches."""
         model.eval()
-        bs, device = self.config.eval.batch_size, self._device(model)
+        bs, device = self.config.eval.batch_size, self.model_device(model)
         return torch.cat(
             [
                 model.embed_images(images[s : s + bs].to(device)).cpu()
@@ -453,7 +439,7 @@ class RetrievalTask(Task):
     def embed_texts(self, model: nn.Module, texts: Sequence[str]) -> torch.Tensor:
         """Texts → ``(N, D)`` unit vectors (on the CPU), in batches."""
         model.eval()
-        bs, device = self.config.eval.batch_size, self._device(model)
+        bs, device = self.config.eval.batch_size, self.model_device(model)
         out = []
         for s in range(0, len(texts), bs):
             tokens, lengths = self.vocab.encode_batch(
@@ -498,7 +484,7 @@ class RetrievalTask(Task):
             raise ParameterError("semantic_ceiling needs the world's scenes (data.name=world)")
         world, n = self.world, len(self.images(split))
         scenes = [world.scene(split, i, audio=False, questions=False) for i in range(n)]
-        captions = self.captions(split)
+        captions = [s.captions for s in scenes]
         facts = [language.caption_facts(c) for cs in captions for c in cs]
         truth = torch.tensor(
             [
@@ -584,14 +570,20 @@ class RetrievalTask(Task):
             raise DataError(
                 f"{index} has no {GALLERY_FILE}: build image indexes with `xmodal retrieval index`"
             )
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        try:
+            root = Path(json.loads(meta_path.read_text(encoding="utf-8"))["root"])
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+            raise DataError(
+                f"{meta_path} is not a gallery file of `xmodal retrieval index` (JSON with "
+                f'"root", the image folder): {error!r}'
+            ) from error
         if found.dim != dim:
             raise ParameterError(
                 f"index {index} holds {found.dim}-d vectors but this run's model embeds in "
                 f"{dim}-d (the index was built with another model: rebuild it with "
                 "`xmodal retrieval index --run` this run)"
             )
-        root, size = Path(meta["root"]), self.config.data.image_size
+        size = self.config.data.image_size
         return found, lambda j: load_image(root / found.names[j], size=size)
 
     def _query_text(self, text: str) -> str:
@@ -803,7 +795,7 @@ class RetrievalTask(Task):
 
 # Words that say nothing of an image: left out of image → tags.
 _FUNCTION_WORDS = frozenset(
-    "a an the of is are and or to in on at by with there this that it its we see see "
+    "a an the of is are and or to in on at by with there this that it its we see "
     "picture photo image scene some two three one thing things shape shapes".split()
 )
 

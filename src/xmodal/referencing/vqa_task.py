@@ -353,19 +353,9 @@ class VQATask(Task):
         self.vocab: Vocabulary | None = None
         self.answers: list[str] | None = None  # the answer classes, by label
         self.majority: str | None = None  # the most frequent training answer
-        self._world = None
         self._splits: dict[str, _Split] = {}
 
     # ------------------------------------------------------------------ data
-
-    @property
-    def world(self):
-        if self._world is None:
-            from xmodal.world import World
-
-            d = self.config.data
-            self._world = World(seed=d.world_seed, image_size=d.image_size)
-        return self._world
 
     def split(self, split: str) -> _Split:
         """The questions of ``split`` (``train``, ``val``, ``test``) grouped by image."""
@@ -492,9 +482,6 @@ class VQATask(Task):
 
     # ------------------------------------------------------------------ inference
 
-    def _device(self, model: nn.Module) -> torch.device:
-        return next(model.parameters()).device
-
     @torch.no_grad()
     def _answer_split(self, model: nn.Module, split: str, *, limit: int | None = None,
                       attention: bool = False) -> tuple[torch.Tensor, dict]:  # fmt: skip
@@ -507,7 +494,7 @@ class VQATask(Task):
         loader = DataLoader(torch.utils.data.Subset(ds, range(n_images)),
                             batch_size=self.config.eval.batch_size, shuffle=False,
                             collate_fn=collate_questions, num_workers=workers)  # fmt: skip
-        device = self._device(model)
+        device = self.model_device(model)
         pred = torch.full((len(ds.split.questions),), -1, dtype=torch.long)
         maps: dict[int, torch.Tensor] = {}
         for batch in loader:
@@ -603,7 +590,7 @@ class VQATask(Task):
             encoded.append(self.encode_question(question))
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        device = self._device(model)
+        device = self.model_device(model)
         model.eval()
         tokens = nn.utils.rnn.pad_sequence([torch.tensor(ids) for ids, _ in encoded],
                                            batch_first=True, padding_value=PAD_ID)  # fmt: skip

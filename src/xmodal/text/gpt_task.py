@@ -367,15 +367,12 @@ class GPTTask(Task):
 
     # ------------------------------------------------------------------ results
 
-    def _device(self, model: nn.Module) -> torch.device:
-        return next(model.parameters()).device
-
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
         """Token-weighted loss over every next-token target of ``split``, and what follows."""
         blocks = self._blocks(split, full=False)
         loader = DataLoader(blocks, batch_size=self.config.eval.batch_size, shuffle=False,
                             collate_fn=collate_blocks)  # fmt: skip
-        device = self._device(model)
+        device = self.model_device(model)
         total, correct, count = 0.0, 0, 0
         for batch in loader:
             x, y = batch["x"].to(device), batch["y"].to(device)
@@ -407,7 +404,7 @@ class GPTTask(Task):
     ) -> list[str]:
         """``n`` continuations of ``prompt`` (the prompt included), reproducible by ``seed``."""
         e = self.config.eval
-        device = self._device(model)
+        device = self.model_device(model)
         ids, _ = self._prompt_ids(prompt)
         gen = torch.Generator(device=device).manual_seed(self.config.seed if seed is None else seed)
         idx = torch.tensor([ids] * n, dtype=torch.long, device=device)
@@ -442,7 +439,7 @@ class GPTTask(Task):
         ]
         if not ids:
             raise ParameterError(f"eval.attention_text has no tokens. Found: {sentence!r}")
-        idx = torch.tensor([ids], device=self._device(model))
+        idx = torch.tensor([ids], device=self.model_device(model))
         maps = [m[0].cpu() for m in model.attention_maps(idx)]
         layer = e.attention_layer
         tokens = [self.tokenizer.decode([i]) for i in ids]

@@ -111,11 +111,10 @@ class CaptionDataConfig:
         check_positive_int(self.min_freq, "data.min_freq")
         check_positive_int(self.captions_per_image, "data.captions_per_image")
         check_positive_int(self.num_workers, "data.num_workers", minimum=0)
-        if self.name == "karpathy" and (self.json is None or self.root is None):
-            raise ParameterError(
-                "data.name=karpathy needs data.json (the dataset_*.json file) and data.root "
-                f"(the image folder). Found: json={self.json!r}, root={self.root!r}"
-            )
+        if self.name == "karpathy":
+            from xmodal.data.karpathy import check_karpathy_config
+
+            check_karpathy_config(self.json, self.root)
 
 
 @dataclass
@@ -246,23 +245,11 @@ class CaptionTask(Task):
     def __init__(self, config: CaptionConfig) -> None:
         super().__init__(config)
         self.vocab: Vocabulary | None = None
-        self._world = None
         self._images: dict[str, Dataset] = {}  # per split: a Karpathy file is read once
         self._word_init: torch.Tensor | None = None  # from model.word2vec, for training
         self.word2vec_found = 0  # caption words model.word2vec had a vector for
 
     # ------------------------------------------------------------------ data
-
-    @property
-    def world(self):
-        if self._world is None:
-            from xmodal.world import World
-
-            d = self.config.data
-            self._world = World(
-                seed=d.world_seed, image_size=d.image_size, compositional=d.compositional
-            )
-        return self._world
 
     def images(self, split: str) -> Dataset:
         """The image dataset of ``split``: items with ``image``, ``captions``, ``index``."""
@@ -395,16 +382,13 @@ class CaptionTask(Task):
 
     # ------------------------------------------------------------------ inference
 
-    def _device(self, model: nn.Module) -> torch.device:
-        return next(model.parameters()).device
-
     @torch.no_grad()
     def caption(self, model: nn.Module, images: torch.Tensor) -> tuple[list[str], list, object]:
         """Beam-search captions of ``images`` (B, 3, H, W): (texts, word lists, Generation)."""
         e = self.config.eval
         model.eval()
         gen = model.generate(
-            images.to(self._device(model)),
+            images.to(self.model_device(model)),
             beam_size=e.beam_size,
             max_len=e.max_len,
             length_penalty=e.length_penalty,
