@@ -93,6 +93,25 @@ def test_train_writes_the_run_folder_with_accuracy_per_family(run_dir):
     assert len(figures) == 2 and all(f.startswith("vqa_val_") for f in figures)
 
 
+def test_the_compositional_split_scores_the_held_out_combinations_apart(tmp_path):
+    run = _train(tmp_path, "data.compositional=true", "eval.n_figures=0")
+    metrics = json.loads((run / "metrics.json").read_text())
+    comp = metrics["compositional"]
+    assert set(metrics["test"]) <= set(comp)  # the same metrics on both splits
+    assert comp["n_questions"] == TEST and 0.0 <= comp["accuracy"] <= 100.0
+    # Every compositional scene shows a held-out combination; a few questions name one.
+    world = World(seed=0, compositional=True)
+    split = _world_split(make_dataset(world, "vqa", "compositional", size=TEST))
+    named = [q for q, n in zip(split.questions, split.named_held_out, strict=True) if n]
+    assert comp["n_held_out_named"] == len(named) > 0
+    assert all(("red" in q and "circle" in q) or ("blue" in q and "square" in q) for q in named)
+    assert 0.0 <= comp["accuracy_held_out_named"] <= 100.0
+    # Test scenes hold no held-out combination: a question naming one is about its absence.
+    test_split = _world_split(make_dataset(world, "vqa", "test", size=10 * TEST))
+    absent = [a[0] for a, n in zip(test_split.answers, test_split.named_held_out, strict=True) if n]
+    assert absent and set(absent) <= {"no", "zero"}
+
+
 def test_eval_reproduces_the_metrics_from_the_exported_weights(run_dir, capsys):
     assert main(["eval", "vqa", "--run", str(run_dir), "--split", "test"]) == 0
     again = json.loads((run_dir / "eval-test.json").read_text())

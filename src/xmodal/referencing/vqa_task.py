@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from xmodal._checks import check_choice, check_positive_int
+from xmodal._checks import check_bool, check_choice, check_positive_int
 from xmodal.engine.config import TrainerConfig
 from xmodal.engine.data import seeded_loader
 from xmodal.engine.schedule import AdamConfig, planned_steps, world_size
@@ -113,6 +113,7 @@ class VQADataConfig:
 
     name: str = "world"
     root: str | None = None
+    compositional: bool = False  # world: hold combinations out, score them apart
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"
@@ -135,6 +136,7 @@ class VQADataConfig:
             check_positive_int(getattr(self, key), f"data.{key}")
         check_positive_int(self.max_len, "data.max_len", minimum=3)
         check_positive_int(self.num_workers, "data.num_workers", minimum=0)
+        check_bool(self.compositional, "data.compositional")
         if self.name == "vqa" and self.root is None:
             raise ParameterError(
                 "data.name=vqa needs data.root, the folder with the VQA v2 question and "
@@ -174,6 +176,12 @@ class VQAConfig:
     eval: VQAEvalConfig = field(default_factory=VQAEvalConfig)
     trainer: TrainerConfig = field(default_factory=_default_trainer)
 
+    @property
+    def eval_splits(self) -> tuple[str, ...]:
+        if self.data.name == "world" and self.data.compositional:
+            return ("test", "compositional")
+        return ("test",)
+
 
 # ----------------------------------------------------------------------------- data
 
@@ -193,6 +201,8 @@ class _Split:
     groups: list[list[int]]
     source: object
     image_keys: list[int]
+    # world: does the question name a held-out (colour, shape) combination
+    named_held_out: list[bool] | None = None
 
     def image(self, g: int) -> torch.Tensor:
         src = self.source
@@ -207,7 +217,8 @@ def _world_split(view) -> _Split:
     ``i % n`` of scene ``i // n``, exactly as :class:`~xmodal.world.datasets.VQADataset`
     gives it."""
     n = view.world.config.n_questions
-    questions, answers, families, groups, keys = [], [], [], [], []
+    held_out = set(view.world.config.held_out) if view.world.config.compositional else set()
+    questions, answers, families, groups, keys, named = [], [], [], [], [], []
     for s in range(math.ceil(len(view) / n)):
         scene = view.world.scene(view.split, s, audio=False)
         count = min(n, len(view) - s * n)
@@ -217,7 +228,15 @@ def _world_split(view) -> _Split:
             questions.append(q.question)
             answers.append([q.answer] * 10)  # one certain answer: ten annotators agree
             families.append(q.family)
-    return _Split(questions, answers, families, groups, view, keys)
+            named.append(any(pair in held_out for pair in _described(q.facts)))
+    return _Split(questions, answers, families, groups, view, keys, named)
+
+
+def _described(facts: dict) -> list[tuple]:
+    """The (colour, shape) pairs a world question's descriptions name (``facts`` itself,
+    or its ``a`` and ``b`` for a relation)."""
+    return [(d.get("colour"), d.get("shape"))
+            for d in (facts, facts.get("a"), facts.get("b")) if isinstance(d, dict)]  # fmt: skip
 
 
 def _vqa_split(ds) -> _Split:
@@ -515,6 +534,12 @@ class VQATask(Task):
         metrics = vqa_scores(predictions, data.answers, groups=data.families)
         baseline = vqa_scores([self.majority] * len(data.answers), data.answers)
         metrics["majority_accuracy"] = baseline["accuracy"]
+        if data.named_held_out is not None and any(data.named_held_out):
+            # the questions that name a held-out combination ("is there a red circle?")
+            keep = [i for i, named in enumerate(data.named_held_out) if named]
+            named = vqa_scores([predictions[i] for i in keep], [data.answers[i] for i in keep])
+            metrics["accuracy_held_out_named"] = named["accuracy"]
+            metrics["n_held_out_named"] = len(keep)
         metrics["n_images"] = len(data.groups)
         metrics["n_classes"] = len(self.answers)
         return metrics
