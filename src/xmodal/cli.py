@@ -454,6 +454,7 @@ def _eval(args) -> int:
 
 def _predict(args) -> int:
     from xmodal.engine.run import predict
+    from xmodal.registry import get_task
 
     out = Path(args.out) if args.out is not None else Path(args.run_dir) / "predictions"
     # The options given (the task's signature has the defaults too).
@@ -462,6 +463,11 @@ def _predict(args) -> int:
         for name, default in args.predict_defaults.items()
         if getattr(args, name) != default
     }
+    # A task that writes one file may take --out FILE (e.g. text2image's grid.png): the
+    # file goes to the task as out_file, predictions.json beside it.
+    if args.out is not None and out.suffix.lower() in get_task(args.task).predict_out_suffixes:
+        options["out_file"] = out
+        out = out.parent
     records = predict(args.run_dir, args.inputs, out, task=args.task, **options)
     for k, record in enumerate(records):
         if isinstance(record, dict) and "text" in record:

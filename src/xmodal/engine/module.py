@@ -3,7 +3,9 @@ callback and an atomic checkpoint writer.
 
 :class:`TaskModule` turns a :class:`~xmodal.engine.Task` and its plain ``nn.Module`` into
 a LightningModule: steps, logging, optimizers and the per-epoch reseeding that makes a
-resumed run identical to one that was never stopped. :class:`LastCheckpoint` keeps
+resumed run identical to one that was never stopped; a task with
+``manual_optimization = True`` steps its optimizers itself through a :class:`ManualStep`
+(GANs: two optimizers). :class:`LastCheckpoint` keeps
 ``checkpoints/last.ckpt`` fresh (every epoch end, every N steps, and on Ctrl-C) and, with
 the sampler of :func:`~xmodal.engine.seeded_loader`, resumes a mid-epoch checkpoint at the
 batch where it stopped with the random state it had there.
@@ -30,7 +32,7 @@ from xmodal.engine.report import _umask
 from xmodal.engine.task import Task
 from xmodal.errors import DataError
 
-__all__ = ["AtomicCheckpointIO", "LastCheckpoint", "TaskModule", "reseed"]
+__all__ = ["AtomicCheckpointIO", "LastCheckpoint", "ManualStep", "TaskModule", "reseed"]
 
 
 # ------------------------------------------------------------------------------ RNG
@@ -106,12 +108,70 @@ def _scalar(value, where: str):
     return float(value)
 
 
+def _check_loss(task: Task, loss, step: int, epoch: int) -> None:
+    """DataError unless ``loss`` is a finite scalar tensor."""
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        name = type(task).__name__
+        raise DataError(f"{name}.training_step must return a scalar loss tensor. Found: {loss!r}")
+    if not torch.isfinite(loss.detach()).all():
+        raise DataError(
+            f"the training loss is {loss.item()} at step {step} (epoch {epoch}); lower the "
+            "learning rate or set trainer.gradient_clip_val"
+        )
+
+
+class ManualStep:
+    """What the engine hands a manual-optimization task's ``training_step`` as ``step``.
+
+    ``optimizers``: the optimizers of ``configure_optimizers``, in its order (Lightning's
+    wrappers: ``zero_grad()`` and ``step()`` as on any ``torch.optim.Optimizer``);
+    ``backward(loss)``: backpropagates ``loss`` (Lightning's ``manual_backward``, so mixed
+    precision and several processes work) after checking it is a finite scalar;
+    ``clip_gradients(optimizer)``: clips the gradients of ``optimizer``'s parameters to
+    ``trainer.gradient_clip_val`` (a no-op when it is unset). A task uses them as::
+
+        opt_d, opt_g = step.optimizers
+        opt_d.zero_grad(); step.backward(loss_d); step.clip_gradients(opt_d); opt_d.step()
+
+    Learning-rate schedulers are stepped by the engine: ``interval: "step"`` ones after
+    each ``training_step``, ``"epoch"`` ones at the start of every epoch after the first
+    (so a run resumed from an epoch-end checkpoint steps them exactly once).
+    """
+
+    def __init__(self, module: TaskModule) -> None:
+        self._module = module
+
+    @property
+    def optimizers(self) -> list:
+        opts = self._module.optimizers()
+        return list(opts) if isinstance(opts, (list, tuple)) else [opts]
+
+    def backward(self, loss: torch.Tensor) -> None:
+        m = self._module
+        _check_loss(m.task, loss, m.global_step, m.current_epoch)
+        m.manual_backward(loss)
+
+    def clip_gradients(self, optimizer) -> None:
+        value = self._module.clip_val
+        if value:
+            self._module.clip_gradients(optimizer, gradient_clip_val=value,
+                                        gradient_clip_algorithm="norm")  # fmt: skip
+
+
 class TaskModule(pl.LightningModule):
     """A LightningModule around ``(task, model)``; the model stays a plain ``nn.Module``.
 
     Logs ``train/loss`` (and the task's logs as ``train/<key>``) per step and per epoch,
     ``val/<key>`` as batch-size-weighted epoch means, and ``samples/s`` on the progress
     bar. Before each training epoch the global RNGs are reseeded from (seed, epoch).
+
+    A task whose ``manual_optimization`` is true gets Lightning's manual optimization: its
+    ``training_step(model, batch, step)`` receives a :class:`ManualStep` and steps the
+    optimizers itself; the loss it returns is only checked and logged. Lightning then
+    counts every ``optimizer.step()`` in ``global_step`` (two per batch for a GAN), so
+    ``trainer.max_steps`` and ``trainer.checkpoint_every_n_steps`` count optimizer steps
+    too; ``trainer.gradient_clip_val`` reaches the task through
+    :meth:`ManualStep.clip_gradients` (Lightning cannot clip for it).
     """
 
     def __init__(self, task: Task, model: nn.Module) -> None:
@@ -127,6 +187,10 @@ class TaskModule(pl.LightningModule):
         self._t_last: float | None = None
         self._rate: float | None = None
         self._updating = False  # True between the optimizer update and on_train_batch_end
+        self.clip_val: float | None = None  # manual optimization: trainer.gradient_clip_val
+        if getattr(task, "manual_optimization", False):
+            self.automatic_optimization = False
+            self._manual = ManualStep(self)
 
     # ------------------------------------------------------------------ training
 
@@ -141,28 +205,28 @@ class TaskModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         epoch = self.current_epoch
         reseed(mix_seed(self.seed, epoch))
+        if not self.automatic_optimization and epoch > 0:
+            # At the next epoch's start, not at the end of this one: the epoch-end
+            # checkpoint is written before, and a run resumed from it steps here too.
+            self._step_schedulers("epoch")
         self.task.on_train_epoch_start(epoch)
         self._t_last = None
 
     def training_step(self, batch, batch_idx: int):
-        out = self.task.training_step(self.model, batch)
+        if self.automatic_optimization:
+            out = self.task.training_step(self.model, batch)
+        else:
+            out = self.task.training_step(self.model, batch, self._manual)
         if not (isinstance(out, tuple) and len(out) == 2):
             raise DataError(
                 f"{type(self.task).__name__}.training_step must return (loss, logs). Found: "
                 f"{type(out).__name__}"
             )
         loss, logs = out
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise DataError(
-                f"{type(self.task).__name__}.training_step must return a scalar loss tensor. "
-                f"Found: {loss!r}"
-            )
-        if not torch.isfinite(loss.detach()).all():
-            raise DataError(
-                f"the training loss is {loss.item()} at step {self.global_step} (epoch "
-                f"{self.current_epoch}); lower the learning rate or set "
-                "trainer.gradient_clip_val"
-            )
+        _check_loss(self.task, loss, self.global_step, self.current_epoch)
+        if not self.automatic_optimization:
+            self._step_schedulers("step")
+            loss = loss.detach()  # the task has stepped; Lightning must not backpropagate
         bs = batch_size_of(batch)
         self.log("train/loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=True,
                  batch_size=bs)  # fmt: skip
@@ -195,6 +259,22 @@ class TaskModule(pl.LightningModule):
 
         super().optimizer_step(epoch, batch_idx, optimizer,
                                closure if optimizer_closure is not None else None)  # fmt: skip
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        if not self.automatic_optimization:
+            self._updating = True  # the first optimizer.step() of the batch is under way
+
+    def _step_schedulers(self, interval: str) -> None:
+        """Manual optimization: step the schedulers of ``interval`` as Lightning would."""
+        for config in self.trainer.lr_scheduler_configs:
+            if config.interval != interval:
+                continue
+            if interval == "epoch":
+                count = self.current_epoch  # epochs finished
+            else:
+                count = self.trainer.fit_loop.epoch_loop.batch_idx + 1
+            if count % config.frequency == 0:
+                config.scheduler.step()
 
     def configure_optimizers(self):
         return self.task.configure_optimizers(self.model)
@@ -268,8 +348,10 @@ class LastCheckpoint(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         pl_module._updating = False
         self._rng = rng_state()
-        step = trainer.global_step
-        if self.every_n_steps and step % self.every_n_steps == 0 and step != self._last_step_saved:
+        step, n = trainer.global_step, self.every_n_steps
+        # A multiple of n passed since the last save: with manual optimization global_step
+        # grows by one per optimizer.step(), several per batch, and may jump over it.
+        if n and step // n > max(self._last_step_saved, 0) // n:
             self._save(trainer)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
@@ -304,6 +386,7 @@ class LastCheckpoint(pl.Callback):
         self._restored = state_dict
 
     def on_train_start(self, trainer, pl_module) -> None:
+        self._last_step_saved = trainer.global_step  # 0, or the step resumed from
         restored, self._restored = self._restored, None
         if not restored or not getattr(trainer.fit_loop, "restarted_mid_epoch", False):
             return

@@ -226,7 +226,7 @@ def _check_task_name(run_dir: Path, task: str) -> None:
             raise ParameterError(f"{run_dir} holds a {found!r} run, not {task!r}")
 
 
-def _build_trainer(cfg, run_dir: Path, callbacks: list):
+def _build_trainer(cfg, run_dir: Path, callbacks: list, *, manual: bool = False):
     import lightning.pytorch as pl
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.loggers import TensorBoardLogger
@@ -238,9 +238,12 @@ def _build_trainer(cfg, run_dir: Path, callbacks: list):
         TensorBoardLogger(run_dir / "logs", name="tensorboard", version="",
                           default_hp_metric=False),
     ]  # fmt: skip
+    kwargs = cfg.trainer.trainer_kwargs()
+    if manual:  # Lightning cannot clip for a task that steps itself: ManualStep does
+        kwargs.pop("gradient_clip_val", None)
     try:
         return pl.Trainer(
-            **cfg.trainer.trainer_kwargs(),
+            **kwargs,
             default_root_dir=run_dir,
             logger=loggers,
             callbacks=callbacks,
@@ -469,6 +472,9 @@ def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
             f"{task_cls.__name__}.build_model must return an nn.Module. Found: {model!r}"
         )
     module = TaskModule(task_obj, model)
+    manual = not module.automatic_optimization
+    if manual:
+        module.clip_val = cfg.trainer.gradient_clip_val
     if ckpt_path is not None:
         _check_checkpoint(ckpt_path, module)
     if writer:  # after the checks: a failed --resume leaves the run's config as it was
@@ -486,7 +492,7 @@ def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
     sigint = signal.getsignal(signal.SIGINT)
     had_env = os.environ.get(_RUN_DIR_ENV)
     with _quiet():
-        trainer = _build_trainer(cfg, folder, [last])
+        trainer = _build_trainer(cfg, folder, [last], manual=manual)
         train_loader = task_obj.train_dataloader()
         val_loader = task_obj.val_dataloader()
         os.environ[_RUN_DIR_ENV] = str(folder.resolve())  # for processes Lightning starts

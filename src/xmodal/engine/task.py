@@ -30,6 +30,8 @@ class Task:
     - ``build_model()`` (after ``setup``);
     - training: ``train_dataloader()``, ``val_dataloader()``, ``configure_optimizers()``,
       ``training_step()`` / ``validation_step()``, with ``on_train_epoch_start(epoch)``;
+      with ``manual_optimization = True`` the task steps its optimizers itself (see
+      :meth:`training_step`);
     - after training and in ``xmodal eval``: ``evaluate(model, split)``, ``figures()``;
     - ``xmodal predict``: ``predict(model, inputs, out_dir, **options)``, the options
       being those :meth:`add_predict_arguments` declares.
@@ -40,6 +42,12 @@ class Task:
     summary: ClassVar[str] = ""
     default_data: ClassVar[str] = "world"
     Config: ClassVar[type]  # a dataclass with at least ``seed: int`` and ``trainer``
+    # True: training_step(model, batch, step) steps the optimizers itself (several
+    # optimizers, e.g. a GAN's); False: the engine minimises the loss it returns.
+    manual_optimization: ClassVar[bool] = False
+    # Suffixes (".png") for which ``xmodal predict --out FILE`` names a file, not a folder:
+    # predict then gets ``out_file=FILE`` and ``out_dir`` its folder.
+    predict_out_suffixes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config) -> None:
         self.config = config
@@ -95,8 +103,20 @@ class Task:
         """Return what ``LightningModule.configure_optimizers`` returns."""
         raise NotImplementedError
 
-    def training_step(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """``(loss, logs)``: the loss to minimise and scalars to log (e.g. its parts)."""
+    def training_step(
+        self, model: nn.Module, batch, step=None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``(loss, logs)``: the loss to minimise and scalars to log (e.g. its parts).
+
+        With ``manual_optimization = True`` the engine passes ``step``, a
+        :class:`~xmodal.engine.module.ManualStep`: ``step.optimizers`` (those of
+        :meth:`configure_optimizers`, in order), ``step.backward(loss)`` and
+        ``step.clip_gradients(optimizer)``. The task zeroes, backpropagates and steps
+        each optimizer itself; the ``loss`` it returns is then only checked (finite) and
+        logged as ``train/loss``. Schedulers are stepped by the engine. ``global_step``
+        counts every optimizer step (two per batch with two optimizers), and so do
+        ``trainer.max_steps`` and ``trainer.checkpoint_every_n_steps``.
+        """
         raise NotImplementedError
 
     def validation_step(self, model: nn.Module, batch) -> dict[str, float]:
