@@ -130,6 +130,18 @@ def test_bad_images_raise_parameter_error(small, bad, match):
         small(bad)
 
 
+@pytest.mark.parametrize("name", ["small-cnn", "resnet18"])
+def test_global_pool_max_takes_the_largest_value_of_each_channel(name):
+    torch.manual_seed(0)
+    enc = create_encoder(name, global_pool="max").eval()
+    x = images()
+    with torch.no_grad():
+        feats = enc.forward_features(x)
+        out = enc(x)
+    torch.testing.assert_close(out, feats.flatten(2).max(dim=2).values)
+    assert enc.global_pool == "max" and create_encoder(name).global_pool == "avg"
+
+
 def test_bad_constructor_arguments_raise_parameter_error():
     with pytest.raises(ParameterError, match=r"output_stride.*Found: 8"):
         create_encoder("resnet18", output_stride=8)
@@ -137,6 +149,8 @@ def test_bad_constructor_arguments_raise_parameter_error():
         create_encoder("small-cnn", channels=2)
     with pytest.raises(ParameterError, match=r"pretrained.*'yes'"):
         create_encoder("resnet18", pretrained="yes")
+    with pytest.raises(ParameterError, match=r"global_pool.*'sum'"):
+        create_encoder("small-cnn", global_pool="sum")
 
 
 def test_bad_features_for_head_raise_parameter_error(small):

@@ -49,6 +49,7 @@ __all__ = [
     "register_encoder",
 ]
 
+GLOBAL_POOLS = ("avg", "max")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -86,9 +87,11 @@ class ImageEncoder(nn.Module):
 
     feature_info: FeatureInfo
 
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], normalize: bool = True):
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], normalize: bool = True,
+                 global_pool: str = "avg"):  # fmt: skip
         super().__init__()
         self.normalize = Normalize(mean, std) if check_bool(normalize, "normalize") else None
+        self.global_pool = check_choice(global_pool, "global_pool", GLOBAL_POOLS)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -123,11 +126,14 @@ class ImageEncoder(nn.Module):
         return self._features(self._prepare(images))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Feature map ``(B, C, H', W')`` → global vector ``(B, C)``, the mean over locations."""
+        """Feature map ``(B, C, H', W')`` → global vector ``(B, C)``: the mean over
+        locations (``global_pool="avg"``) or the maximum (``"max"``)."""
         c = self.feature_info.channels
         if not isinstance(features, torch.Tensor) or features.ndim != 4 or features.shape[1] != c:
             found = tuple(features.shape) if isinstance(features, torch.Tensor) else features
             raise ParameterError(f"features must have shape (B, {c}, H', W'). Found: {found}")
+        if self.global_pool == "max":
+            return features.amax(dim=(-2, -1))
         return features.mean(dim=(-2, -1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -186,8 +192,9 @@ class SmallCNN(ImageEncoder):
     Input is standardised with mean 0.5 and std 0.5 (``[0, 1]`` → ``[-1, 1]``).
     """
 
-    def __init__(self, *, channels: int = 128, normalize: bool = True) -> None:
-        super().__init__((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), normalize)
+    def __init__(self, *, channels: int = 128, normalize: bool = True,
+                 global_pool: str = "avg") -> None:  # fmt: skip
+        super().__init__((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), normalize, global_pool)
         c = check_positive_int(channels, "channels", minimum=4)
         widths = (c // 4, c // 2, c, c)
         strides = (2, 2, 2, 1)
@@ -244,8 +251,9 @@ class ResNetEncoder(ImageEncoder):
         pretrained: bool = False,
         output_stride: int = 32,
         normalize: bool = True,
+        global_pool: str = "avg",
     ) -> None:
-        super().__init__(IMAGENET_MEAN, IMAGENET_STD, normalize)
+        super().__init__(IMAGENET_MEAN, IMAGENET_STD, normalize, global_pool)
         import torchvision.models as tvm  # lazy: only the ResNets need torchvision
 
         check_choice(arch, "arch", list(_RESNETS))
