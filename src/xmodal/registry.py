@@ -69,6 +69,13 @@ _BUILTIN: tuple[tuple[str, str, str, str, str], ...] = (
         "xmodal.matching.recipe_task:RecipeTask",
     ),
     (
+        "text2image",
+        "translation",
+        "world",
+        "Text-to-image: conditional GAN (GAN-INT-CLS, matching-aware + interpolation)",
+        "xmodal.translation.text2image_task:Text2ImageTask",
+    ),
+    (
         "vqa",
         "referencing",
         "world",

@@ -1,4 +1,4 @@
-"""Translation: turn one modality into another (captioning, ...)."""
+"""Translation: turn one modality into another (captioning, text-to-image, ...)."""
 
 from xmodal.translation.captioning import (
     CaptionOutput,
@@ -9,9 +9,23 @@ from xmodal.translation.captioning import (
     caption_loss,
     target_mask,
 )
+from xmodal.translation.text_to_image import (
+    Discriminator,
+    Generator,
+    TextToImageGAN,
+    discriminator_loss,
+    generator_loss,
+    interpolate_texts,
+)
 
 __all__ = [
     "CaptionOutput",
+    "Discriminator",
+    "Generator",
+    "TextToImageGAN",
+    "discriminator_loss",
+    "generator_loss",
+    "interpolate_texts",
     "Generation",
     "ShowAttendTell",
     "ShowTell",

@@ -1,0 +1,305 @@
+"""Text-to-image synthesis: the conditional GAN of Reed et al. 2016 (GAN-INT-CLS).
+
+A sentence is encoded to a fixed vector ``t`` (a :class:`~xmodal.matching.GRUTextEncoder`),
+projected by a linear layer and a leaky ReLU, and concatenated with Gaussian noise ``z``,
+so one sentence gives many images. A DCGAN generator upsamples ``[z, proj(t)]`` from 4x4
+to the image size. The discriminator encodes the image to a 4x4 map, joins the projected
+sentence vector replicated over the 4x4 locations and judges *this image under this
+sentence*: real or fake.
+
+Training (the task's step, :mod:`xmodal.translation.text2image_task`) uses
+
+- the matching-aware loss (**CLS**): the discriminator sees real images with the right
+  text (real), real images with the wrong text (fake) and generated images with the right
+  text (fake) — :func:`discriminator_loss`;
+- text-embedding interpolation (**INT**): the generator is also judged on sentences
+  ``beta * t1 + (1 - beta) * t2`` that no image has — :func:`interpolate_texts`,
+  :func:`generator_loss`.
+
+Example::
+
+    model = TextToImageGAN(len(vocab))
+    tokens, lengths = vocab.encode_batch(["a large red star"] * 4)
+    images = model.generate(tokens, lengths)                # (4, 3, 64, 64) in [0, 1]
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xmodal._checks import check_positive_int, check_positive_number
+from xmodal.errors import ParameterError
+from xmodal.matching.joint import GRUTextEncoder
+
+__all__ = [
+    "Discriminator",
+    "Generator",
+    "TextToImageGAN",
+    "discriminator_loss",
+    "generator_loss",
+    "interpolate_texts",
+    "mismatched",
+]
+
+
+def _levels(image_size: int) -> int:
+    """Doublings from the 4x4 map to ``image_size`` (64 -> 4); ParameterError unless
+    ``image_size`` is 4 times a power of two, at least 16."""
+    size = check_positive_int(image_size, "image_size", minimum=16)
+    levels = (size // 4).bit_length() - 1
+    if 4 * 2**levels != size:
+        raise ParameterError(
+            f"image_size must be 4 times a power of two (16, 32, 64, 128, ...). Found: {size}"
+        )
+    return levels
+
+
+def _init_dcgan(module: nn.Module) -> None:
+    """DCGAN's initialisation: conv weights N(0, 0.02), batch-norm scales N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class TextProjection(nn.Sequential):
+    """``(B, text_dim)`` → ``(B, proj_dim)``: linear then leaky ReLU (slope 0.2), as in
+    Reed et al., before the sentence meets the noise or the image features."""
+
+    def __init__(self, text_dim: int, proj_dim: int) -> None:
+        super().__init__(nn.Linear(text_dim, proj_dim), nn.LeakyReLU(0.2, inplace=True))
+
+
+class Generator(nn.Module):
+    """DCGAN generator conditioned on a sentence vector.
+
+    ``[z (B, noise_dim), proj(t) (B, proj_dim)]`` → 4x4 with ``ngf * 2**(levels-1)``
+    channels (a transposed convolution), then ``levels`` doublings (transposed conv,
+    batch norm, ReLU; the last one to 3 channels and tanh). 64x64: 4 → 8 → 16 → 32 → 64.
+
+    ``forward(text (B, text_dim), noise (B, noise_dim))`` → ``(B, 3, S, S)`` in ``[0, 1]``.
+    """
+
+    def __init__(self, *, text_dim: int, proj_dim: int = 128, noise_dim: int = 100,
+                 ngf: int = 64, image_size: int = 64) -> None:  # fmt: skip
+        super().__init__()
+        levels = _levels(image_size)
+        self.noise_dim = check_positive_int(noise_dim, "noise_dim")
+        ngf = check_positive_int(ngf, "ngf")
+        self.project = TextProjection(
+            check_positive_int(text_dim, "text_dim"), check_positive_int(proj_dim, "proj_dim")
+        )
+        width = ngf * 2 ** (levels - 1)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(noise_dim + proj_dim, width, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        ]
+        for _ in range(levels - 1):
+            layers += [
+                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width // 2),
+                nn.ReLU(inplace=True),
+            ]
+            width //= 2
+        layers += [nn.ConvTranspose2d(width, 3, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.image_size = image_size
+        _init_dcgan(self)
+
+    def forward(self, text: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([noise, self.project(text)], dim=1)  # (B, Z + P)
+        x = self.net(x[:, :, None, None])  # (B, 3, S, S) in [-1, 1]
+        return (x + 1) / 2
+
+
+class Discriminator(nn.Module):
+    """DCGAN discriminator that judges an image under a sentence.
+
+    Image ``(B, 3, S, S)`` in ``[0, 1]`` → strided convolutions (leaky ReLU, batch norm
+    after the first) → ``(B, ndf * 2**(levels-1), 4, 4)``; the projected sentence
+    ``(B, proj_dim)`` is replicated over the 4x4 locations and concatenated; a 1x1
+    convolution mixes them and a 4x4 convolution gives one logit.
+
+    ``forward(images, text (B, text_dim))`` → ``(B,)`` logits (real under this sentence).
+    """
+
+    def __init__(self, *, text_dim: int, proj_dim: int = 128, ndf: int = 64,
+                 image_size: int = 64) -> None:  # fmt: skip
+        super().__init__()
+        levels = _levels(image_size)
+        ndf = check_positive_int(ndf, "ndf")
+        self.project = TextProjection(
+            check_positive_int(text_dim, "text_dim"), check_positive_int(proj_dim, "proj_dim")
+        )
+        layers: list[nn.Module] = [nn.Conv2d(3, ndf, 4, 2, 1, bias=False),
+                                   nn.LeakyReLU(0.2, inplace=True)]  # fmt: skip
+        width = ndf
+        for _ in range(levels - 1):
+            layers += [
+                nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width * 2),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            width *= 2
+        self.encode = nn.Sequential(*layers)
+        self.judge = nn.Sequential(
+            nn.Conv2d(width + proj_dim, width, 1, 1, 0, bias=False),
+            nn.BatchNorm2d(width),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width, 1, 4, 1, 0),
+        )
+        self.image_size = image_size
+        _init_dcgan(self)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, S, S)`` in [0, 1] → the 4x4 map ``(B, C, 4, 4)``."""
+        return self.encode(images * 2 - 1)
+
+    def forward(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        h = self.features(images)  # (B, C, 4, 4)
+        t = self.project(text)[:, :, None, None].expand(-1, -1, *h.shape[-2:])  # (B, P, 4, 4)
+        return self.judge(torch.cat([h, t], dim=1)).flatten()  # (B,)
+
+
+class TextToImageGAN(nn.Module):
+    """Sentence encoder, generator and discriminator of GAN-INT-CLS in one module.
+
+    Args:
+        vocab_size: words in the vocabulary.
+        word_dim, hidden, text_dim: the :class:`~xmodal.matching.GRUTextEncoder`'s word
+            embedding, GRU (per direction, bidirectional, mean pooling) and output sizes.
+        proj_dim: the sentence vector after the projection (Reed et al.: 128).
+        noise_dim: the size of ``z``.
+        ngf, ndf: the generator's and discriminator's base widths.
+        image_size: side of the images, 4 times a power of two (64 for the world).
+        freeze_text: keep the sentence encoder fixed (no gradients, always in eval mode):
+            for an encoder trained beforehand, e.g. by a joint embedding.
+        text_encoder: another sentence encoder (``forward(tokens, lengths)`` →
+            ``(B, text_dim)``), e.g. a trained retrieval model's ``text``; then
+            ``word_dim`` and ``hidden`` are unused and ``text_dim`` must be its output size.
+
+    ``encode_text(tokens, lengths)`` → ``(B, text_dim)`` unit vectors;
+    ``generate(tokens, lengths, noise=None)`` → ``(B, 3, S, S)`` in ``[0, 1]``.
+    """
+
+    def __init__(self, vocab_size: int, *, word_dim: int = 64, hidden: int = 128,
+                 text_dim: int = 128, proj_dim: int = 128, noise_dim: int = 100,
+                 ngf: int = 64, ndf: int = 64, image_size: int = 64,
+                 freeze_text: bool = False,
+                 text_encoder: nn.Module | None = None) -> None:  # fmt: skip
+        super().__init__()
+        if text_encoder is None:
+            text_encoder = GRUTextEncoder(vocab_size, word_dim=word_dim, hidden=hidden,
+                                          embed_dim=text_dim)  # fmt: skip
+        self.text = text_encoder
+        self.freeze_text = bool(freeze_text)
+        if self.freeze_text:  # a pre-trained sentence encoder, as Reed et al.'s
+            self.text.requires_grad_(False)
+        self.generator = Generator(text_dim=text_dim, proj_dim=proj_dim, noise_dim=noise_dim,
+                                   ngf=ngf, image_size=image_size)  # fmt: skip
+        self.discriminator = Discriminator(text_dim=text_dim, proj_dim=proj_dim, ndf=ndf,
+                                           image_size=image_size)  # fmt: skip
+        self.noise_dim = noise_dim
+        self.image_size = image_size
+
+    def train(self, mode: bool = True) -> TextToImageGAN:
+        super().train(mode)
+        if self.freeze_text:
+            self.text.eval()
+        return self
+
+    def encode_text(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``tokens (B, L)``, ``lengths (B,)`` → ``(B, text_dim)``."""
+        return self.text(tokens, lengths)
+
+    def noise(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``(n, noise_dim)`` standard Gaussian noise on the model's device (drawn on the
+        CPU from ``generator`` when given, so a seed gives the same images anywhere)."""
+        z = torch.randn(n, self.noise_dim, generator=generator)
+        return z.to(next(self.parameters()).device)
+
+    @torch.no_grad()
+    def generate(self, tokens: torch.Tensor, lengths: torch.Tensor,
+                 noise: torch.Tensor | None = None, *,
+                 generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+        """Images for the sentences ``tokens`` (one per row): ``(B, 3, S, S)`` in [0, 1].
+
+        ``noise`` ``(B, noise_dim)`` defaults to fresh Gaussian noise (from ``generator``).
+        Runs in the module's current mode: call ``eval()`` first for batch-norm statistics.
+        """
+        text = self.encode_text(tokens, lengths)
+        if noise is None:
+            noise = self.noise(text.shape[0], generator=generator)
+        if noise.shape != (text.shape[0], self.noise_dim):
+            raise ParameterError(
+                f"noise must have shape ({text.shape[0]}, {self.noise_dim}). "
+                f"Found {tuple(noise.shape)}"
+            )
+        return self.generator(text, noise.to(text.device, text.dtype))
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def mismatched(n: int, *, shift: int = 1) -> torch.Tensor:
+    """Indices pairing item ``i`` of a batch of ``n`` with item ``(i + shift) % n``: the
+    "wrong text" of the matching-aware loss (every image gets another image's caption)."""
+    n = check_positive_int(n, "n", minimum=2)
+    return (torch.arange(n) + shift) % n
+
+
+def interpolate_texts(text: torch.Tensor, *, beta: float = 0.5,
+                      shift: int = 1) -> torch.Tensor:  # fmt: skip
+    """``beta * t_i + (1 - beta) * t_{(i + shift) % B}`` for every row ``t_i`` of
+    ``text (B, D)``: the interpolated sentences of GAN-INT, which no real image has."""
+    beta = check_positive_number(beta, "beta", allow_zero=True)
+    if beta > 1:
+        raise ParameterError(f"beta must be in [0, 1]. Found: {beta}")
+    return beta * text + (1 - beta) * text[mismatched(text.shape[0], shift=shift)]
+
+
+def discriminator_loss(
+    real_right: torch.Tensor, real_wrong: torch.Tensor, fake_right: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The matching-aware discriminator loss of GAN-CLS, on logits ``(B,)`` each:
+
+    ``BCE(real_right, 1) + (BCE(real_wrong, 0) + BCE(fake_right, 0)) / 2``
+
+    — the negative of Reed et al.'s ``log D(x, t) + (log(1 - D(x, t')) +
+    log(1 - D(G(z, t), t))) / 2``, each BCE a mean over the batch. Returns
+    ``(loss, parts)`` with the three terms and the mean probabilities D gives.
+    """
+    rr = F.binary_cross_entropy_with_logits(real_right, torch.ones_like(real_right))
+    rw = F.binary_cross_entropy_with_logits(real_wrong, torch.zeros_like(real_wrong))
+    fr = F.binary_cross_entropy_with_logits(fake_right, torch.zeros_like(fake_right))
+    loss = rr + (rw + fr) / 2
+    parts = {
+        "d_real_right": float(rr.detach()),
+        "d_real_wrong": float(rw.detach()),
+        "d_fake_right": float(fr.detach()),
+        "p_real_right": float(torch.sigmoid(real_right.detach()).mean()),
+        "p_real_wrong": float(torch.sigmoid(real_wrong.detach()).mean()),
+        "p_fake_right": float(torch.sigmoid(fake_right.detach()).mean()),
+    }
+    return loss, parts
+
+
+def generator_loss(
+    fake_right: torch.Tensor, fake_interp: torch.Tensor | None = None
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The generator's non-saturating loss on discriminator logits: ``BCE(fake_right, 1)``,
+    plus ``BCE(fake_interp, 1)`` for images of interpolated sentences (GAN-INT) when
+    given. Returns ``(loss, parts)``."""
+    g = F.binary_cross_entropy_with_logits(fake_right, torch.ones_like(fake_right))
+    parts = {"g_fake": float(g.detach())}
+    loss = g
+    if fake_interp is not None:
+        gi = F.binary_cross_entropy_with_logits(fake_interp, torch.ones_like(fake_interp))
+        parts["g_interp"] = float(gi.detach())
+        loss = loss + gi
+    return loss, parts

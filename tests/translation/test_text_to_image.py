@@ -1,0 +1,314 @@
+"""GAN-INT-CLS: the networks' shapes, the losses against hand-computed values, interpolation,
+training through the engine (both networks change), predict and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from xmodal.errors import ParameterError
+from xmodal.translation.text2image_task import (
+    Text2ImageConfig,
+    Text2ImageDataConfig,
+    Text2ImageEvalConfig,
+    Text2ImageModelConfig,
+    Text2ImageOptimConfig,
+    image_grid,
+    wrong_indices,
+)
+from xmodal.translation.text_to_image import (
+    Discriminator,
+    Generator,
+    TextToImageGAN,
+    discriminator_loss,
+    generator_loss,
+    interpolate_texts,
+    mismatched,
+)
+
+
+@torch.no_grad()
+def test_generator_gives_images_in_range_at_the_requested_size():
+    torch.manual_seed(0)
+    g = Generator(text_dim=16, proj_dim=8, noise_dim=10, ngf=4, image_size=64)
+    x = g(torch.randn(3, 16), torch.randn(3, 10))
+    assert x.shape == (3, 3, 64, 64)
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+    small = Generator(text_dim=16, proj_dim=8, noise_dim=10, ngf=4, image_size=32)
+    assert small(torch.randn(2, 16), torch.randn(2, 10)).shape == (2, 3, 32, 32)
+
+
+@torch.no_grad()
+def test_same_text_other_noise_gives_another_image():
+    torch.manual_seed(0)
+    g = Generator(text_dim=16, proj_dim=8, noise_dim=10, ngf=4)  # batch statistics
+    t = torch.randn(2, 16).repeat_interleave(2, dim=0)  # two texts, twice each
+    x = g(t, torch.randn(4, 10))
+    assert (x[0] - x[1]).abs().mean() > 0.1 * x.std()  # same text, other noise
+    same = g(t, torch.randn(1, 10).repeat(4, 1))
+    assert torch.allclose(same[0], same[1]) and not torch.allclose(same[0], same[2])
+
+
+def test_discriminator_gives_one_logit_per_pair_from_a_4x4_map():
+    torch.manual_seed(0)
+    d = Discriminator(text_dim=16, proj_dim=8, ndf=4, image_size=64)
+    assert d.features(torch.rand(5, 3, 64, 64)).shape == (5, 32, 4, 4)
+    out = d(torch.rand(5, 3, 64, 64), torch.randn(5, 16))
+    assert out.shape == (5,)
+    # The sentence matters: the same image under another sentence is judged differently.
+    img = torch.rand(1, 3, 64, 64).repeat(2, 1, 1, 1)
+    d.eval()
+    logits = d(img, torch.randn(2, 16))
+    assert logits[0] != logits[1]
+
+
+def test_image_size_must_be_four_times_a_power_of_two():
+    with pytest.raises(ParameterError, match="image_size must be 4 times a power of two"):
+        Generator(text_dim=4, image_size=48)
+    with pytest.raises(ParameterError, match="image_size must be an integer >= 16"):
+        Discriminator(text_dim=4, image_size=8)
+
+
+def _bce(logit: float, target: float) -> float:
+    p = 1 / (1 + math.exp(-logit))
+    return -(target * math.log(p) + (1 - target) * math.log(1 - p))
+
+
+def test_matching_aware_loss_equals_the_hand_computed_bce():
+    rr = torch.tensor([2.0, -1.0])  # real image, right text: should be real
+    rw = torch.tensor([0.5, -3.0])  # real image, wrong text: fake
+    fr = torch.tensor([1.0, 0.0])  # fake image, right text: fake
+    loss, parts = discriminator_loss(rr, rw, fr)
+    l_rr = (_bce(2.0, 1) + _bce(-1.0, 1)) / 2
+    l_rw = (_bce(0.5, 0) + _bce(-3.0, 0)) / 2
+    l_fr = (_bce(1.0, 0) + _bce(0.0, 0)) / 2
+    assert float(loss) == pytest.approx(l_rr + (l_rw + l_fr) / 2, rel=1e-6)
+    assert parts["d_real_wrong"] == pytest.approx(l_rw, rel=1e-6)
+    assert parts["p_fake_right"] == pytest.approx((1 / (1 + math.exp(-1)) + 0.5) / 2, rel=1e-6)
+    # Reed et al.'s form: -(log D(x,t) + (log(1 - D(x,t')) + log(1 - D(G(z,t),t))) / 2).
+    d = torch.sigmoid
+    reed = -(d(rr).log() + ((1 - d(rw)).log() + (1 - d(fr)).log()) / 2).mean()
+    assert float(loss) == pytest.approx(float(reed), rel=1e-6)
+
+
+def test_generator_loss_with_and_without_interpolated_texts():
+    fr, fi = torch.tensor([0.0, 1.0]), torch.tensor([-2.0])
+    loss, parts = generator_loss(fr)
+    assert float(loss) == pytest.approx((_bce(0.0, 1) + _bce(1.0, 1)) / 2, rel=1e-6)
+    assert "g_interp" not in parts
+    loss2, parts2 = generator_loss(fr, fi)
+    assert float(loss2) == pytest.approx(float(loss) + _bce(-2.0, 1), rel=1e-6)
+    assert parts2["g_interp"] == pytest.approx(_bce(-2.0, 1), rel=1e-6)
+
+
+def test_interpolation_mixes_each_sentence_with_the_next():
+    t = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]])
+    out = interpolate_texts(t, beta=0.5)
+    assert torch.allclose(out, torch.tensor([[0.5, 0.5], [1.0, 1.5], [1.5, 1.0]]))
+    assert torch.equal(interpolate_texts(t, beta=1.0), t)
+    assert mismatched(3).tolist() == [1, 2, 0]
+    with pytest.raises(ParameterError, match="beta must be in"):
+        interpolate_texts(t, beta=1.5)
+
+
+def test_wrong_captions_come_from_another_class():
+    labels = torch.tensor([0, 0, 1, 2, 2])
+    wrong = wrong_indices(labels)
+    assert (labels[wrong] != labels).all()
+    assert wrong_indices(torch.tensor([3, 3])).tolist() == [1, 0]  # all alike: the next one
+
+
+def test_image_grid_places_each_image():
+    imgs = torch.zeros(3, 3, 4, 4)
+    imgs[1] = 0.5
+    grid = image_grid(imgs, nrow=2, pad=1)
+    assert grid.shape == (3, 2 * 5 + 1, 2 * 5 + 1)
+    assert float(grid[0, 1, 6]) == 0.5 and float(grid[0, 1, 1]) == 0.0
+    assert float(grid[0, 6, 6]) == 1.0  # the empty cell stays white
+
+
+def test_generate_is_seeded_and_checks_the_noise():
+    torch.manual_seed(0)
+    model = TextToImageGAN(10, word_dim=4, hidden=4, text_dim=8, proj_dim=4, noise_dim=6,
+                           ngf=4, ndf=4, image_size=32).eval()  # fmt: skip
+    tokens, lengths = torch.tensor([[1, 5, 2]]), torch.tensor([3])
+    a = model.generate(tokens, lengths, generator=torch.Generator().manual_seed(1))
+    b = model.generate(tokens, lengths, generator=torch.Generator().manual_seed(1))
+    assert a.shape == (1, 3, 32, 32) and torch.equal(a, b)
+    with pytest.raises(ParameterError, match="noise must have shape"):
+        model.generate(tokens, lengths, torch.zeros(1, 5))
+
+
+def test_a_frozen_sentence_encoder_gets_no_gradients_and_stays_in_eval_mode():
+    from xmodal.translation.text2image_task import Text2ImageTask
+
+    model = TextToImageGAN(10, word_dim=4, hidden=4, text_dim=8, proj_dim=4, noise_dim=6,
+                           ngf=4, ndf=4, image_size=32, freeze_text=True)  # fmt: skip
+    model.train()
+    assert model.generator.training and not model.text.training
+    assert not any(p.requires_grad for p in model.text.parameters())
+    task = Text2ImageTask(Text2ImageConfig())
+    opt_d, opt_g = task.configure_optimizers(model)
+    in_d = {id(p) for g in opt_d.param_groups for p in g["params"]}
+    assert in_d == {id(p) for p in model.discriminator.parameters()}
+    unfrozen = TextToImageGAN(10, word_dim=4, hidden=4, text_dim=8, proj_dim=4, noise_dim=6,
+                              ngf=4, ndf=4, image_size=32)  # fmt: skip
+    opt_d, _ = task.configure_optimizers(unfrozen)
+    in_d = {id(p) for g in opt_d.param_groups for p in g["params"]}
+    assert {id(p) for p in unfrozen.text.parameters()} <= in_d  # trained with D
+
+
+def test_config_errors_name_the_value():
+    with pytest.raises(ParameterError, match="model.text_encoder must be one of"):
+        Text2ImageModelConfig(text_encoder="bert")
+    with pytest.raises(ParameterError, match="match_weight needs a joint embedding"):
+        Text2ImageModelConfig(text_encoder="joint", match_weight=1.0)
+    with pytest.raises(ParameterError, match="model.ngf must be an integer >= 1. Found: 0"):
+        Text2ImageModelConfig(ngf=0)
+    with pytest.raises(ParameterError, match="model.beta must be in"):
+        Text2ImageModelConfig(beta=2.0)
+    with pytest.raises(ParameterError, match="data.image_size must be a power of two"):
+        Text2ImageDataConfig(image_size=48)
+    with pytest.raises(ParameterError, match="optim.beta1 must be in"):
+        Text2ImageOptimConfig(beta1=1.0)
+    with pytest.raises(ParameterError, match="eval.n_captions must be >= 100"):
+        Text2ImageEvalConfig(n_captions=50)
+    assert Text2ImageConfig().trainer.max_epochs >= 1
+
+
+# ------------------------------------------------------------------ through the engine
+
+TINY = [
+    "data.train_size=8", "data.val_size=4", "data.test_size=100", "data.batch_size=4",
+    "data.num_workers=0", "data.image_size=32", "model.ngf=4", "model.ndf=4",
+    "model.word_dim=8", "model.hidden=8", "model.text_dim=8", "model.proj_dim=8",
+    "model.noise_dim=8", "model.pretrain_steps=2", "eval.n_captions=100",
+    "eval.n_diversity=4", "eval.n_noises=2",
+    "eval.classifier_steps=2", "eval.retrieval_steps=2", "eval.evaluator_images=16",
+    "eval.n_grid=2", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false", "trainer.accelerator=cpu",
+    "trainer.checkpoint_every_n_steps=0",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from xmodal.engine import train
+
+    return train("text2image", runs_dir=tmp_path_factory.mktemp("runs"), overrides=TINY)
+
+
+def test_training_through_the_engine_changes_both_networks(run):
+    from xmodal.engine.run import load_run
+
+    task, model = load_run(run.run_dir)
+    torch.manual_seed(run.config.seed)  # the engine seeds before build_model
+    start = task.build_model()
+    for part in ("generator", "discriminator", "text"):  # the text: by its pre-training
+        before = torch.cat([p.flatten() for p in getattr(start, part).parameters()])
+        after = torch.cat([p.flatten() for p in getattr(model, part).parameters()])
+        assert not torch.allclose(before, after), part
+    assert not any(p.requires_grad for p in model.text.parameters())  # frozen
+    assert run.metrics["train"]["steps"] == 2 * 10  # 40 pairs / 4: two optimizer steps each
+    test = run.metrics["test"]
+    percents = ("attribute_accuracy", "shape_accuracy", "colour_accuracy",
+                "classifier_real_accuracy", "retrieval_p1")  # fmt: skip
+    for key in percents:
+        assert 0.0 <= test[key] <= 100.0, key
+    assert test["attribute_accuracy"] <= min(test["shape_accuracy"], test["colour_accuracy"])
+    for key in ("diversity", "diversity_real"):  # RMS distance of images in [0, 1]
+        assert 0.0 <= test[key] <= 1.0, key
+    assert test["retrieval_chance"] == 1.0
+    assert (run.run_dir / "evaluator.pt").is_file()
+    assert (run.run_dir / "figures" / "epochs" / "epoch-000.png").is_file()
+    assert "epoch-000.png" in (run.run_dir / "report.html").read_text()
+
+
+def test_eval_reuses_the_cached_evaluators(run):
+    from xmodal.engine.run import evaluate
+
+    again = evaluate(run.run_dir)
+    assert again["classifier_real_accuracy"] == run.metrics["test"]["classifier_real_accuracy"]
+    assert again["attribute_accuracy"] == run.metrics["test"]["attribute_accuracy"]
+
+
+def test_predict_writes_a_grid_and_reports_unknown_words(run, tmp_path):
+    from xmodal.engine.run import predict
+
+    out = tmp_path / "grid.png"
+    records = predict(run.run_dir, ["a large red zebra", "a circle"], tmp_path, n=3, seed=1,
+                      out_file=out)  # fmt: skip
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert records[0]["unknown_words"] == ["zebra"] and "<unk>: zebra" in records[0]["text"]
+    assert records[1]["unknown_words"] == []
+    saved = json.loads((tmp_path / "predictions.json").read_text())
+    assert saved[0]["files"] == [str(out)]
+
+
+def test_predict_cli_takes_out_as_the_grid_file(run, tmp_path, capsys):
+    from xmodal.cli import main
+
+    out = tmp_path / "g.png"
+    code = main(["predict", "text2image", "--run", str(run.run_dir), "a blue star", "-n", "2",
+                 "--seed", "3", "--out", str(out)])  # fmt: skip
+    assert code == 0 and out.is_file()
+    assert "2 images in" in capsys.readouterr().out
+
+
+def test_predict_bad_input(run, tmp_path):
+    from xmodal.engine.run import predict
+
+    with pytest.raises(ParameterError, match="has no words"):
+        predict(run.run_dir, ["  "], tmp_path)
+    with pytest.raises(ParameterError, match="has no words"):
+        predict(run.run_dir, ["?!"], tmp_path)
+    with pytest.raises(ParameterError, match="-n must be an integer >= 1. Found: 0"):
+        predict(run.run_dir, ["a red circle"], tmp_path, n=0)
+    with pytest.raises(ParameterError, match="must be a .png file"):
+        predict(run.run_dir, ["a red circle"], tmp_path, out_file=tmp_path / "x.jpg")
+
+
+def test_text_run_takes_a_retrieval_runs_vocabulary_and_frozen_text_encoder(tmp_path):
+    from xmodal.engine import train
+    from xmodal.engine.run import load_run, predict
+
+    retrieval = train("retrieval", runs_dir=tmp_path, overrides=[
+        "data.train_size=8", "data.val_size=4", "data.test_size=8", "data.batch_size=4",
+        "data.num_workers=0", "model.channels=8", "model.embed_dim=16", "model.word_dim=8",
+        "model.hidden=8", "eval.n_figures=0", "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+        "trainer.accelerator=cpu",
+    ])  # fmt: skip
+    run = train("text2image", runs_dir=tmp_path,
+                overrides=[*TINY, f"model.text_run={retrieval.run_dir}"])  # fmt: skip
+    assert (run.run_dir / "text_encoder.json").is_file()
+    assert (run.run_dir / "vocab.json").read_text() == (
+        retrieval.run_dir / "vocab.json"
+    ).read_text()
+    _, source = load_run(retrieval.run_dir)
+    _, model = load_run(run.run_dir)
+    for (name, a), b in zip(source.text.state_dict().items(), model.text.state_dict().values(),
+                            strict=True):  # fmt: skip
+        assert torch.equal(a, b), name  # frozen: exactly the retrieval run's weights
+    records = predict(run.run_dir, ["a red circle"], tmp_path / "p", n=2)
+    assert records[0]["unknown_words"] == []
+    with pytest.raises(ParameterError, match="holds a 'text2image' run, not 'retrieval'"):
+        train("text2image", runs_dir=tmp_path, overrides=[*TINY, f"model.text_run={run.run_dir}"])
+
+
+def test_the_matching_loss_trains_the_generator_towards_its_caption(tmp_path):
+    import csv
+
+    from xmodal.engine import train
+
+    run = train("text2image", runs_dir=tmp_path, overrides=[*TINY, "model.match_weight=1.0"])
+    with open(run.run_dir / "logs" / "csv" / "metrics.csv", newline="") as f:
+        values = [float(r["train/g_match_epoch"]) for r in csv.DictReader(f)
+                  if r.get("train/g_match_epoch")]  # fmt: skip
+    assert values and all(v > 0 for v in values)  # logged, a cross entropy over the batch
+    plain = train("text2image", runs_dir=tmp_path, overrides=[*TINY, "model.match_weight=0"])
+    with open(plain.run_dir / "logs" / "csv" / "metrics.csv", newline="") as f:
+        assert "train/g_match_epoch" not in next(csv.reader(f))
