@@ -15,9 +15,17 @@ from PIL import Image
 from xmodal.cli import main
 from xmodal.data.vqa import VQAv2, annotations_file, questions_file
 from xmodal.errors import DataError, ParameterError
-from xmodal.referencing.vqa_task import QuestionsByImage, VQATask, _world_split, soft_cross_entropy
+from xmodal.referencing.vqa_task import (
+    QuestionsByImage,
+    VQATask,
+    _world_split,
+    object_labels,
+    pretrain_encoder,
+    soft_cross_entropy,
+)
 from xmodal.text.vocab import Vocabulary
-from xmodal.world import World
+from xmodal.vision import create_encoder
+from xmodal.world import COLOURS, SHAPES, SIZES, World
 from xmodal.world.datasets import make_dataset
 from xmodal.world.export import export, image_id, question_id
 
@@ -26,8 +34,8 @@ TINY = [
     f"data.train_size={TRAIN}", f"data.val_size={VAL}", f"data.test_size={TEST}",
     "data.batch_size=4", "data.num_workers=0", "model.channels=16", "model.hidden=16",
     "model.word_dim=8", "model.embed_dim=16", "model.attention_dim=8",
-    "model.classifier_hidden=16", "trainer.max_epochs=1", "trainer.accelerator=cpu",
-    "trainer.devices=1", "trainer.enable_progress_bar=false",
+    "model.classifier_hidden=16", "model.pretrain_steps=2", "trainer.max_epochs=1",
+    "trainer.accelerator=cpu", "trainer.devices=1", "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false", "eval.batch_size=8",
 ]  # fmt: skip
 FAMILIES = ("colour", "count", "exist", "relation", "shape")
@@ -176,6 +184,8 @@ def test_bad_predict_input_is_one_line(run_dir, scene_png, tmp_path, capsys, inp
         (["model.fusion=sum"], "model.fusion must be one of"),
         (["data.name=vqa"], "data.name=vqa needs data.root"),
         (["data.top_k=0"], "data.top_k must be an integer >= 1"),
+        (["model.pretrain_steps=-1"], "model.pretrain_steps must be an integer >= 0"),
+        (["optim.encoder_lr=0"], "optim.encoder_lr must be"),
     ],
 )
 def test_bad_config_is_one_line(tmp_path, capsys, overrides, message):
@@ -310,3 +320,44 @@ def test_training_on_the_worlds_export_reports_answer_types(vqa_export, tmp_path
     # Classes are normalised answers: "two" is the class "2".
     classes = json.loads((run / "answers.json").read_text())["answers"]
     assert "yes" in classes and "two" not in classes
+
+
+# ----------------------------------------------------------------------------- pretraining
+
+
+def test_object_labels_name_every_colour_shape_and_pair_once():
+    labels = object_labels()
+    assert len(labels) == len(set(labels))
+    assert len(labels) == len(COLOURS) + len(SHAPES) * (1 + len(COLOURS) + len(SIZES))
+    assert {"red", "circle", "red circle", "small circle"} <= set(labels)
+
+
+def test_pretraining_lowers_the_loss_and_changes_only_the_encoder():
+    torch.manual_seed(0)
+    encoder = create_encoder("small-cnn", channels=16).eval()
+    before = [p.detach().clone() for p in encoder.parameters()]
+    losses = pretrain_encoder(encoder, World(seed=0), 20, steps=40, seed=0, lr=5e-3,
+                              batch_size=8)  # fmt: skip
+    assert len(losses) == 40
+    assert sum(losses[-5:]) / 5 < 0.5 * losses[0]  # the labels' base rates at the least
+    assert all(not torch.equal(a, b) for a, b in zip(before, encoder.parameters(), strict=True))
+    assert not encoder.training  # its mode is given back
+
+
+def test_the_encoder_trains_at_its_own_learning_rate(tmp_path):
+    from xmodal.referencing.vqa_task import VQAConfig, VQADataConfig, VQAModelConfig
+
+    config = VQAConfig(
+        model=VQAModelConfig(channels=16, hidden=16, word_dim=8, embed_dim=16,
+                             attention_dim=8, classifier_hidden=16, pretrain_steps=0),
+        data=VQADataConfig(train_size=TRAIN, val_size=VAL, test_size=TEST),
+    )  # fmt: skip
+    task = VQATask(config)
+    task.setup(tmp_path, "fit")
+    model = task.build_model()
+    groups = task.configure_optimizers(model)["optimizer"].param_groups
+    encoder = {id(p) for p in model.encoder.parameters()}
+    assert [g["initial_lr"] for g in groups] == [config.optim.lr, config.optim.encoder_lr]
+    assert {id(p) for p in groups[1]["params"]} == encoder
+    assert not encoder & {id(p) for p in groups[0]["params"]}
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))

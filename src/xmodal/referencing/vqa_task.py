@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from xmodal._checks import check_bool, check_choice, check_positive_int
+from xmodal._checks import check_bool, check_choice, check_positive_int, check_positive_number
 from xmodal.engine.config import TrainerConfig
 from xmodal.engine.data import seeded_loader
 from xmodal.engine.schedule import AdamConfig, planned_steps, world_size
@@ -86,6 +86,10 @@ class VQAModelConfig:
     hops: int = 2
     classifier_hidden: int = 256
     dropout: float = 0.1
+    # World only: steps of object recognition for the image encoder before VQA training
+    # (which colours, shapes, colour-shape and size-shape pairs a training scene shows),
+    # as SAN's VGG comes pretrained on ImageNet. 0: none. Skipped for VQA files.
+    pretrain_steps: int = 1000
 
     def __post_init__(self) -> None:
         from xmodal.referencing.vqa import FUSIONS, QUESTION_ENCODERS
@@ -95,6 +99,7 @@ class VQAModelConfig:
         for name in ("channels", "word_dim", "hidden", "question_layers", "text_heads",
                      "embed_dim", "attention_dim", "hops", "classifier_hidden"):  # fmt: skip
             check_positive_int(getattr(self, name), f"model.{name}")
+        check_positive_int(self.pretrain_steps, "model.pretrain_steps", minimum=0)
         if self.question_encoder == "transformer" and self.word_dim % self.text_heads:
             raise ParameterError(
                 f"model.word_dim must be divisible by model.text_heads. Found: "
@@ -146,7 +151,14 @@ class VQADataConfig:
 
 @dataclass
 class VQAOptimConfig(AdamConfig):
-    """Adam with a linear warm-up and a cosine decay to ``min_lr_ratio * lr``."""
+    """Adam with a linear warm-up and a cosine decay to ``min_lr_ratio * lr``; the image
+    encoder at its own ``encoder_lr`` (a pretrained encoder is fine-tuned gently)."""
+
+    encoder_lr: float = 5e-4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive_number(self.encoder_lr, "optim.encoder_lr")
 
 
 @dataclass
@@ -320,6 +332,49 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> tuple[torc
     return loss.mean(), used
 
 
+def object_labels() -> list[str]:
+    """The world's object labels the encoder is pretrained on: each colour, each shape,
+    each "colour shape" and each "size shape"."""
+    from xmodal.world import COLOURS, SHAPES, SIZES
+
+    pairs = [f"{c} {s}" for c in COLOURS for s in SHAPES]
+    return [*COLOURS, *SHAPES, *pairs, *(f"{z} {s}" for z in SIZES for s in SHAPES)]
+
+
+def pretrain_encoder(encoder: nn.Module, world, n_scenes: int, *, steps: int, seed: int,
+                     lr: float = 5e-4, batch_size: int = 32) -> list[float]:  # fmt: skip
+    """Train ``encoder`` in place to tell which :func:`object_labels` the first
+    ``n_scenes`` training scenes of ``world`` show: a 1x1 convolution scores each label at
+    each location, the maximum over locations is the image's score (max pooling: the
+    small CNN learns the shapes several times faster than with the mean), binary
+    cross-entropy, Adam. Returns the loss of every step."""
+    labels = {name: j for j, name in enumerate(object_labels())}
+    head = nn.Conv2d(encoder.feature_info.channels, len(labels), kernel_size=1)
+    device = next(encoder.parameters()).device
+    head.to(device)
+    opt = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    was_training, losses = encoder.training, []
+    encoder.train()
+    with torch.enable_grad():
+        for _ in range(steps):
+            images, targets = [], torch.zeros(batch_size, len(labels))
+            for b, i in enumerate(torch.randint(n_scenes, (batch_size,), generator=gen).tolist()):
+                scene = world.scene("train", i, audio=False, questions=False)
+                images.append(scene.image)
+                for o in scene.objects:
+                    for name in (o.colour, o.shape, f"{o.colour} {o.shape}", f"{o.size} {o.shape}"):
+                        targets[b, labels[name]] = 1.0
+            scores = head(encoder.forward_features(torch.stack(images).to(device))).amax((2, 3))
+            loss = F.binary_cross_entropy_with_logits(scores, targets.to(device))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+    encoder.train(was_training)
+    return losses
+
+
 # ----------------------------------------------------------------------------- figures
 
 
@@ -373,6 +428,7 @@ class VQATask(Task):
         self.answers: list[str] | None = None  # the answer classes, by label
         self.majority: str | None = None  # the most frequent training answer
         self._splits: dict[str, _Split] = {}
+        self._fitting = False  # setup("fit") was called: build_model pretrains the encoder
 
     # ------------------------------------------------------------------ data
 
@@ -407,6 +463,7 @@ class VQATask(Task):
 
     def setup(self, run_dir: Path, stage: str) -> None:
         run_dir = Path(run_dir)
+        self._fitting = stage == "fit"
         if stage == "fit":
             train = self.split("train")
             self.vocab = Vocabulary.build(train.questions, min_freq=self.config.data.min_freq)
@@ -466,7 +523,7 @@ class VQATask(Task):
         from xmodal.referencing.vqa import VQAModel
 
         m = self.config.model
-        return VQAModel(
+        model = VQAModel(
             len(self.vocab), len(self.answers), fusion=m.fusion, encoder=m.encoder,
             encoder_kwargs={"channels": m.channels} if m.encoder == "small-cnn" else {},
             question_encoder=m.question_encoder, word_dim=m.word_dim, hidden=m.hidden,
@@ -475,13 +532,24 @@ class VQATask(Task):
             attention_dim=m.attention_dim, hops=m.hops,
             classifier_hidden=m.classifier_hidden, dropout=m.dropout,
         )  # fmt: skip
+        if self._fitting and m.pretrain_steps and self.config.data.name == "world":
+            pretrain_encoder(model.encoder, self.world, len(self.split("train").groups),
+                             steps=m.pretrain_steps, seed=self.config.seed,
+                             lr=self.config.optim.encoder_lr)  # fmt: skip
+        return model
 
     def configure_optimizers(self, model: nn.Module):
         d = self.config.data
         images = len(self.split("train").groups)
         per_epoch = images // (min(d.batch_size, images) * world_size())
         total = planned_steps(self.config.trainer, max(1, per_epoch))
-        return self.config.optim.configure(model.parameters(), total)
+        encoder = list(model.encoder.parameters())
+        mine = {id(p) for p in encoder}
+        groups = [
+            {"params": [p for p in model.parameters() if id(p) not in mine]},
+            {"params": encoder, "lr": self.config.optim.encoder_lr},
+        ]
+        return self.config.optim.configure(groups, total)
 
     def _step(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
         out = model(batch["image"], batch["tokens"], batch["lengths"], batch["image_index"])
