@@ -176,7 +176,7 @@ class VQAEvalConfig:
 
 
 def _default_trainer() -> TrainerConfig:
-    return TrainerConfig(max_epochs=5, gradient_clip_val=5.0)
+    return TrainerConfig(max_epochs=10, gradient_clip_val=5.0)
 
 
 @dataclass
