@@ -30,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import numbers
 import operator
 import os
@@ -40,6 +39,7 @@ import torch
 from torch.utils.data import Dataset
 
 from xmodal._checks import check_bool
+from xmodal.data._json import read_json
 from xmodal.data.images import _check_size, load_image
 from xmodal.errors import DataError, ParameterError
 
@@ -81,17 +81,7 @@ def collate(items: list[dict]) -> dict:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError as e:
-        raise DataError(f"Karpathy caption file {path} does not exist") from e
-    except IsADirectoryError as e:
-        raise DataError(f"Karpathy caption file {path} is a folder, not a file") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path} is not a JSON file: {e}") from e
-    except OSError as e:
-        raise DataError(f"cannot read {path}: {e}") from e
+    data = read_json(path, "Karpathy caption file")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DataError(
             f'{path} is not a Karpathy split file: it needs a top-level "images" list '

@@ -29,13 +29,13 @@ Example:
 
 from __future__ import annotations
 
-import json
 import operator
 import os
 from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from xmodal.data._json import read_json
 from xmodal.data.images import _check_size, load_image
 from xmodal.errors import DataError, ParameterError
 
@@ -45,17 +45,7 @@ RECIPE1M_SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
 def _read_json(path: Path, kind: type, what: str):
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError as e:
-        raise DataError(f"Recipe1M {what} {path} does not exist") from e
-    except IsADirectoryError as e:
-        raise DataError(f"Recipe1M {what} {path} is a folder, not a file") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path} is not a JSON file: {e}") from e
-    except OSError as e:
-        raise DataError(f"cannot read {path}: {e}") from e
+    data = read_json(path, f"Recipe1M {what}")
     if not isinstance(data, kind):
         raise DataError(
             f"{path} must hold a JSON {'list' if kind is list else 'object'} ({what}). "

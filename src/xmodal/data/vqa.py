@@ -42,13 +42,13 @@ Example:
 
 from __future__ import annotations
 
-import json
 import operator
 import os
 from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from xmodal.data._json import read_json
 from xmodal.data.images import _check_size, load_image
 from xmodal.errors import DataError, ParameterError
 
@@ -72,17 +72,7 @@ def annotations_file(root, subtype: str) -> Path:
 
 
 def _read_json(path: Path, what: str, key: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError as e:
-        raise DataError(f"VQA {what} file {path} does not exist") from e
-    except IsADirectoryError as e:
-        raise DataError(f"VQA {what} file {path} is a folder, not a file") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path} is not a JSON file: {e}") from e
-    except OSError as e:
-        raise DataError(f"cannot read {path}: {e}") from e
+    data = read_json(path, f"VQA {what} file")
     if not isinstance(data, dict) or not isinstance(data.get(key), list):
         raise DataError(f'{path} is not a VQA {what} file: it needs a top-level "{key}" list')
     return data

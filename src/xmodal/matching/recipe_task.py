@@ -732,34 +732,29 @@ def _figure(rows: int, cols: int, widths):
     return plt, fig, axes
 
 
-def _save_image_to_recipes(rows, path: Path) -> None:
-    """One row per query image: the image, then its top recipes (a green frame marks the
-    query's own recipe)."""
+def _save_hits(rows, path: Path, show_query, show_hit, widths: tuple[float, float]) -> None:
+    """One row per query: the query (``show_query(ax, query, "query")``), then its hits
+    (``show_hit(ax, *hit)``; a green frame marks the query's own match). ``widths``: of
+    the query's column and of each hit's."""
     cols = 1 + max(len(r[1]) for r in rows)
-    plt, fig, axes = _figure(len(rows), cols, [1.8] + [2.6] * (cols - 1))
-    for r, (image, hits) in enumerate(rows):
-        _show_image(axes[r][0], image, "query")
+    plt, fig, axes = _figure(len(rows), cols, [widths[0]] + [widths[1]] * (cols - 1))
+    for r, (query, hits) in enumerate(rows):
+        show_query(axes[r][0], query, "query")
         for c in range(1, cols):
             if c - 1 < len(hits):
-                _show_text(axes[r][c], *hits[c - 1])
+                show_hit(axes[r][c], *hits[c - 1])
             else:
                 axes[r][c].axis("off")
     fig.subplots_adjust(wspace=0.05, hspace=0.3)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
+
+
+def _save_image_to_recipes(rows, path: Path) -> None:
+    """One row per query image: the image, then its top recipes."""
+    _save_hits(rows, path, _show_image, _show_text, (1.8, 2.6))
 
 
 def _save_recipe_to_images(rows, path: Path) -> None:
-    """One row per query recipe: its text, then its top images (green: its own)."""
-    cols = 1 + max(len(r[1]) for r in rows)
-    plt, fig, axes = _figure(len(rows), cols, [2.6] + [1.8] * (cols - 1))
-    for r, (text, hits) in enumerate(rows):
-        _show_text(axes[r][0], text, "query")
-        for c in range(1, cols):
-            if c - 1 < len(hits):
-                _show_image(axes[r][c], *hits[c - 1])
-            else:
-                axes[r][c].axis("off")
-    fig.subplots_adjust(wspace=0.05, hspace=0.3)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    """One row per query recipe: its text, then its top images."""
+    _save_hits(rows, path, _show_text, _show_image, (2.6, 1.8))
