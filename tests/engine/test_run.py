@@ -122,6 +122,22 @@ def test_resume_from_an_epoch_end_equals_an_uninterrupted_run(toy, trained, tmp_
     assert steps == list(range(16))  # the second session appended to the log
 
 
+def test_the_task_knows_whether_its_run_resumes(toy, tmp_path, monkeypatch):
+    from tests.engine.toy_task import ToyTask
+
+    seen, setup = [], ToyTask.setup
+
+    def recording_setup(self, run_dir, stage):
+        if stage == "fit":
+            seen.append(self.resuming)  # set before setup: build_model may rely on it
+        return setup(self, run_dir, stage)
+
+    monkeypatch.setattr(ToyTask, "setup", recording_setup)
+    first = train(toy, runs_dir=tmp_path, overrides=["trainer.max_epochs=1"])
+    train(toy, resume=first.run_dir, overrides=["trainer.max_epochs=2"])
+    assert seen == [False, True]
+
+
 @pytest.mark.parametrize(
     "where",
     [

@@ -48,10 +48,11 @@ def test_attention_maps_sum_to_one_over_the_feature_map(hops):
     assert len(model.attention) == hops
 
 
-@pytest.mark.parametrize("fusion", ["san", "product", "concat"])
-def test_an_image_shared_by_questions_equals_the_image_repeated(fusion):
+@pytest.mark.parametrize(("fusion", "readout"),
+                         [("san", "concat"), ("san", "sum"), ("product", "sum"), ("concat", "sum")])
+def test_an_image_shared_by_questions_equals_the_image_repeated(fusion, readout):
     torch.manual_seed(0)
-    model = VQAModel(20, 5, fusion=fusion, **TINY).eval()
+    model = VQAModel(20, 5, fusion=fusion, readout=readout, **TINY).eval()
     images, tokens, lengths, index = _inputs()
     shared = model(images, tokens, lengths, index)
     repeated = model(images[index], tokens, lengths)
@@ -93,6 +94,7 @@ def test_answer_gives_sorted_probabilities_of_the_top_answers():
         ({"fusion": "sum"}, "fusion must be one of"),
         ({"question_encoder": "rnn"}, "question_encoder must be one of"),
         ({"hops": 0}, "hops must be an integer >= 1"),
+        ({"readout": "mean"}, "readout must be one of"),
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
         ({"encoder": "vgg"}, "name must be one of"),
     ],
@@ -117,6 +119,33 @@ def test_bad_forward_inputs_name_the_problem():
         model(images, tokens.float(), lengths, index)
     with pytest.raises(ParameterError, match="images must have shape"):
         model(images[:, :1], tokens, lengths, index)
+
+
+@pytest.mark.parametrize("readout", ["sum", "concat"])
+def test_san_readout_is_the_documented_vector(readout):
+    """``sum``: the classifier reads u_K = v_Q + c_1 + ... + c_K (Yang et al.); ``concat``:
+    [v_Q, c_1, ..., c_K, v_Q * v_I] with v_I the pooled, normalised, projected image."""
+    torch.manual_seed(0)
+    model = VQAModel(20, 5, hops=2, readout=readout, **TINY).eval()
+    images, tokens, lengths, index = _inputs()
+    with torch.no_grad():
+        features = model.encoder.forward_features(images)[index]
+        q = model.question(tokens, lengths)
+        v = torch.tanh(model.image_proj(features))
+        u, contexts = q, []
+        for attend in model.attention:
+            c, _ = attend(u, v)
+            u, contexts = u + c, [*contexts, c]
+        if readout == "sum":
+            fused = u
+        else:
+            pooled = features.mean(dim=(2, 3))
+            pooled = pooled / pooled.norm(dim=1, keepdim=True) * pooled.shape[1] ** 0.5
+            fused = torch.cat([q, *contexts, q * torch.tanh(model.pooled_proj(pooled))], dim=1)
+        expected = model.classifier(fused)
+        out = model(images, tokens, lengths, index)
+    assert fused.shape[1] == (1 if readout == "sum" else 4) * 16
+    torch.testing.assert_close(out.logits, expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("fusion", ["san", "product"])

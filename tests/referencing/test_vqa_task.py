@@ -361,3 +361,27 @@ def test_the_encoder_trains_at_its_own_learning_rate(tmp_path):
     assert {id(p) for p in groups[1]["params"]} == encoder
     assert not encoder & {id(p) for p in groups[0]["params"]}
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+def test_build_model_pretrains_the_encoder_unless_the_run_resumes(tmp_path):
+    from xmodal.referencing.vqa_task import VQAConfig, VQADataConfig, VQAModelConfig
+
+    config = VQAConfig(
+        model=VQAModelConfig(channels=16, hidden=16, word_dim=8, embed_dim=16,
+                             attention_dim=8, classifier_hidden=16, pretrain_steps=2),
+        data=VQADataConfig(train_size=TRAIN, val_size=VAL, test_size=TEST),
+    )  # fmt: skip
+    task = VQATask(config)
+    task.setup(tmp_path, "fit")
+
+    def encoder_weights():
+        torch.manual_seed(0)
+        return [p.detach().clone() for p in task.build_model().encoder.parameters()]
+
+    fresh = encoder_weights()
+    task.resuming = True  # the engine's flag: the checkpoint's weights come next
+    resumed = encoder_weights()
+    task.config.model.pretrain_steps = 0
+    untrained = encoder_weights()
+    assert all(torch.equal(a, b) for a, b in zip(resumed, untrained, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(fresh, untrained, strict=True))

@@ -465,6 +465,7 @@ def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
 
     pl.seed_everything(cfg.seed, verbose=False)
     task_obj: Task = task_cls(cfg)
+    task_obj.resuming = ckpt_path is not None
     task_obj.setup(folder, "fit")
     model = task_obj.build_model()
     if not isinstance(model, nn.Module):

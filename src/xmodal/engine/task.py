@@ -52,6 +52,10 @@ class Task:
     def __init__(self, config) -> None:
         self.config = config
         self._world = None
+        # Set by the engine before setup("fit"): True when the run continues from a
+        # checkpoint, whose weights replace whatever build_model prepares (a task can skip
+        # costly initialisation such as a pretraining stage).
+        self.resuming = False
 
     @property
     def world(self):

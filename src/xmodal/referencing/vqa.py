@@ -12,8 +12,17 @@ Three ways to let the question consult the image (``fusion``):
   ``u_{k-1}`` as the query (additive attention, :class:`xmodal.vision.AdditiveAttention`,
   the one soft visual attention of xmodal) and refines ``u_k = u_{k-1} + sum_i p_i v_i``.
   The attention maps ``p`` of every hop are returned: where the model looked.
+  ``readout`` says what the classifier reads: ``"sum"``, the paper's ``u_K``, or
+  ``"concat"`` (the default), ``[v_Q, c_1, ..., c_K, v_Q * v_I]``: every hop's context
+  ``c_k = sum_i p_i v_i`` kept apart, as Kazemi & Elqursh (2017) concatenate their
+  glimpses, beside the product baseline's ``v_Q * v_I`` of the pooled image. The
+  separate contexts let the classifier compare what two hops found ("is the red circle
+  left of the square?"); the pooled product keeps how much of a kind the image shows,
+  which softmax attention normalises away (counting, existence). On the world this
+  learns faster than ``"sum"``: 75% against 68% validation accuracy after 1,200 steps
+  (docs/vqa.md).
 
-The fused vector goes through one classifier head for all three: dropout, linear, tanh,
+The fused vector goes through one classifier head for all: dropout, linear, tanh,
 dropout, linear to ``n_answers`` logits.
 
 The question is read by an LSTM (the papers') or a GRU, whose last hidden state is its
@@ -47,10 +56,11 @@ from xmodal.matching.joint import TransformerTextEncoder
 from xmodal.vision.attention import AdditiveAttention
 from xmodal.vision.encoders import create_encoder
 
-__all__ = ["FUSIONS", "QUESTION_ENCODERS", "QuestionEncoder", "VQAModel", "VQAOutput"]
+__all__ = ["FUSIONS", "QUESTION_ENCODERS", "READOUTS", "QuestionEncoder", "VQAModel", "VQAOutput"]
 
 FUSIONS = ("product", "concat", "san")
 QUESTION_ENCODERS = ("lstm", "gru", "transformer")
+READOUTS = ("concat", "sum")
 
 
 @dataclass
@@ -146,6 +156,8 @@ class VQAModel(nn.Module):
             vector (``2 * embed_dim`` for ``concat``).
         attention_dim: the additive attention's hidden size (``san``).
         hops: attention layers (``san``; the paper's best has 2).
+        readout: what the classifier reads of ``san``: ``"concat"`` (the question vector,
+            every hop's context and the pooled product) or ``"sum"`` (the paper's ``u_K``).
         classifier_hidden: the hidden layer of the answer classifier.
         dropout: before each classifier layer (and between recurrent layers).
     """
@@ -167,6 +179,7 @@ class VQAModel(nn.Module):
         embed_dim: int = 256,
         attention_dim: int = 128,
         hops: int = 2,
+        readout: str = "concat",
         classifier_hidden: int = 256,
         dropout: float = 0.1,
     ) -> None:
@@ -175,6 +188,7 @@ class VQAModel(nn.Module):
         self.n_answers = check_positive_int(n_answers, "n_answers")
         d = self.embed_dim = check_positive_int(embed_dim, "embed_dim")
         self.hops = check_positive_int(hops, "hops")
+        self.readout = check_choice(readout, "readout", READOUTS)
         dropout = _check_dropout(dropout, "dropout")
         self.encoder = create_encoder(encoder, **(encoder_kwargs or {}))
         c = self.encoder.feature_info.channels
@@ -190,6 +204,9 @@ class VQAModel(nn.Module):
                 for _ in range(self.hops)
             )
             fused = d
+            if self.readout == "concat":
+                self.pooled_proj = nn.Linear(c, d)  # the product baseline's W_I
+                fused = (self.hops + 2) * d
         else:
             self.image_proj = nn.Linear(c, d)
             fused = 2 * d if self.fusion == "concat" else d
@@ -240,21 +257,30 @@ class VQAModel(nn.Module):
             v = torch.tanh(self.image_proj(features))  # (B, D, H', W')
             if idx is not None:
                 v = v[idx]  # (Q, D, H', W')
-            u, maps = q, []
+            u, maps, contexts = q, [], []
             for attend in self.attention:
                 context, alpha = attend(u, v)  # (Q, D), (Q, H', W')
                 u = u + context
                 maps.append(alpha)
-            fused, attention = u, torch.stack(maps, dim=1)  # (Q, D), (Q, hops, H', W')
+                contexts.append(context)
+            attention = torch.stack(maps, dim=1)  # (Q, hops, H', W')
+            if self.readout == "sum":
+                fused = u  # (Q, D)
+            else:
+                pooled = self._pooled(features, self.pooled_proj, idx)  # (Q, D)
+                fused = torch.cat([q, *contexts, q * pooled], dim=-1)  # (Q, (hops + 2) D)
         else:
-            pooled = self.encoder.forward_head(features)  # (B, C)
-            # "norm I": L2-normalised, rescaled to unit RMS so tanh starts in its slope.
-            pooled = F.normalize(pooled, dim=-1) * math.sqrt(pooled.shape[-1])
-            v = torch.tanh(self.image_proj(pooled))  # (B, D)
-            if idx is not None:
-                v = v[idx]  # (Q, D)
+            v = self._pooled(features, self.image_proj, idx)  # (Q, D)
             fused = v * q if self.fusion == "product" else torch.cat([v, q], dim=-1)
         return VQAOutput(self.classifier(fused), attention)
+
+    def _pooled(self, features: torch.Tensor, proj: nn.Linear, idx) -> torch.Tensor:
+        """The pooled image vector ``tanh(W_I norm(pool(features)))``, one row per question."""
+        pooled = self.encoder.forward_head(features)  # (B, C)
+        # "norm I": L2-normalised, rescaled to unit RMS so tanh starts in its slope.
+        pooled = F.normalize(pooled, dim=-1) * math.sqrt(pooled.shape[-1])
+        v = torch.tanh(proj(pooled))  # (B, D)
+        return v if idx is None else v[idx]
 
     @torch.no_grad()
     def answer(

@@ -84,6 +84,7 @@ class VQAModelConfig:
     embed_dim: int = 128
     attention_dim: int = 64
     hops: int = 2
+    readout: str = "concat"  # san: [question, every hop's context, pooled product] or "sum"
     classifier_hidden: int = 256
     dropout: float = 0.1
     # World only: steps of object recognition for the image encoder before VQA training
@@ -92,9 +93,10 @@ class VQAModelConfig:
     pretrain_steps: int = 1000
 
     def __post_init__(self) -> None:
-        from xmodal.referencing.vqa import FUSIONS, QUESTION_ENCODERS
+        from xmodal.referencing.vqa import FUSIONS, QUESTION_ENCODERS, READOUTS
 
         check_choice(self.fusion, "model.fusion", FUSIONS)
+        check_choice(self.readout, "model.readout", READOUTS)
         check_choice(self.question_encoder, "model.question_encoder", QUESTION_ENCODERS)
         for name in ("channels", "word_dim", "hidden", "question_layers", "text_heads",
                      "embed_dim", "attention_dim", "hops", "classifier_hidden"):  # fmt: skip
@@ -529,10 +531,12 @@ class VQATask(Task):
             question_encoder=m.question_encoder, word_dim=m.word_dim, hidden=m.hidden,
             question_layers=m.question_layers, text_heads=m.text_heads,
             text_max_len=self.config.data.max_len, embed_dim=m.embed_dim,
-            attention_dim=m.attention_dim, hops=m.hops,
+            attention_dim=m.attention_dim, hops=m.hops, readout=m.readout,
             classifier_hidden=m.classifier_hidden, dropout=m.dropout,
         )  # fmt: skip
-        if self._fitting and m.pretrain_steps and self.config.data.name == "world":
+        # A resumed run's checkpoint holds the trained encoder: no pretraining then.
+        pretrain = self._fitting and not self.resuming and m.pretrain_steps
+        if pretrain and self.config.data.name == "world":
             pretrain_encoder(model.encoder, self.world, len(self.split("train").groups),
                              steps=m.pretrain_steps, seed=self.config.seed,
                              lr=self.config.optim.encoder_lr)  # fmt: skip
