@@ -23,6 +23,7 @@ from xmodal.translation.text_to_image import (
     Discriminator,
     Generator,
     TextToImageGAN,
+    diff_augment,
     discriminator_loss,
     generator_loss,
     interpolate_texts,
@@ -104,6 +105,99 @@ def test_generator_loss_with_and_without_interpolated_texts():
     assert parts2["g_interp"] == pytest.approx(_bce(-2.0, 1), rel=1e-6)
 
 
+@torch.no_grad()
+def test_nearest_upsampling_generator_has_no_transposed_doublings():
+    torch.manual_seed(0)
+    g = Generator(text_dim=16, proj_dim=8, noise_dim=10, ngf=4, image_size=64,
+                  upsample="nearest")  # fmt: skip
+    x = g(torch.randn(3, 16), torch.randn(3, 10))
+    assert x.shape == (3, 3, 64, 64)
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+    transposed = [m for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert len(transposed) == 1  # only the 1x1 -> 4x4 projection
+    ups = [m for m in g.modules() if isinstance(m, torch.nn.Upsample)]
+    assert len(ups) == 4 and all(m.mode == "nearest" for m in ups)  # 4 -> 8 -> ... -> 64
+    with pytest.raises(ParameterError, match="upsample must be one of"):
+        Generator(text_dim=16, upsample="bilinear")
+
+
+def test_spectral_norm_discriminator_has_unit_spectral_norm_and_no_batch_norm():
+    from torch.nn.utils import parametrize
+
+    torch.manual_seed(0)
+    d = Discriminator(text_dim=16, proj_dim=8, ndf=4, image_size=32, norm="spectral")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    layers = [m for m in d.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert layers and all(parametrize.is_parametrized(m, "weight") for m in layers)
+    for _ in range(30):  # power iterations converge in training mode
+        d(torch.rand(2, 3, 32, 32), torch.randn(2, 16))
+    d.eval()
+    for m in layers:
+        sigma = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2)
+        assert float(sigma) == pytest.approx(1.0, abs=0.02)
+    assert d(torch.rand(5, 3, 32, 32), torch.randn(5, 16)).shape == (5,)
+    with pytest.raises(ParameterError, match="norm must be one of"):
+        Discriminator(text_dim=16, norm="layer")
+
+
+@torch.no_grad()
+def test_projection_discriminator_scores_the_inner_product_with_the_sentence():
+    torch.manual_seed(0)
+    d = Discriminator(text_dim=16, proj_dim=8, ndf=4, image_size=32, cond="projection").eval()
+    x, t = torch.rand(3, 3, 32, 32), torch.randn(3, 16)
+    phi = d.features(x).sum((2, 3))  # (B, C)
+    expected = d.judge(phi).flatten() + (d.embed(d.project(t)) * phi).sum(1)
+    assert torch.allclose(d(x, t), expected)
+    same = x[:1].repeat(2, 1, 1, 1)  # one image under two sentences: only the product differs
+    logits = d(same, t[:2])
+    gap = ((d.embed(d.project(t[:1])) - d.embed(d.project(t[1:2]))) * phi[:1]).sum()
+    assert float(logits[0] - logits[1]) == pytest.approx(float(gap), abs=1e-5)
+    with pytest.raises(ParameterError, match="cond must be one of"):
+        Discriminator(text_dim=16, cond="film")
+
+
+def test_hinge_losses_equal_the_hand_computed_values():
+    rr = torch.tensor([2.0, 0.5])  # real image, right text: relu(1 - s) = 0, 0.5
+    rw = torch.tensor([0.5, -3.0])  # real image, wrong text: relu(1 + s) = 1.5, 0
+    fr = torch.tensor([-1.0, 0.0])  # fake image, right text: relu(1 + s) = 0, 1
+    loss, parts = discriminator_loss(rr, rw, fr, loss="hinge")
+    assert float(loss) == pytest.approx(0.25 + (0.75 + 0.5) / 2, rel=1e-6)
+    assert parts["d_real_right"] == pytest.approx(0.25)
+    assert parts["d_real_wrong"] == pytest.approx(0.75)
+    assert parts["d_fake_right"] == pytest.approx(0.5)
+    g, g_parts = generator_loss(torch.tensor([1.0, 3.0]), torch.tensor([-2.0]), loss="hinge")
+    assert float(g) == pytest.approx(-2.0 + 2.0)  # -mean(fake) - mean(interp)
+    assert g_parts["g_fake"] == pytest.approx(-2.0) and g_parts["g_interp"] == pytest.approx(2.0)
+    with pytest.raises(ParameterError, match="loss must be one of"):
+        discriminator_loss(rr, rw, fr, loss="wasserstein")
+
+
+def test_translation_shifts_whole_images_and_keeps_their_pixels():
+    x = torch.rand(6, 3, 16, 16) + 1.0  # every pixel > 0: the zero border is visible
+    out = diff_augment(x, "translation", generator=torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    assert torch.equal(diff_augment(x, "none"), x)
+    for i in range(len(x)):  # each output is the input moved by (dy, dx), |dy|, |dx| <= 2
+        found = []
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                moved = torch.zeros_like(x[i])
+                ys, xs = slice(max(dy, 0), 16 + min(dy, 0)), slice(max(dx, 0), 16 + min(dx, 0))
+                yd, xd = slice(max(-dy, 0), 16 + min(-dy, 0)), slice(max(-dx, 0), 16 + min(-dx, 0))
+                moved[:, ys, xs] = x[i][:, yd, xd]
+                found.append(torch.equal(out[i], moved))
+        assert sum(found) == 1, i
+    x.requires_grad_(True)  # differentiable: D's gradient reaches the generator
+    diff_augment(x, "translation-cutout").sum().backward()
+    assert x.grad is not None and float(x.grad.sum()) > 0
+    cut = diff_augment(torch.ones(50, 1, 16, 16), "translation-cutout",
+                       generator=torch.Generator().manual_seed(1))  # fmt: skip
+    zeros = (cut == 0).flatten(1).sum(1)
+    assert int(zeros.max()) >= 16  # a 4x4 square (or the shift's border) is blanked
+    with pytest.raises(ParameterError, match="policy must be one of"):
+        diff_augment(x, "colour")
+
+
 def test_interpolation_mixes_each_sentence_with_the_next():
     t = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]])
     out = interpolate_texts(t, beta=0.5)
@@ -174,6 +268,10 @@ def test_config_errors_name_the_value():
         Text2ImageDataConfig(image_size=48)
     with pytest.raises(ParameterError, match="optim.beta1 must be in"):
         Text2ImageOptimConfig(beta1=1.0)
+    for key, bad in (("upsample", "bicubic"), ("d_norm", "group"), ("gan_loss", "wgan"),
+                     ("augment", "colour"), ("d_cond", "film")):  # fmt: skip
+        with pytest.raises(ParameterError, match=f"model.{key} must be one of.*{bad}"):
+            Text2ImageModelConfig(**{key: bad})
     with pytest.raises(ParameterError, match="eval.n_captions must be >= 100"):
         Text2ImageEvalConfig(n_captions=50)
     assert Text2ImageConfig().trainer.max_epochs >= 1

@@ -16,6 +16,11 @@ Training (the task's step, :mod:`xmodal.translation.text2image_task`) uses
   ``beta * t1 + (1 - beta) * t2`` that no image has — :func:`interpolate_texts`,
   :func:`generator_loss`.
 
+Standard GAN stabilisers are options: the hinge loss in the same three roles
+(``loss="hinge"``), a spectrally normalised discriminator (``d_norm="spectral"``),
+nearest-neighbour upsampling + convolution in the generator (``upsample="nearest"``, no
+checkerboard) and DiffAugment for the discriminator's inputs (:func:`diff_augment`).
+
 Example::
 
     model = TextToImageGAN(len(vocab))
@@ -29,19 +34,32 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xmodal._checks import check_positive_int, check_positive_number
+from xmodal._checks import check_choice, check_positive_int, check_positive_number
 from xmodal.errors import ParameterError
 from xmodal.matching.joint import GRUTextEncoder
 
 __all__ = [
+    "AUGMENTS",
+    "D_CONDS",
+    "D_NORMS",
+    "GAN_LOSSES",
+    "UPSAMPLES",
     "Discriminator",
     "Generator",
     "TextToImageGAN",
+    "diff_augment",
     "discriminator_loss",
     "generator_loss",
     "interpolate_texts",
     "mismatched",
 ]
+
+
+UPSAMPLES = ("transposed", "nearest")  # the generator's doublings
+D_NORMS = ("batch", "spectral")  # the discriminator's normalisation
+D_CONDS = ("concat", "projection")  # how the discriminator meets the sentence
+GAN_LOSSES = ("bce", "hinge")
+AUGMENTS = ("none", "translation", "translation-cutout")  # DiffAugment policies
 
 
 def _levels(image_size: int) -> int:
@@ -78,21 +96,33 @@ class Generator(nn.Module):
     """DCGAN generator conditioned on a sentence vector.
 
     ``[z (B, noise_dim), proj(t) (B, proj_dim)]`` → 4x4 with ``ngf * 2**(levels-1)``
-    channels (a transposed convolution), then ``levels`` doublings (transposed conv,
-    batch norm, ReLU; the last one to 3 channels and tanh). 64x64: 4 → 8 → 16 → 32 → 64.
+    channels (a transposed convolution from 1x1), then ``levels`` doublings (batch norm and
+    ReLU after each but the last, which goes to 3 channels and tanh). 64x64: 4 → 8 → 16 →
+    32 → 64. A doubling is a 4x4 transposed convolution of stride 2 (``upsample=
+    "transposed"``, DCGAN's) or nearest-neighbour upsampling then a 3x3 convolution
+    (``"nearest"``), which cannot leave the transposed convolution's checkerboard.
 
     ``forward(text (B, text_dim), noise (B, noise_dim))`` → ``(B, 3, S, S)`` in ``[0, 1]``.
     """
 
     def __init__(self, *, text_dim: int, proj_dim: int = 128, noise_dim: int = 100,
-                 ngf: int = 64, image_size: int = 64) -> None:  # fmt: skip
+                 ngf: int = 64, image_size: int = 64,
+                 upsample: str = "transposed") -> None:  # fmt: skip
         super().__init__()
         levels = _levels(image_size)
         self.noise_dim = check_positive_int(noise_dim, "noise_dim")
         ngf = check_positive_int(ngf, "ngf")
+        self.upsample = check_choice(upsample, "upsample", UPSAMPLES)
         self.project = TextProjection(
             check_positive_int(text_dim, "text_dim"), check_positive_int(proj_dim, "proj_dim")
         )
+
+        def double(c_in: int, c_out: int) -> list[nn.Module]:
+            if self.upsample == "transposed":
+                return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)]
+            return [nn.Upsample(scale_factor=2, mode="nearest"),
+                    nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)]  # fmt: skip
+
         width = ngf * 2 ** (levels - 1)
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(noise_dim + proj_dim, width, 4, 1, 0, bias=False),
@@ -100,13 +130,10 @@ class Generator(nn.Module):
             nn.ReLU(inplace=True),
         ]
         for _ in range(levels - 1):
-            layers += [
-                nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(width // 2),
-                nn.ReLU(inplace=True),
-            ]
+            layers += [*double(width, width // 2), nn.BatchNorm2d(width // 2),
+                       nn.ReLU(inplace=True)]  # fmt: skip
             width //= 2
-        layers += [nn.ConvTranspose2d(width, 3, 4, 2, 1, bias=False), nn.Tanh()]
+        layers += [*double(width, 3), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.image_size = image_size
         _init_dcgan(self)
@@ -120,41 +147,63 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """DCGAN discriminator that judges an image under a sentence.
 
-    Image ``(B, 3, S, S)`` in ``[0, 1]`` → strided convolutions (leaky ReLU, batch norm
-    after the first) → ``(B, ndf * 2**(levels-1), 4, 4)``; the projected sentence
-    ``(B, proj_dim)`` is replicated over the 4x4 locations and concatenated; a 1x1
-    convolution mixes them and a 4x4 convolution gives one logit.
+    Image ``(B, 3, S, S)`` in ``[0, 1]`` → strided 4x4 convolutions with leaky ReLU →
+    ``(B, ndf * 2**(levels-1), 4, 4)``; the projected sentence ``(B, proj_dim)`` is
+    replicated over the 4x4 locations and concatenated; a 1x1 convolution mixes them and a
+    4x4 convolution gives one logit. ``norm="batch"`` (DCGAN's): batch norm after every
+    convolution but the first and the last; ``norm="spectral"`` (Miyato et al. 2018):
+    no batch norm, every convolution and linear layer spectrally normalised (its weight
+    divided by its largest singular value, one power iteration per training forward), so
+    D is 1-Lipschitz per layer and its gradients stay useful to the generator.
+
+    ``cond="concat"`` (Reed et al.) joins image and sentence as above; ``cond=
+    "projection"`` (Miyato & Koyama 2018) sums the 4x4 map over locations to ``phi (B, C)``
+    and scores ``w . phi + <V proj(t), phi>``: the sentence enters as an inner product
+    with the image features, which makes "does the image fit the sentence" the direct
+    question.
 
     ``forward(images, text (B, text_dim))`` → ``(B,)`` logits (real under this sentence).
     """
 
     def __init__(self, *, text_dim: int, proj_dim: int = 128, ndf: int = 64,
-                 image_size: int = 64) -> None:  # fmt: skip
+                 image_size: int = 64, norm: str = "batch",
+                 cond: str = "concat") -> None:  # fmt: skip
         super().__init__()
         levels = _levels(image_size)
         ndf = check_positive_int(ndf, "ndf")
+        self.norm = check_choice(norm, "norm", D_NORMS)
+        self.cond = check_choice(cond, "cond", D_CONDS)
         self.project = TextProjection(
             check_positive_int(text_dim, "text_dim"), check_positive_int(proj_dim, "proj_dim")
         )
+
+        def bn(c: int) -> list[nn.Module]:
+            return [nn.BatchNorm2d(c)] if self.norm == "batch" else []
+
         layers: list[nn.Module] = [nn.Conv2d(3, ndf, 4, 2, 1, bias=False),
                                    nn.LeakyReLU(0.2, inplace=True)]  # fmt: skip
         width = ndf
         for _ in range(levels - 1):
-            layers += [
-                nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(width * 2),
-                nn.LeakyReLU(0.2, inplace=True),
-            ]
+            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), *bn(width * 2),
+                       nn.LeakyReLU(0.2, inplace=True)]  # fmt: skip
             width *= 2
         self.encode = nn.Sequential(*layers)
-        self.judge = nn.Sequential(
-            nn.Conv2d(width + proj_dim, width, 1, 1, 0, bias=False),
-            nn.BatchNorm2d(width),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(width, 1, 4, 1, 0),
-        )
+        if self.cond == "concat":
+            self.judge = nn.Sequential(
+                nn.Conv2d(width + proj_dim, width, 1, 1, 0, bias=False),
+                *bn(width),
+                nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(width, 1, 4, 1, 0),
+            )
+        else:
+            self.judge = nn.Linear(width, 1)  # w . phi (+ bias)
+            self.embed = nn.Linear(proj_dim, width, bias=False)  # V
         self.image_size = image_size
         _init_dcgan(self)
+        if self.norm == "spectral":  # after the init: the parametrization reads the weight
+            for m in list(self.modules()):
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    nn.utils.parametrizations.spectral_norm(m)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 3, S, S)`` in [0, 1] → the 4x4 map ``(B, C, 4, 4)``."""
@@ -162,7 +211,11 @@ class Discriminator(nn.Module):
 
     def forward(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         h = self.features(images)  # (B, C, 4, 4)
-        t = self.project(text)[:, :, None, None].expand(-1, -1, *h.shape[-2:])  # (B, P, 4, 4)
+        t = self.project(text)  # (B, P)
+        if self.cond == "projection":
+            phi = h.sum((2, 3))  # (B, C)
+            return self.judge(phi).flatten() + (self.embed(t) * phi).sum(1)  # (B,)
+        t = t[:, :, None, None].expand(-1, -1, *h.shape[-2:])  # (B, P, 4, 4)
         return self.judge(torch.cat([h, t], dim=1)).flatten()  # (B,)
 
 
@@ -177,6 +230,9 @@ class TextToImageGAN(nn.Module):
         noise_dim: the size of ``z``.
         ngf, ndf: the generator's and discriminator's base widths.
         image_size: side of the images, 4 times a power of two (64 for the world).
+        upsample: the generator's doublings, ``"transposed"`` or ``"nearest"``.
+        d_norm: the discriminator's normalisation, ``"batch"`` or ``"spectral"``.
+        d_cond: how the discriminator meets the sentence, ``"concat"`` or ``"projection"``.
         freeze_text: keep the sentence encoder fixed (no gradients, always in eval mode):
             for an encoder trained beforehand, e.g. by a joint embedding.
         text_encoder: another sentence encoder (``forward(tokens, lengths)`` →
@@ -190,7 +246,8 @@ class TextToImageGAN(nn.Module):
     def __init__(self, vocab_size: int, *, word_dim: int = 64, hidden: int = 128,
                  text_dim: int = 128, proj_dim: int = 128, noise_dim: int = 100,
                  ngf: int = 64, ndf: int = 64, image_size: int = 64,
-                 freeze_text: bool = False,
+                 upsample: str = "transposed", d_norm: str = "batch",
+                 d_cond: str = "concat", freeze_text: bool = False,
                  text_encoder: nn.Module | None = None) -> None:  # fmt: skip
         super().__init__()
         if text_encoder is None:
@@ -201,9 +258,11 @@ class TextToImageGAN(nn.Module):
         if self.freeze_text:  # a pre-trained sentence encoder, as Reed et al.'s
             self.text.requires_grad_(False)
         self.generator = Generator(text_dim=text_dim, proj_dim=proj_dim, noise_dim=noise_dim,
-                                   ngf=ngf, image_size=image_size)  # fmt: skip
+                                   ngf=ngf, image_size=image_size,
+                                   upsample=upsample)  # fmt: skip
         self.discriminator = Discriminator(text_dim=text_dim, proj_dim=proj_dim, ndf=ndf,
-                                           image_size=image_size)  # fmt: skip
+                                           image_size=image_size, norm=d_norm,
+                                           cond=d_cond)  # fmt: skip
         self.noise_dim = noise_dim
         self.image_size = image_size
 
@@ -264,20 +323,31 @@ def interpolate_texts(text: torch.Tensor, *, beta: float = 0.5,
 
 
 def discriminator_loss(
-    real_right: torch.Tensor, real_wrong: torch.Tensor, fake_right: torch.Tensor
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """The matching-aware discriminator loss of GAN-CLS, on logits ``(B,)`` each:
+    real_right: torch.Tensor, real_wrong: torch.Tensor, fake_right: torch.Tensor, *,
+    loss: str = "bce",
+) -> tuple[torch.Tensor, dict[str, float]]:  # fmt: skip
+    """The matching-aware discriminator loss of GAN-CLS, on logits ``(B,)`` each.
 
-    ``BCE(real_right, 1) + (BCE(real_wrong, 0) + BCE(fake_right, 0)) / 2``
+    ``loss="bce"`` (Reed et al.): ``BCE(real_right, 1) + (BCE(real_wrong, 0) +
+    BCE(fake_right, 0)) / 2`` — the negative of ``log D(x, t) + (log(1 - D(x, t')) +
+    log(1 - D(G(z, t), t))) / 2``, each BCE a mean over the batch.
 
-    — the negative of Reed et al.'s ``log D(x, t) + (log(1 - D(x, t')) +
-    log(1 - D(G(z, t), t))) / 2``, each BCE a mean over the batch. Returns
-    ``(loss, parts)`` with the three terms and the mean probabilities D gives.
+    ``loss="hinge"`` (SAGAN, BigGAN), the same three roles: ``relu(1 - real_right) +
+    (relu(1 + real_wrong) + relu(1 + fake_right)) / 2``, each a mean over the batch.
+
+    Returns ``(loss, parts)`` with the three terms and the mean probabilities
+    ``sigmoid(logit)`` (for the hinge a monotone read-out of the scores, not a likelihood).
     """
-    rr = F.binary_cross_entropy_with_logits(real_right, torch.ones_like(real_right))
-    rw = F.binary_cross_entropy_with_logits(real_wrong, torch.zeros_like(real_wrong))
-    fr = F.binary_cross_entropy_with_logits(fake_right, torch.zeros_like(fake_right))
-    loss = rr + (rw + fr) / 2
+    loss = check_choice(loss, "loss", GAN_LOSSES)
+    if loss == "bce":
+        rr = F.binary_cross_entropy_with_logits(real_right, torch.ones_like(real_right))
+        rw = F.binary_cross_entropy_with_logits(real_wrong, torch.zeros_like(real_wrong))
+        fr = F.binary_cross_entropy_with_logits(fake_right, torch.zeros_like(fake_right))
+    else:
+        rr = F.relu(1 - real_right).mean()
+        rw = F.relu(1 + real_wrong).mean()
+        fr = F.relu(1 + fake_right).mean()
+    total = rr + (rw + fr) / 2
     parts = {
         "d_real_right": float(rr.detach()),
         "d_real_wrong": float(rw.detach()),
@@ -286,20 +356,81 @@ def discriminator_loss(
         "p_real_wrong": float(torch.sigmoid(real_wrong.detach()).mean()),
         "p_fake_right": float(torch.sigmoid(fake_right.detach()).mean()),
     }
-    return loss, parts
+    return total, parts
 
 
 def generator_loss(
-    fake_right: torch.Tensor, fake_interp: torch.Tensor | None = None
+    fake_right: torch.Tensor, fake_interp: torch.Tensor | None = None, *, loss: str = "bce"
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The generator's non-saturating loss on discriminator logits: ``BCE(fake_right, 1)``,
-    plus ``BCE(fake_interp, 1)`` for images of interpolated sentences (GAN-INT) when
-    given. Returns ``(loss, parts)``."""
-    g = F.binary_cross_entropy_with_logits(fake_right, torch.ones_like(fake_right))
+    """The generator's loss on discriminator logits of its images under their sentences:
+    non-saturating ``BCE(fake_right, 1)`` (``loss="bce"``) or ``-mean(fake_right)``
+    (``loss="hinge"``, the generator side of the hinge GAN); plus the same term for images
+    of interpolated sentences (GAN-INT) when ``fake_interp`` is given. Returns
+    ``(loss, parts)``."""
+    loss = check_choice(loss, "loss", GAN_LOSSES)
+
+    def term(logits: torch.Tensor) -> torch.Tensor:
+        if loss == "bce":
+            return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+        return -logits.mean()
+
+    g = term(fake_right)
     parts = {"g_fake": float(g.detach())}
-    loss = g
+    total = g
     if fake_interp is not None:
-        gi = F.binary_cross_entropy_with_logits(fake_interp, torch.ones_like(fake_interp))
+        gi = term(fake_interp)
         parts["g_interp"] = float(gi.detach())
-        loss = loss + gi
-    return loss, parts
+        total = total + gi
+    return total, parts
+
+
+# ----------------------------------------------------------------------------- DiffAugment
+
+
+def diff_augment(images: torch.Tensor, policy: str = "translation", *,
+                 generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+    """DiffAugment (Zhao et al. 2020): differentiable augmentations applied to every image
+    the discriminator sees, real and generated alike, so D cannot memorise the training
+    images and G still gets gradients through them. No colour augmentation: the colour
+    is what the caption asks for.
+
+    ``images`` ``(B, C, H, W)`` → the same shape. ``policy``:
+
+    - ``"none"``: ``images`` itself;
+    - ``"translation"``: each image shifted by up to 1/8 of its side in x and y (integer
+      pixels, uniform), the uncovered border filled with 0;
+    - ``"translation-cutout"``: then a square of 1/4 of the side, centred at a uniform
+      pixel of each image (clipped at the edges), set to 0.
+
+    ``generator`` draws the shifts and positions (on the CPU) for reproducibility.
+
+    >>> x = torch.rand(4, 3, 64, 64)
+    >>> diff_augment(x, "translation").shape
+    torch.Size([4, 3, 64, 64])
+    """
+    policy = check_choice(policy, "policy", AUGMENTS)
+    if policy == "none":
+        return images
+    B, _, H, W = images.shape
+    dev = images.device
+
+    def randint(low: int, high: int) -> torch.Tensor:  # (B, 1, 1) in [low, high)
+        return torch.randint(low, high, (B, 1, 1), generator=generator).to(dev)
+
+    sy, sx = int(H / 8 + 0.5), int(W / 8 + 0.5)
+    ty, tx = randint(-sy, sy + 1), randint(-sx, sx + 1)
+    b = torch.arange(B, device=dev)[:, None, None]  # (B, 1, 1)
+    y = torch.arange(H, device=dev)[None, :, None]  # (1, H, 1)
+    x = torch.arange(W, device=dev)[None, None, :]  # (1, 1, W)
+    # Output (y, x) reads input (y - ty, x - tx), or the zero border of the padded copy.
+    src_y = (y - ty + 1).clamp(0, H + 1)  # (B, H, 1) in the padded image
+    src_x = (x - tx + 1).clamp(0, W + 1)  # (B, 1, W)
+    padded = F.pad(images, [1, 1, 1, 1]).permute(0, 2, 3, 1)  # (B, H + 2, W + 2, C)
+    out = padded[b, src_y, src_x].permute(0, 3, 1, 2)  # (B, C, H, W)
+    if policy == "translation-cutout":
+        ch, cw = int(H / 4 + 0.5), int(W / 4 + 0.5)
+        cy, cx = randint(0, H), randint(0, W)  # the square's centre, clipped at the edges
+        top, left = cy - ch // 2, cx - cw // 2
+        keep = ~((y >= top) & (y < top + ch) & (x >= left) & (x < left + cw))  # (B, H, W)
+        out = out * keep[:, None].to(out.dtype)
+    return out
