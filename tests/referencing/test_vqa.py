@@ -48,8 +48,10 @@ def test_attention_maps_sum_to_one_over_the_feature_map(hops):
     assert len(model.attention) == hops
 
 
-@pytest.mark.parametrize(("fusion", "readout"),
-                         [("san", "concat"), ("san", "sum"), ("product", "sum"), ("concat", "sum")])
+@pytest.mark.parametrize(
+    ("fusion", "readout"),
+    [("san", "concat"), ("san", "sum"), ("product", "sum"), ("concat", "sum")],
+)
 def test_an_image_shared_by_questions_equals_the_image_repeated(fusion, readout):
     torch.manual_seed(0)
     model = VQAModel(20, 5, fusion=fusion, readout=readout, **TINY).eval()
@@ -150,7 +152,9 @@ def test_san_readout_is_the_documented_vector(readout):
     torch.testing.assert_close(out.logits, expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize(("fusion", "readout"), [("san", "concat"), ("san", "sum"), ("product", "sum")])
+@pytest.mark.parametrize(
+    ("fusion", "readout"), [("san", "concat"), ("san", "sum"), ("product", "sum")]
+)
 def test_a_tiny_model_learns_eight_world_questions(fusion, readout):
     """Eight questions about four scenes, learnt by heart in 300 steps (the loss under
     0.05 after 110-190 steps for SAN with the concat readout, ~60 with the sum readout,

@@ -85,7 +85,7 @@ class VQAModelConfig:
     attention_dim: int = 64
     hops: int = 2
     readout: str = "concat"  # san: [question, every hop's context, pooled product] or "sum"
-    classifier_hidden: int = 256
+    classifier_hidden: int = 512
     dropout: float = 0.1
     # World only: steps of object recognition for the image encoder before VQA training
     # (which colours, shapes, colour-shape and size-shape pairs a training scene shows),
