@@ -215,13 +215,20 @@ def test_world_scenes_hold_the_questions_of_the_vqa_view():
     torch.testing.assert_close(split.image(2), view[20]["image"])
 
 
-def test_batches_hold_every_question_of_each_image(tmp_path):
+def _fitting_task(run_dir: Path, *overrides: str) -> VQATask:
+    """A TINY-config task set up for training in ``run_dir``."""
     from xmodal.engine.config import load_config
-    from xmodal.referencing.vqa_task import VQAConfig, collate_questions
+    from xmodal.referencing.vqa_task import VQAConfig
 
-    cfg = load_config(VQAConfig, overrides=TINY)
-    task = VQATask(cfg)
-    task.setup(tmp_path, "fit")
+    task = VQATask(load_config(VQAConfig, overrides=[*TINY, *overrides]))
+    task.setup(run_dir, "fit")
+    return task
+
+
+def test_batches_hold_every_question_of_each_image(tmp_path):
+    from xmodal.referencing.vqa_task import collate_questions
+
+    task = _fitting_task(tmp_path)
     batch = collate_questions([task.dataset("train")[g] for g in (0, 3)])
     assert batch["image"].shape == (2, 3, 64, 64)
     assert batch["image_index"].tolist() == [0] * 10 + [1] * 10
@@ -345,15 +352,8 @@ def test_pretraining_lowers_the_loss_and_changes_only_the_encoder():
 
 
 def test_the_encoder_trains_at_its_own_learning_rate(tmp_path):
-    from xmodal.referencing.vqa_task import VQAConfig, VQADataConfig, VQAModelConfig
-
-    config = VQAConfig(
-        model=VQAModelConfig(channels=16, hidden=16, word_dim=8, embed_dim=16,
-                             attention_dim=8, classifier_hidden=16, pretrain_steps=0),
-        data=VQADataConfig(train_size=TRAIN, val_size=VAL, test_size=TEST),
-    )  # fmt: skip
-    task = VQATask(config)
-    task.setup(tmp_path, "fit")
+    task = _fitting_task(tmp_path, "model.pretrain_steps=0")
+    config = task.config
     model = task.build_model()
     groups = task.configure_optimizers(model)["optimizer"].param_groups
     encoder = {id(p) for p in model.encoder.parameters()}
@@ -364,15 +364,7 @@ def test_the_encoder_trains_at_its_own_learning_rate(tmp_path):
 
 
 def test_build_model_pretrains_the_encoder_unless_the_run_resumes(tmp_path):
-    from xmodal.referencing.vqa_task import VQAConfig, VQADataConfig, VQAModelConfig
-
-    config = VQAConfig(
-        model=VQAModelConfig(channels=16, hidden=16, word_dim=8, embed_dim=16,
-                             attention_dim=8, classifier_hidden=16, pretrain_steps=2),
-        data=VQADataConfig(train_size=TRAIN, val_size=VAL, test_size=TEST),
-    )  # fmt: skip
-    task = VQATask(config)
-    task.setup(tmp_path, "fit")
+    task = _fitting_task(tmp_path)  # TINY: model.pretrain_steps=2
 
     def encoder_weights():
         torch.manual_seed(0)
