@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from xmodal.errors import ParameterError
-from xmodal.referencing.vqa import VQAModel
+from xmodal.referencing.vqa import VQAModel, attended_positions
 from xmodal.text.vocab import Vocabulary
 from xmodal.vision.attention import AdditiveAttention
 from xmodal.world import World
@@ -126,8 +126,8 @@ def test_bad_forward_inputs_name_the_problem():
 @pytest.mark.parametrize("readout", ["sum", "concat"])
 def test_san_readout_is_the_documented_vector(readout):
     """``sum``: the classifier reads u_K = v_Q + c_1 + ... + c_K (Yang et al.); ``concat``:
-    [v_Q, c_1, ..., c_K, v_Q * c_1, ..., v_Q * c_K, v_Q * v_I] with v_I the pooled,
-    normalised, projected image."""
+    [v_Q, c_1, ..., c_K, v_Q * c_1, ..., v_Q * c_K, v_Q * v_I, vec(r (x) v_Q)] with v_I the
+    pooled, normalised, projected image and r the hops' attended (x, y) positions."""
     torch.manual_seed(0)
     model = VQAModel(20, 5, hops=2, readout=readout, **TINY).eval()
     images, tokens, lengths, index = _inputs()
@@ -135,21 +135,42 @@ def test_san_readout_is_the_documented_vector(readout):
         features = model.encoder.forward_features(images)[index]
         q = model.question(tokens, lengths)
         v = torch.tanh(model.image_proj(features))
-        u, contexts = q, []
+        u, contexts, positions = q, [], []
         for attend in model.attention:
-            c, _ = attend(u, v)
+            c, alpha = attend(u, v)
             u, contexts = u + c, [*contexts, c]
+            h, w = alpha.shape[1:]
+            ys, xs = torch.meshgrid(
+                torch.linspace(-1 + 1 / h, 1 - 1 / h, h),
+                torch.linspace(-1 + 1 / w, 1 - 1 / w, w),
+                indexing="ij",
+            )
+            positions += [(alpha * xs).sum((1, 2)), (alpha * ys).sum((1, 2))]
         if readout == "sum":
             fused = u
         else:
             pooled = features.mean(dim=(2, 3))
             pooled = pooled / pooled.norm(dim=1, keepdim=True) * pooled.shape[1] ** 0.5
             image = torch.tanh(model.pooled_proj(pooled))
-            fused = torch.cat([q, *contexts, *(q * c for c in contexts), q * image], dim=1)
+            where = [p[:, None] * q for p in positions]  # x_1 v_Q, y_1 v_Q, x_2 v_Q, y_2 v_Q
+            products = [q * c for c in contexts]
+            fused = torch.cat([q, *contexts, *products, q * image, *where], dim=1)
         expected = model.classifier(fused)
         out = model(images, tokens, lengths, index)
-    assert fused.shape[1] == (1 if readout == "sum" else 6) * 16
+    assert fused.shape[1] == (1 if readout == "sum" else 10) * 16
     torch.testing.assert_close(out.logits, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_attended_positions_are_the_expected_cell_centres():
+    attention = torch.zeros(3, 2, 4, 8)
+    attention[0, 0, 0, 0] = 1.0  # top-left cell: centre (-7/8, -3/4)
+    attention[0, 1, 3, 5] = 1.0  # row 3, column 5: (3/8, 3/4)
+    attention[1] = 1.0 / 32  # uniform: the middle
+    attention[2, :, 1, 2] = attention[2, :, 2, 6] = (
+        0.5  # halfway between (-3/8, -1/4) and (5/8, 1/4)
+    )
+    expected = torch.tensor([[-7 / 8, -3 / 4, 3 / 8, 3 / 4], [0, 0, 0, 0], [1 / 8, 0, 1 / 8, 0]])
+    torch.testing.assert_close(attended_positions(attention), expected)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,9 @@ from xmodal.referencing.vqa_task import (
     QuestionsByImage,
     VQATask,
     _world_split,
+    attention_loss,
     object_labels,
+    pointing_hits,
     pretrain_encoder,
     soft_cross_entropy,
 )
@@ -89,7 +91,8 @@ def test_train_writes_the_run_folder_with_accuracy_per_family(run_dir):
     present = [f for f in FAMILIES if f"accuracy_{f}" in test]
     assert len(present) >= 4  # 60 world questions cover (almost) every family
     assert sum(test[f"n_{f}"] for f in present) == TEST
-    for key in ["accuracy", "majority_accuracy", *(f"accuracy_{f}" for f in present)]:
+    pointing = ["pointing_hop1", "pointing_hop2"]  # SAN on the world: where the hops looked
+    for key in ["accuracy", "majority_accuracy", *(f"accuracy_{f}" for f in present), *pointing]:
         assert 0.0 <= test[key] <= 100.0, key
     # The overall accuracy is the question-weighted mean of the families'.
     weighted = sum(test[f"accuracy_{f}"] * test[f"n_{f}"] for f in present) / TEST
@@ -186,6 +189,7 @@ def test_bad_predict_input_is_one_line(run_dir, scene_png, tmp_path, capsys, inp
         (["data.top_k=0"], "data.top_k must be an integer >= 1"),
         (["model.pretrain_steps=-1"], "model.pretrain_steps must be an integer >= 0"),
         (["optim.encoder_lr=0"], "optim.encoder_lr must be"),
+        (["model.attention_loss=-1"], "model.attention_loss must be"),
     ],
 )
 def test_bad_config_is_one_line(tmp_path, capsys, overrides, message):
@@ -238,6 +242,91 @@ def test_batches_hold_every_question_of_each_image(tmp_path):
     truth = [task.split("train").answers[i][0] for i in batch["question_index"].tolist()]
     assert [task.answers[j] for j in labels] == truth
     assert bool((batch["target"].sum(dim=1) == 1).all())
+
+
+def test_referents_are_where_the_answer_is_read(tmp_path):
+    """The masks of each question's two looks, checked against its answer: an exist
+    question's objects are there iff the answer is yes; a yes/no relation's first look
+    lies in the asked direction from the second iff the answer is yes."""
+    from xmodal.referencing.vqa_task import collate_questions
+
+    task = _fitting_task(tmp_path)
+    split, ds = task.split("train"), task.dataset("train", referents=True)
+    batch = collate_questions([ds[g] for g in range(len(split.groups))])
+    refs = batch["referents"]
+    assert refs.shape == (TRAIN, 2, 64, 64) and refs.dtype == torch.bool
+    torch.testing.assert_close(batch["image"][3], split.image(3))
+    seen = set()
+    ys, xs = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    for i in batch["question_index"].tolist():
+        question, answer, family = split.questions[i], split.answers[i][0], split.families[i]
+        first, second = refs[i, 0], refs[i, 1]
+        if family in ("exist", "colour", "shape", "count"):
+            assert torch.equal(first, second)
+            if family in ("exist", "count"):
+                assert bool(first.any()) == (answer not in ("no", "zero")), question
+        elif question.startswith("is "):  # "is the A <relation> the B?"
+            (ax, ay), (bx, by) = ((xs[m].mean(), ys[m].mean()) for m in (first, second))
+            rel = next(r for r in ("left", "right", "above", "over", "top", "below", "under",
+                                   "beneath") if r in question.split())  # fmt: skip
+            holds = {"left": ax < bx, "right": ax > bx, "above": ay < by, "over": ay < by,
+                     "top": ay < by}.get(rel, ay > by)  # fmt: skip
+            assert ("yes" if bool(holds) else "no") == answer, question
+        seen.add(family if not question.startswith("is the") else "yes/no")
+        if answer not in ("no", "zero") or family == "relation":
+            assert first.any() and second.any(), question
+    assert {"exist", "yes/no", "colour"} <= seen
+    assert "referents" not in task.dataset("train")[0]
+
+
+def test_attention_loss_is_the_cross_entropy_against_the_objects_cells():
+    attention = torch.full((3, 3, 4, 4), 1 / 16)  # uniform maps, 3 hops
+    attention[1, 0] = 0.0
+    attention[1, 0, 0, 1] = 1.0  # question 1, hop 1: all on cell (0, 1)
+    referents = torch.zeros(3, 2, 16, 16, dtype=torch.bool)
+    referents[0, 0, 0:4, 0:4] = True  # question 0, first look: cell (0, 0) entirely
+    referents[0, 1, 0:4, 4:6] = True  # second look: half of cell (0, 1) ...
+    referents[0, 1, 8:12, 8:10] = True  # ... and half of cell (2, 2)
+    referents[1, 0, 0:4, 4:8] = True  # question 1, first look: cell (0, 1)
+    # question 2 has no referents: its maps do not count
+    loss, used = attention_loss(attention, referents)
+    uniform = torch.log(torch.tensor(16.0))
+    # q0: hop 1 and hops 2, 3 (held to the second look) under uniform maps; q1: hop 1 exact
+    assert used == 4
+    torch.testing.assert_close(loss, (3 * uniform + 0.0) / 4)
+    none, used = attention_loss(attention, torch.zeros_like(referents))
+    assert used == 0 and float(none) == 0.0
+
+
+def test_pointing_hits_count_the_peaks_on_their_objects():
+    attention = torch.full((2, 3, 4, 4), 0.01)
+    attention[0, 0, 0, 0] = attention[0, 1, 3, 3] = attention[0, 2, 2, 2] = 0.9
+    attention[1, :, 1, 1] = 0.9
+    referents = torch.zeros(2, 2, 16, 16, dtype=torch.bool)
+    referents[0, 0, 1, 1] = True  # one pixel of cell (0, 0): the first look
+    referents[0, 1, 8:12, 8:12] = True  # cell (2, 2): the second look (hops 2 and 3)
+    referents[1, 1, 0, 0] = True  # question 1: no first look; the second at cell (0, 0)
+    hit, has = pointing_hits(attention, referents)
+    assert has.tolist() == [[True, True, True], [False, True, True]]
+    assert hit.tolist() == [[True, False, True], [False, False, False]]
+
+
+def test_the_attention_loss_joins_the_training_loss_for_san_on_the_world(tmp_path):
+    task = _fitting_task(tmp_path, "model.pretrain_steps=0")
+    torch.manual_seed(0)
+    model = task.build_model()
+    batch = next(iter(task.train_dataloader()))
+    assert batch["referents"].shape[:2] == (len(batch["tokens"]), 2)
+    loss, logs = task.training_step(model, batch)
+    assert logs["attention_xent"] > 0
+    assert float(loss.detach()) == pytest.approx(logs["xent"] + logs["attention_xent"], rel=1e-5)
+    task.config.model.attention_loss = 0.0  # off: plain batches, plain loss
+    batch = next(iter(task.train_dataloader()))
+    loss, logs = task.training_step(model, batch)
+    assert "referents" not in batch and "attention_xent" not in logs
+    assert float(loss.detach()) == pytest.approx(logs["xent"])
+    product = _fitting_task(tmp_path / "p", "model.fusion=product")
+    assert "referents" not in next(iter(product.train_dataloader()))
 
 
 def test_soft_targets_follow_the_annotators_and_skip_unknown_answers():

@@ -24,10 +24,11 @@ from xmodal.world.language import (
     caption_facts,
     captions,
     facts_hold,
+    question_referents,
     questions,
     scene_text,
 )
-from xmodal.world.schema import COLOURS, PLACES, SHAPES, SIZES, WorldObject, relation
+from xmodal.world.schema import COLOURS, PLACES, SHAPES, SIZES, Question, WorldObject, relation
 
 SIDE = 64
 MARGIN = 0.1 * SIDE
@@ -298,6 +299,66 @@ def test_every_answer_is_right(many_scenes):
             check_text_matches_facts(q)
             assert answer_question(q, objs, margin=MARGIN) == q.answer, q
             assert q.question.endswith("?") and q.question == q.question.lower()
+
+
+def test_question_referents_are_what_each_answer_is_read_from(many_scenes):
+    rng = np.random.default_rng(9)
+    kinds = Counter()
+    for objs, _ in many_scenes[:600]:
+        for q in questions(rng, objs, n=10, margin=MARGIN):
+            first, second = question_referents(q, objs, margin=MARGIN)
+            kind = q.facts.get("ask", q.family)
+            kinds[kind] += 1
+            if q.family in ("exist", "count"):
+                assert first == second and len(first) == q.facts["count"], q
+                assert all(
+                    objs[i] in matching(objs, {k: q.facts[k] for k in ("size", "colour", "shape")})
+                    for i in first
+                )
+            elif q.family in ("colour", "shape"):
+                assert first == second and len(first) == 1, q
+                assert getattr(objs[first[0]], q.family) == q.answer, q
+            elif kind == "yes/no":  # first A, then B; the answer is their relation
+                assert len(first) == len(second) == 1 and first != second, q
+                holds = q.facts["relation"] in relation(
+                    objs[first[0]], objs[second[0]], margin=MARGIN
+                )
+                assert ("yes" if holds else "no") == q.answer, q
+            else:  # first B, then the thing beside it, whose colour or shape is the answer
+                assert len(first) == len(second) == 1 and first != second, q
+                assert objs[first[0]] is one(objs, q.facts["b"])
+                assert getattr(objs[second[0]], kind) == q.answer, q
+    assert set(kinds) == {"exist", "count", "colour", "shape", "yes/no"}  # every kind seen
+
+
+def test_question_referents_of_a_hand_built_scene():
+    objs = [WorldObject("circle", "red", "large", 10, 20, 10),
+            WorldObject("square", "blue", "small", 45, 40, 6)]  # fmt: skip
+    red_circle = {"size": None, "colour": "red", "shape": "circle"}
+    blue = {"size": None, "colour": "blue", "shape": None}
+    yes_no = {"a": red_circle, "relation": "left of", "b": blue, "ask": "yes/no"}
+    beside = {"relation": "right of", "b": red_circle, "ask": "colour"}
+    purple = {"size": None, "colour": "purple", "shape": None, "count": 0}
+    cases = [
+        (
+            Question("is the red circle left of the blue thing?", "yes", "relation", yes_no),
+            ([0], [1]),
+        ),
+        (
+            Question(
+                "what colour is the thing right of the red circle?", "blue", "relation", beside
+            ),
+            ([0], [1]),
+        ),
+        (Question("is there a purple thing?", "no", "exist", purple), ([], [])),
+        (Question("what shape is the blue thing?", "square", "shape", blue), ([1], [1])),
+    ]
+    for q, expected in cases:
+        assert question_referents(q, objs, margin=MARGIN) == expected
+    with pytest.raises(ParameterError, match="is the red circle"):
+        question_referents("is the red circle left of the blue thing?", objs, margin=MARGIN)
+    with pytest.raises(ParameterError, match="facts"):
+        question_referents(Question("is there a thing?", "yes", "exist", {}), objs, margin=MARGIN)
 
 
 def test_answers_are_balanced(many_scenes):

@@ -13,13 +13,18 @@ Three ways to let the question consult the image (``fusion``):
   the one soft visual attention of xmodal) and refines ``u_k = u_{k-1} + sum_i p_i v_i``.
   The attention maps ``p`` of every hop are returned: where the model looked.
   ``readout`` says what the classifier reads: ``"sum"``, the paper's ``u_K``, or
-  ``"concat"`` (the default), ``[v_Q, c_1, ..., c_K, v_Q * c_1, ..., v_Q * c_K, v_Q * v_I]``:
-  every hop's context ``c_k = sum_i p_i v_i`` kept apart, as Kazemi & Elqursh (2017)
-  concatenate their glimpses, each also multiplied by the question vector (a bilinear
-  check of what the hop found against what the question describes, as in MLB/MCB
-  fusion), and the product baseline's ``v_Q * v_I`` of the pooled image, which keeps how
-  much of a kind the image shows where softmax attention normalises it away (counting,
-  existence). On the world this learns much faster than ``"sum"`` (docs/vqa.md).
+  ``"concat"`` (the default), ``[v_Q, c_1, ..., c_K, v_Q * c_1, ..., v_Q * c_K, v_Q * v_I,
+  vec(r ⊗ v_Q)]``: every hop's context ``c_k = sum_i p_i v_i`` kept apart, as Kazemi &
+  Elqursh (2017) concatenate their glimpses, each also multiplied by the question vector
+  (a bilinear check of what the hop found against what the question describes, as in
+  MLB/MCB fusion); the product baseline's ``v_Q * v_I`` of the pooled image, which keeps
+  how much of a kind the image shows where softmax attention normalises it away
+  (counting, existence); and where the hops looked, ``r = (x_1, y_1, ..., x_K, y_K)``,
+  each hop's attended position ``sum_i p_i (x_i, y_i)`` (cell centres, the map spanning
+  ``[-1, 1]``), times every component of the question vector, so a relation word can
+  compare two hops' positions ("is the circle left of the square?": ``x_1 - x_2`` against
+  "left"), which a context vector, blind to where it was taken, cannot. On the world this
+  learns much faster than ``"sum"`` (docs/vqa.md).
 
 The fused vector goes through one classifier head for all: dropout, linear, tanh,
 dropout, linear to ``n_answers`` logits.
@@ -55,7 +60,15 @@ from xmodal.matching.joint import TransformerTextEncoder
 from xmodal.vision.attention import AdditiveAttention
 from xmodal.vision.encoders import create_encoder
 
-__all__ = ["FUSIONS", "QUESTION_ENCODERS", "READOUTS", "QuestionEncoder", "VQAModel", "VQAOutput"]
+__all__ = [
+    "FUSIONS",
+    "QUESTION_ENCODERS",
+    "READOUTS",
+    "QuestionEncoder",
+    "VQAModel",
+    "VQAOutput",
+    "attended_positions",
+]
 
 FUSIONS = ("product", "concat", "san")
 QUESTION_ENCODERS = ("lstm", "gru", "transformer")
@@ -74,6 +87,18 @@ def _check_dropout(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         raise ParameterError(f"{name} must be in [0, 1). Found: {value!r}")
     return float(value)
+
+
+def attended_positions(attention: torch.Tensor) -> torch.Tensor:
+    """Where each hop looked: ``attention (Q, K, h, w)`` → ``(Q, 2 K)``, hop by hop the
+    expected ``(x, y)`` of the cell centres under its map, the map spanning ``[-1, 1]``
+    (x to the right, y down)."""
+    q, k, h, w = attention.shape
+    xs = (torch.arange(w, device=attention.device, dtype=attention.dtype) + 0.5) * 2 / w - 1
+    ys = (torch.arange(h, device=attention.device, dtype=attention.dtype) + 0.5) * 2 / h - 1
+    x = (attention.sum(dim=2) * xs).sum(dim=-1)  # (Q, K): the columns' mass times x
+    y = (attention.sum(dim=3) * ys).sum(dim=-1)  # (Q, K)
+    return torch.stack([x, y], dim=-1).flatten(1)  # (Q, 2K): x_1, y_1, x_2, y_2, ...
 
 
 class QuestionEncoder(nn.Module):
@@ -156,8 +181,9 @@ class VQAModel(nn.Module):
         attention_dim: the additive attention's hidden size (``san``).
         hops: attention layers (``san``; the paper's best has 2).
         readout: what the classifier reads of ``san``: ``"concat"`` (the question vector,
-            every hop's context alone and times the question, the pooled product) or
-            ``"sum"`` (the paper's ``u_K``).
+            every hop's context alone and times the question, the pooled product, the
+            hops' attended positions times the question) or ``"sum"`` (the paper's
+            ``u_K``).
         classifier_hidden: the hidden layer of the answer classifier.
         dropout: before each classifier layer (and between recurrent layers).
     """
@@ -206,7 +232,7 @@ class VQAModel(nn.Module):
             fused = d
             if self.readout == "concat":
                 self.pooled_proj = nn.Linear(c, d)  # the product baseline's W_I
-                fused = (2 * self.hops + 2) * d
+                fused = (4 * self.hops + 2) * d  # ... + (2 K) x D positions x question
         else:
             self.image_proj = nn.Linear(c, d)
             fused = 2 * d if self.fusion == "concat" else d
@@ -269,7 +295,8 @@ class VQAModel(nn.Module):
             else:
                 pooled = self._pooled(features, self.pooled_proj, idx)  # (Q, D)
                 products = [q * c for c in contexts]
-                fused = torch.cat([q, *contexts, *products, q * pooled], dim=-1)  # (Q, (2K+2) D)
+                where = (attended_positions(attention)[:, :, None] * q[:, None, :]).flatten(1)
+                fused = torch.cat([q, *contexts, *products, q * pooled, where], dim=-1)
         else:
             v = self._pooled(features, self.image_proj, idx)  # (Q, D)
             fused = v * q if self.fusion == "product" else torch.cat([v, q], dim=-1)

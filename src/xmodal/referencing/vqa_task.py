@@ -59,7 +59,9 @@ __all__ = [
     "VQAOptimConfig",
     "VQATask",
     "QuestionsByImage",
+    "attention_loss",
     "collate_questions",
+    "pointing_hits",
     "plot_vqa_attention",
 ]
 
@@ -91,6 +93,10 @@ class VQAModelConfig:
     # (which colours, shapes, colour-shape and size-shape pairs a training scene shows),
     # as SAN's VGG comes pretrained on ImageNet. 0: none. Skipped for VQA files.
     pretrain_steps: int = 1000
+    # World only (san): the weight of the attention supervision, the cross-entropy of each
+    # hop's map against where the objects its question is about are
+    # (xmodal.world.language.question_referents). 0: none. VQA files have no such truth.
+    attention_loss: float = 1.0
 
     def __post_init__(self) -> None:
         from xmodal.referencing.vqa import FUSIONS, QUESTION_ENCODERS, READOUTS
@@ -102,6 +108,7 @@ class VQAModelConfig:
                      "embed_dim", "attention_dim", "hops", "classifier_hidden"):  # fmt: skip
             check_positive_int(getattr(self, name), f"model.{name}")
         check_positive_int(self.pretrain_steps, "model.pretrain_steps", minimum=0)
+        check_positive_number(self.attention_loss, "model.attention_loss", allow_zero=True)
         if self.question_encoder == "transformer" and self.word_dim % self.text_heads:
             raise ParameterError(
                 f"model.word_dim must be divisible by model.text_heads. Found: "
@@ -225,6 +232,22 @@ class _Split:
             return scene.image.to(torch.float32).div_(255.0)
         return src[self.image_keys[g]]["image"]  # VQAv2: key = an item of the image
 
+    def image_and_referents(self, g: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """World only: image ``g`` and, for each of its questions, where the objects it is
+        about are: ``(n_q, 2, H, W)`` bool, the masks of the first and of the second look
+        (:func:`~xmodal.world.language.question_referents`; all False where none)."""
+        from xmodal.world.language import question_referents
+
+        world, qs = self.source.world, self.groups[g]
+        scene = world.scene(self.source.split, self.image_keys[g], audio=False)
+        referents = torch.zeros(len(qs), 2, *scene.masks.shape[1:], dtype=torch.bool)
+        for k, q in enumerate(scene.questions[: len(qs)]):
+            looks = question_referents(q, scene.objects, margin=world.margin)
+            for look, objects in enumerate(looks):
+                if objects:
+                    referents[k, look] = scene.masks[objects].any(dim=0)
+        return scene.image.to(torch.float32).div_(255.0), referents
+
 
 def _world_split(view) -> _Split:
     """The world's VQA view grouped by scene: question ``i`` of the view is question
@@ -279,9 +302,9 @@ class QuestionsByImage(Dataset):
     """
 
     def __init__(self, split: _Split, vocab: Vocabulary, classes: dict[str, int], *,
-                 normalize: bool, max_len: int) -> None:  # fmt: skip
+                 normalize: bool, max_len: int, referents: bool = False) -> None:  # fmt: skip
         self.split, self.vocab, self.classes = split, vocab, classes
-        self.normalize, self.max_len = normalize, max_len
+        self.normalize, self.max_len, self.referents = normalize, max_len, referents
 
     def __len__(self) -> int:
         return len(self.split.groups)
@@ -297,8 +320,7 @@ class QuestionsByImage(Dataset):
 
     def __getitem__(self, g: int) -> dict:
         qs = self.split.groups[g]
-        return {
-            "image": self.split.image(g),
+        item = {
             "tokens": [
                 torch.tensor(self.vocab.encode(self.split.questions[i], max_len=self.max_len))
                 for i in qs
@@ -306,14 +328,20 @@ class QuestionsByImage(Dataset):
             "target": torch.stack([self.target(self.split.answers[i]) for i in qs]),
             "question_index": qs,
         }
+        if self.referents:
+            item["image"], item["referents"] = self.split.image_and_referents(g)
+        else:
+            item["image"] = self.split.image(g)
+        return item
 
 
 def collate_questions(items: list[dict]) -> dict:
     """``image`` (B, 3, H, W); ``tokens`` (Q, L) <pad>-padded and ``lengths`` (Q,) for all
     Q questions of the batch; ``image_index`` (Q,) the image row of each; ``target``
-    (Q, K); ``question_index`` (Q,)."""
+    (Q, K); ``question_index`` (Q,); and ``referents`` (Q, 2, H, W) when the items have
+    them."""
     tokens = [t for it in items for t in it["tokens"]]
-    return {
+    batch = {
         "image": torch.stack([it["image"] for it in items]),
         "tokens": nn.utils.rnn.pad_sequence(tokens, batch_first=True, padding_value=PAD_ID),
         "lengths": torch.tensor([len(t) for t in tokens]),
@@ -321,6 +349,9 @@ def collate_questions(items: list[dict]) -> dict:
         "target": torch.cat([it["target"] for it in items]),
         "question_index": torch.tensor([i for it in items for i in it["question_index"]]),
     }
+    if "referents" in items[0]:
+        batch["referents"] = torch.cat([it["referents"] for it in items])
+    return batch
 
 
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -332,6 +363,48 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> tuple[torc
         return logits.sum() * 0.0, 0  # no answer in the classes: nothing to learn, no NaN
     loss = -(target[keep] * F.log_softmax(logits[keep], dim=-1)).sum(dim=-1)
     return loss.mean(), used
+
+
+def attention_loss(attention: torch.Tensor, referents: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """How far each hop looked from the objects its question is about.
+
+    ``attention (Q, K, h, w)``, each map summing to 1; ``referents (Q, 2, H, W)`` bool, the
+    first and the second look's objects (:meth:`_Split.image_and_referents`), H and W
+    multiples of h and w. Hop 1 is held to the first look, hops 2..K to the second. The
+    target of a hop is the share of each cell its objects cover, normalised to sum to 1;
+    the loss is the mean over the maps that have a target of ``-sum target * log map``
+    (a cross-entropy, as attention supervision does, Qiao et al. 2018).
+    Returns ``(loss, maps used)``."""
+    target = _look_targets(attention, referents)
+    mass = target.sum(dim=(2, 3))
+    keep = mass > 0
+    used = int(keep.sum())
+    if used == 0:
+        return attention.sum() * 0.0, 0
+    target = target[keep] / mass[keep][:, None, None]
+    loss = -(target * attention[keep].clamp_min(1e-12).log()).sum(dim=(1, 2))
+    return loss.mean(), used
+
+
+def _look_targets(attention: torch.Tensor, referents: torch.Tensor) -> torch.Tensor:
+    """``(Q, K, h, w)``: the share of each cell of hop k's map covered by its look's objects
+    (hop 1: the first look; hops 2..K: the second)."""
+    k = attention.shape[1]
+    target = F.adaptive_avg_pool2d(referents.to(attention.dtype), attention.shape[2:])
+    return target[:, [min(j, 1) for j in range(k)]]
+
+
+def pointing_hits(
+    attention: torch.Tensor, referents: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pointing game (Zhang et al. 2016) for attention hops: ``(hit, has)``, both
+    ``(Q, K)`` bool; ``has``: hop k's look has objects (:func:`attention_loss` pairs hops
+    and looks); ``hit``: and the map's most attended cell holds part of them."""
+    target = _look_targets(attention, referents).flatten(2)  # (Q, K, h*w)
+    has = target.sum(dim=-1) > 0
+    peak = attention.flatten(2).argmax(dim=-1, keepdim=True)
+    hit = target.gather(2, peak).squeeze(2) > 0
+    return hit & has, has
 
 
 def object_labels() -> list[str]:
@@ -500,24 +573,31 @@ class VQATask(Task):
         ranked = sorted(counts, key=lambda a: (-counts[a], a))
         return ranked[: self.config.data.top_k], ranked[0]
 
-    def dataset(self, split: str) -> QuestionsByImage:
+    def dataset(self, split: str, *, referents: bool = False) -> QuestionsByImage:
+        """The questions of ``split`` by image; ``referents``: with where the objects each
+        question is about are (world only)."""
         classes = {a: j for j, a in enumerate(self.answers)}
         return QuestionsByImage(
             self.split(split), self.vocab, classes, normalize=self._normalized(),
-            max_len=self.config.data.max_len,
+            max_len=self.config.data.max_len, referents=referents,
         )  # fmt: skip
+
+    def _supervised_attention(self) -> bool:
+        m = self.config.model
+        return self.config.data.name == "world" and m.fusion == "san" and m.attention_loss > 0
 
     def train_dataloader(self) -> DataLoader:
         d = self.config.data
-        ds = self.dataset("train")
+        ds = self.dataset("train", referents=self._supervised_attention())
         return seeded_loader(
             ds, batch_size=min(d.batch_size, len(ds)), shuffle=True, seed=self.config.seed,
             num_workers=d.num_workers, collate_fn=collate_questions, drop_last=True,
         )  # fmt: skip
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.dataset("val"), batch_size=self.config.eval.batch_size,
-                          shuffle=False, collate_fn=collate_questions)  # fmt: skip
+        ds = self.dataset("val", referents=self._supervised_attention())
+        return DataLoader(ds, batch_size=self.config.eval.batch_size, shuffle=False,
+                          collate_fn=collate_questions)  # fmt: skip
 
     # ------------------------------------------------------------------ model
 
@@ -559,7 +639,12 @@ class VQATask(Task):
         out = model(batch["image"], batch["tokens"], batch["lengths"], batch["image_index"])
         loss, used = soft_cross_entropy(out.logits, batch["target"])
         hit = batch["target"].gather(1, out.logits.argmax(dim=-1, keepdim=True)).squeeze(1) > 0
-        return loss, {"xent": float(loss.detach()), "acc": float(hit.float().mean()), "used": used}
+        logs = {"xent": float(loss.detach()), "acc": float(hit.float().mean()), "used": used}
+        if "referents" in batch and out.attention is not None:
+            look, _ = attention_loss(out.attention, batch["referents"])
+            logs["attention_xent"] = float(look.detach())
+            loss = loss + self.config.model.attention_loss * look
+        return loss, logs
 
     def training_step(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
         loss, logs = self._step(model, batch)
@@ -575,11 +660,14 @@ class VQATask(Task):
 
     @torch.no_grad()
     def _answer_split(self, model: nn.Module, split: str, *, limit: int | None = None,
-                      attention: bool = False) -> tuple[torch.Tensor, dict]:  # fmt: skip
+                      attention: bool = False, pointing: bool = False) -> tuple:  # fmt: skip
         """Predicted answer ids ``(n,)`` for the ``n`` questions of ``split`` (-1 for those
-        of images past ``limit``) and, with ``attention``, ``{question: (hops, h, w)}``."""
+        of images past ``limit``); with ``attention``, ``{question: (hops, h, w)}``; with
+        ``pointing`` (world, SAN), per hop the maps that hit their objects and the maps
+        that have objects, ``(hops,)`` counts each (else None)."""
         model.eval()
-        ds = self.dataset(split)
+        ds = self.dataset(split, referents=pointing)
+        hits = has = None
         n_images = len(ds) if limit is None else min(limit, len(ds))
         workers = self.config.data.num_workers if limit is None else 0
         loader = DataLoader(torch.utils.data.Subset(ds, range(n_images)),
@@ -595,13 +683,18 @@ class VQATask(Task):
             if attention and out.attention is not None:
                 for i, a in zip(batch["question_index"].tolist(), out.attention.cpu(), strict=True):
                     maps[i] = a
-        return pred, maps
+            if pointing and out.attention is not None:
+                hit, some = pointing_hits(out.attention.cpu(), batch["referents"])
+                hits = hit.sum(dim=0) + (0 if hits is None else hits)
+                has = some.sum(dim=0) + (0 if has is None else has)
+        return pred, maps, None if hits is None else (hits, has)
 
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
         from xmodal.metrics.vqa import vqa_scores
 
         data = self.split(split)
-        pred, _ = self._answer_split(model, split)
+        pointing = self.config.data.name == "world" and self.config.model.fusion == "san"
+        pred, _, points = self._answer_split(model, split, pointing=pointing)
         predictions = [self.answers[int(j)] for j in pred]
         metrics = vqa_scores(predictions, data.answers, groups=data.families)
         baseline = vqa_scores([self.majority] * len(data.answers), data.answers)
@@ -612,6 +705,10 @@ class VQATask(Task):
             named = vqa_scores([predictions[i] for i in keep], [data.answers[i] for i in keep])
             metrics["accuracy_held_out_named"] = named["accuracy"]
             metrics["n_held_out_named"] = len(keep)
+        if points is not None:  # where the hops looked: their peaks on the objects
+            hits, has = points
+            for k, (hit, n) in enumerate(zip(hits.tolist(), has.tolist(), strict=True)):
+                metrics[f"pointing_hop{k + 1}"] = 100.0 * hit / max(n, 1)
         metrics["n_images"] = len(data.groups)
         metrics["n_classes"] = len(self.answers)
         return metrics
@@ -625,7 +722,7 @@ class VQATask(Task):
         split = "val"
         data = self.split(split)
         n = min(n, len(data.groups))
-        pred, attention = self._answer_split(model, split, limit=n, attention=True)
+        pred, attention, _ = self._answer_split(model, split, limit=n, attention=True)
         paths = []
         for g in range(n):
             qs = data.groups[g]

@@ -73,6 +73,7 @@ __all__ = [
     "caption_facts",
     "captions",
     "facts_hold",
+    "question_referents",
     "questions",
     "scene_text",
     "word_attribute",
@@ -952,3 +953,43 @@ def answer_question(question: Question | str, objects: list[WorldObject], *, mar
     if target is None:
         raise bad
     return objects[target].colour if ask == "colour" else objects[target].shape
+
+
+def question_referents(
+    question: Question, objects: list[WorldObject], *, margin: float
+) -> tuple[list[int], list[int]]:
+    """Which objects a question of :func:`questions` is about, in the order a reader looks
+    for them: ``(first, second)``, lists of indices into ``objects``.
+
+    From the question's ``facts`` (the generator's record, not its text): for exist,
+    count, colour and shape, both are the objects the description matches (none for "is
+    there a purple square?" -> no); for "is the A <relation> the B?", ``([A], [B])``; for
+    "what colour is the thing <relation> the B?", ``([B], [the thing])``: find B, then look
+    beside it. Supervision for where a model looks (the two hops of a stacked-attention
+    VQA model), and a check of it.
+
+    Raises:
+        ParameterError: ``question`` is not a :class:`Question` with its family's facts.
+    """
+    _scene(objects, margin)
+
+    def matching(d: dict) -> list[int]:
+        m = Mention(None, d["size"], d["colour"], d["shape"])
+        return [i for i, o in enumerate(objects) if _matches(m, o)]
+
+    facts = question.facts if isinstance(question, Question) else None
+    try:
+        if question.family != "relation":
+            found = matching(facts)
+            return found, list(found)
+        b = matching(facts["b"])
+        if facts["ask"] == "yes/no":
+            return matching(facts["a"]), b
+        rel = facts["relation"]
+        there = [i for i, o in enumerate(objects) if len(b) == 1 and i != b[0]
+                 and rel in _clear_relations(o, objects[b[0]], margin)]  # fmt: skip
+        return b, there
+    except (AttributeError, KeyError, TypeError) as e:
+        raise ParameterError(
+            f"question must be a world Question with its family's facts. Found: {question!r}"
+        ) from e
