@@ -724,9 +724,12 @@ class VQATask(Task):
         n = min(n, len(data.groups))
         pred, attention, _ = self._answer_split(model, split, limit=n, attention=True)
         paths = []
+        families = sorted(set(data.families))
         for g in range(n):
             qs = data.groups[g]
-            i = qs[g % len(qs)]  # a different question of each image: a mix of families
+            # each image with a question of the next family in turn, where it has one
+            wanted = families[g % len(families)]
+            i = next((i for i in qs if data.families[i] == wanted), qs[g % len(qs)])
             truth = Counter(data.answers[i]).most_common(1)[0][0]
             fig = plot_vqa_attention(
                 data.image(g), data.questions[i], self.answers[int(pred[i])], truth,
