@@ -16,13 +16,16 @@ from xmodal.translation.text2image_task import (
     Text2ImageEvalConfig,
     Text2ImageModelConfig,
     Text2ImageOptimConfig,
+    collate_pairs,
     image_grid,
+    named_attributes,
     wrong_indices,
 )
 from xmodal.translation.text_to_image import (
     Discriminator,
     Generator,
     TextToImageGAN,
+    aux_loss,
     diff_augment,
     discriminator_loss,
     generator_loss,
@@ -156,6 +159,73 @@ def test_projection_discriminator_scores_the_inner_product_with_the_sentence():
         Discriminator(text_dim=16, cond="film")
 
 
+@torch.no_grad()
+def test_auxiliary_heads_classify_the_pooled_features_one_per_attribute():
+    from torch.nn.utils import parametrize
+
+    torch.manual_seed(0)
+    x, t = torch.rand(3, 3, 64, 64), torch.randn(3, 16)
+    # 64x64: the blocks' maps are 32, 16, 8, 4 wide (strides 2, 4, 8, 16; ndf * 1, 2, 4, 8)
+    for cond, stride, width, layer in (("projection", 8, 16, 5), ("concat", 4, 8, 3),
+                                       ("projection", 16, 32, 7)):  # fmt: skip
+        d = Discriminator(text_dim=16, proj_dim=8, ndf=4, image_size=64, norm="spectral",
+                          cond=cond, aux_classes=(6, 5), aux_stride=stride).eval()  # fmt: skip
+        logits, heads = d(x, t, aux=True)
+        assert torch.equal(logits, d(x, t))  # the heads leave the GAN logit alone
+        assert [h.shape for h in heads] == [(3, 6), (3, 5)]
+        mid = d.encode[: layer + 1](x * 2 - 1)  # up to that block's leaky ReLU
+        assert mid.shape == (3, width, 64 // stride, 64 // stride)
+        found = mid.amax((2, 3))  # (B, C'): the heads read the max-pooled map
+        for head, out in zip(d.aux, heads, strict=True):
+            assert parametrize.is_parametrized(head, "weight")  # spectral like the rest
+            assert torch.allclose(out, head(found), atol=1e-6)
+    plain = Discriminator(text_dim=16, proj_dim=8, ndf=4, image_size=64)
+    assert len(plain.aux) == 0 and plain(x, t, aux=True)[1] == []
+    with pytest.raises(ParameterError, match="aux_classes must be an integer >= 2. Found: 1"):
+        Discriminator(text_dim=16, aux_classes=(6, 1))
+    with pytest.raises(ParameterError, match=r"aux_stride must be one of \[2, 4, 8, 16\]"):
+        Discriminator(text_dim=16, aux_classes=(6, 5), aux_stride=32)
+
+
+def test_aux_loss_is_the_cross_entropy_over_the_named_attributes_only():
+    colour = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0], [0.0, 3.0, 1.0]])  # (3, 3)
+    shape = torch.tensor([[1.0, -1.0], [0.0, 2.0], [4.0, 0.0]])  # (3, 2)
+    named_colour = torch.tensor([0, -1, 2])  # item 1's caption names no colour
+    named_shape = torch.tensor([-1, -1, -1])  # no caption names a shape
+
+    def ce(row: torch.Tensor, k: int) -> float:  # -log softmax, by hand
+        return -float(row[k]) + math.log(sum(math.exp(float(v)) for v in row))
+
+    want = (ce(colour[0], 0) + ce(colour[2], 2)) / 2 + 0.0  # the shape term is 0, not NaN
+    loss, parts = aux_loss([colour, shape], [named_colour, named_shape])
+    assert float(loss) == pytest.approx(want, rel=1e-6)
+    assert parts == pytest.approx([want, 0.0])
+    full, _ = aux_loss([shape], [torch.tensor([0, 1, 1])])
+    assert float(full) == pytest.approx((ce(shape[0], 0) + ce(shape[1], 1) + ce(shape[2], 1)) / 3)
+    logits = colour.clone().requires_grad_(True)
+    aux_loss([logits], [named_colour])[0].backward()
+    assert torch.equal(logits.grad[1], torch.zeros(3))  # an unnamed item gets no gradient
+    with pytest.raises(ParameterError, match="one target per head"):
+        aux_loss([colour, shape], [named_colour])
+
+
+def test_named_attributes_reads_what_the_caption_says_about_the_object():
+    from xmodal.world import COLOURS, SHAPES, WorldObject
+
+    obj = WorldObject("triangle", "purple", "large", 30, 30, 10)
+    c, s = list(COLOURS).index("purple"), list(SHAPES).index("triangle")
+    assert named_attributes("a scene with a large purple triangle in the forest", obj) == (c, s)
+    assert named_attributes("a purple object", obj) == (c, -1)
+    assert named_attributes("there is one triangle", obj) == (-1, s)
+    assert named_attributes("one thing", obj) == (-1, -1)
+    assert named_attributes("a large object in a forest", obj) == (-1, -1)
+    assert named_attributes("no purple triangles", obj) == (-1, -1)  # claims none
+    items = [{"image": torch.zeros(3, 4, 4), "tokens": torch.tensor([1, 2]), "label": 0,
+              "named": named_attributes(t, obj), "index": 0}
+             for t in ("a purple object", "one thing")]  # fmt: skip
+    assert collate_pairs(items)["named"].tolist() == [[c, -1], [-1, -1]]
+
+
 def test_hinge_losses_equal_the_hand_computed_values():
     rr = torch.tensor([2.0, 0.5])  # real image, right text: relu(1 - s) = 0, 0.5
     rw = torch.tensor([0.5, -3.0])  # real image, wrong text: relu(1 + s) = 1.5, 0
@@ -272,6 +342,15 @@ def test_config_errors_name_the_value():
                      ("augment", "colour"), ("d_cond", "film")):  # fmt: skip
         with pytest.raises(ParameterError, match=f"model.{key} must be one of.*{bad}"):
             Text2ImageModelConfig(**{key: bad})
+    with pytest.raises(ParameterError, match="model.aux_weight must be .*Found: -1"):
+        Text2ImageModelConfig(aux_weight=-1.0)
+    with pytest.raises(ParameterError, match="model.text_aux_weight must be .*Found: -0.5"):
+        Text2ImageModelConfig(text_aux_weight=-0.5)
+    with pytest.raises(ParameterError, match="model.aux_pretrain_steps must be .*Found: -5"):
+        Text2ImageModelConfig(aux_pretrain_steps=-5)
+    with pytest.raises(ParameterError, match="aux_weight needs single-object scenes"):
+        Text2ImageConfig(model=Text2ImageModelConfig(aux_weight=1.0),
+                         data=Text2ImageDataConfig(objects=2))  # fmt: skip
     with pytest.raises(ParameterError, match="eval.n_captions must be >= 100"):
         Text2ImageEvalConfig(n_captions=50)
     assert Text2ImageConfig().trainer.max_epochs >= 1
@@ -410,3 +489,72 @@ def test_the_matching_loss_trains_the_generator_towards_its_caption(tmp_path):
     plain = train("text2image", runs_dir=tmp_path, overrides=[*TINY, "model.match_weight=0"])
     with open(plain.run_dir / "logs" / "csv" / "metrics.csv", newline="") as f:
         assert "train/g_match_epoch" not in next(csv.reader(f))
+
+
+def test_the_auxiliary_classifiers_train_on_real_labels_and_judge_the_fakes(tmp_path):
+    import csv
+
+    from xmodal.engine import train
+    from xmodal.engine.run import load_run
+
+    run = train("text2image", runs_dir=tmp_path, overrides=[*TINY, "model.aux_weight=1.0"])
+    with open(run.run_dir / "logs" / "csv" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for key in ("d_aux_colour", "d_aux_shape", "g_aux_colour", "g_aux_shape"):
+        values = [float(r[f"train/{key}_epoch"]) for r in rows if r.get(f"train/{key}_epoch")]
+        assert values and all(v >= 0 for v in values), key  # cross entropies
+    task, model = load_run(run.run_dir)  # the heads are saved and rebuilt with the run
+    assert model.discriminator.aux_classes == (6, 5)
+    torch.manual_seed(run.config.seed)
+    start = task.build_model()
+    for a, b in zip(start.discriminator.aux.parameters(), model.discriminator.aux.parameters(),
+                    strict=True):  # fmt: skip
+        assert not torch.equal(a, b)  # trained
+    plain = train("text2image", runs_dir=tmp_path, overrides=[*TINY, "model.aux_weight=0"])
+    assert len(load_run(plain.run_dir)[1].discriminator.aux) == 0
+    # A run saved before the option existed (no aux_weight in its config) has no heads.
+    saved = plain.run_dir / "config.yaml"
+    lines = saved.read_text().splitlines(keepends=True)
+    saved.write_text("".join(line for line in lines if "aux_weight:" not in line))
+    assert len(load_run(plain.run_dir)[1].discriminator.aux) == 0
+
+
+def test_pretraining_the_classifiers_trains_only_their_path_and_keeps_the_global_seed():
+    from xmodal.translation.text2image_task import Text2ImageTask
+
+    config = Text2ImageConfig(
+        model=Text2ImageModelConfig(aux_weight=1.0, aux_pretrain_steps=3),
+        data=Text2ImageDataConfig(train_size=8, batch_size=4, image_size=32),
+    )
+    task = Text2ImageTask(config)
+    torch.manual_seed(0)
+    d = Discriminator(text_dim=8, proj_dim=4, ndf=4, image_size=32, norm="spectral",
+                      cond="projection", aux_classes=(6, 5), aux_stride=4)  # fmt: skip
+    before = {k: v.clone() for k, v in d.state_dict().items()}
+    state = torch.random.get_rng_state()
+    task._pretrain_aux(d)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the GAN's draws are unchanged
+    after = d.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    # encode.0 and encode.2 (stride 4) and the heads learn; the layers above do not
+    trained = {k.split(".parametrizations")[0] for k in changed if k.endswith("original")}
+    assert trained == {"encode.0", "encode.2", "aux.0", "aux.1"}
+    assert set(task.aux_pretrain_log) == {"seconds", "colour", "shape"}
+
+
+def test_the_text_attribute_term_changes_only_the_sentence_pretraining(tmp_path):
+    from xmodal.text.vocab import Vocabulary
+    from xmodal.translation.text2image_task import Text2ImageTask
+
+    task = Text2ImageTask(Text2ImageConfig(data=Text2ImageDataConfig(image_size=32)))
+    images, scenes = task._real("train", 8)
+    task.vocab = Vocabulary.build([c for s in scenes for c in s.captions], min_freq=1)
+    sizes = {"word_dim": 8, "hidden": 8, "embed_dim": 8}
+    states = []
+    for weight in (0.0, 1.0):
+        torch.manual_seed(5)
+        joint = task._train_joint(images, scenes, steps=3, seed=0, text_aux=weight, **sizes)
+        states.append((torch.random.get_rng_state(), joint.state_dict()))
+    assert torch.equal(states[0][0], states[1][0])  # the heads take nothing from the seed
+    text = [k for k in states[0][1] if k.startswith("text.")]
+    assert any(not torch.equal(states[0][1][k], states[1][1][k]) for k in text)

@@ -21,7 +21,13 @@ caption; D spectrally normalised, with a projection of the sentence, seeing ever
 through a random translation, DiffAugment), then one generator step on fakes of the right
 captions and of interpolated sentences (INT, beta = 0.5),
 plus (``model.match_weight``, 1 by default) a DAMSM-like term: the frozen joint embedding
-must match each fake image to its own caption among the batch's.
+must match each fake image to its own caption among the batch's. TAC-GAN
+(``model.aux_weight``): D also classifies the colour and shape of the real images (the
+world's labels), and the generator's images must be classified as the colour and shape
+their caption names (only those it names). D's classifiers are pre-trained on the real
+labels (``model.aux_pretrain_steps``), and the sentence encoder's pre-training also asks
+its vector for the named colour and shape (``model.text_aux_weight``), so that the
+sentence carries the shape at all.
 A sample grid (fixed captions, fixed noises) is written at every validation, i.e. every
 epoch, as ``figures/epochs/epoch-NNN.png``; the report shows them all.
 
@@ -103,6 +109,11 @@ class Text2ImageModelConfig:
     # frozen, as Reed et al.'s pre-trained encoder).
     text_encoder: str = "pretrained"
     pretrain_steps: int = 600
+    # > 0: that pre-training also asks the sentence vector to tell the colour and the shape
+    # its caption names (linear heads, a masked cross entropy with this weight). InfoNCE
+    # against a small CNN that hardly sees shapes leaves "a large red circle" and "a large
+    # red square" at cosine 0.93, so the generator can hardly read the shape.
+    text_aux_weight: float = 1.0
     # A retrieval run folder (runs/retrieval/<id>): its vocabulary and text encoder, frozen,
     # replace both (text_encoder, word_dim, hidden and text_dim are then unused).
     text_run: str | None = None
@@ -110,6 +121,16 @@ class Text2ImageModelConfig:
     # that gave the sentence encoder (pretrained or text_run), with this weight. 0 is
     # plain GAN-INT-CLS; 1 tripled the attribute accuracy (docs/text2image.md).
     match_weight: float = 1.0
+    # > 0: TAC-GAN (Dash et al. 2017): D gets a colour and a shape classifier, trained on
+    # the real images' labels, and the generator's images must be classified as the
+    # colour and shape their caption names, both with this weight. 0: no classifiers.
+    aux_weight: float = 1.0
+    # The stride of D's map the classifiers max-pool (4, 8 or 16 at 64x64; 16 = the last).
+    aux_stride: int = 8
+    # Steps (of data.batch_size real training images) that train D's classifiers and the
+    # layers under them on the labels before the GAN starts, so that from its first step
+    # the generator is judged by a classifier that already sees shapes.
+    aux_pretrain_steps: int = 1_000
     word_dim: int = 64
     hidden: int = 128
     text_dim: int = 128
@@ -158,6 +179,10 @@ class Text2ImageModelConfig:
                 f"model.interpolation must be true or false. Found: {self.interpolation!r}"
             )
         check_positive_number(self.match_weight, "model.match_weight", allow_zero=True)
+        check_positive_number(self.aux_weight, "model.aux_weight", allow_zero=True)
+        check_positive_number(self.text_aux_weight, "model.text_aux_weight", allow_zero=True)
+        check_positive_int(self.aux_stride, "model.aux_stride", minimum=2)
+        check_positive_int(self.aux_pretrain_steps, "model.aux_pretrain_steps", minimum=0)
         if self.match_weight > 0 and self.text_encoder == "joint" and self.text_run is None:
             raise ParameterError(
                 "model.match_weight needs a joint embedding: model.text_encoder=pretrained or "
@@ -261,6 +286,13 @@ class Text2ImageConfig:
     eval: Text2ImageEvalConfig = field(default_factory=Text2ImageEvalConfig)
     trainer: TrainerConfig = field(default_factory=_default_trainer)
 
+    def __post_init__(self) -> None:
+        if self.model.aux_weight > 0 and self.data.objects != 1:
+            raise ParameterError(  # the classifiers learn the one object's colour and shape
+                "model.aux_weight needs single-object scenes (data.objects=1). "
+                f"Found: aux_weight={self.model.aux_weight}, objects={self.data.objects}"
+            )
+
 
 # ----------------------------------------------------------------------------- data
 
@@ -270,12 +302,38 @@ def _label(obj) -> int:
     return COLOUR_NAMES.index(obj.colour) * len(SHAPE_NAMES) + SHAPE_NAMES.index(obj.shape)
 
 
+def named_attributes(caption: str, obj) -> tuple[int, int]:
+    """The object's ``(colour, shape)`` indices (into ``COLOURS``, ``SHAPES``) that
+    ``caption`` names, ``-1`` for an attribute it does not name: "a yellow object" names
+    the colour only, "one thing" neither. Read with the world's own caption parser
+    (``World.caption_facts``): a noun phrase that claims at least one such object ("no
+    squares" claims none) and names the object's colour or shape.
+
+    >>> from xmodal.world import WorldObject
+    >>> named_attributes("a yellow object", WorldObject("circle", "yellow", "large", 9, 9, 9))
+    (2, -1)
+    """
+    from xmodal.world import World
+
+    colour = shape = -1
+    for m in World.caption_facts(caption).mentions:
+        if m.count == 0:
+            continue
+        if m.colour == obj.colour:
+            colour = COLOUR_NAMES.index(obj.colour)
+        if m.shape == obj.shape:
+            shape = SHAPE_NAMES.index(obj.shape)
+    return colour, shape
+
+
 class CaptionPairs(Dataset):
     """Every (scene, caption) pair of ``n`` scenes of ``split``: item ``k`` is caption
     ``k % n_captions`` of scene ``k // n_captions``.
 
     Items: ``image`` (3, H, W) float in [0, 1], ``tokens`` LongTensor (<bos> ... <eos>),
-    ``label`` the first object's (colour, shape) class, ``index`` the scene.
+    ``label`` the first object's (colour, shape) class, ``named`` its (colour, shape)
+    indices that the caption names (-1 where it does not, :func:`named_attributes`),
+    ``index`` the scene.
     """
 
     def __init__(self, world, split: str, n: int, vocab: Vocabulary, *, max_len: int) -> None:
@@ -292,19 +350,21 @@ class CaptionPairs(Dataset):
             "image": scene.image.to(torch.float32).div_(255.0),
             "tokens": torch.tensor(self.vocab.encode(scene.captions[j], max_len=self.max_len)),
             "label": _label(scene.objects[0]),
+            "named": named_attributes(scene.captions[j], scene.objects[0]),
             "index": i,
         }
 
 
 def collate_pairs(items: list[dict]) -> dict:
     """``image`` (B, 3, H, W); ``tokens`` (B, L) <pad>-padded with ``lengths`` (B,);
-    ``label`` (B,); ``index`` (B,)."""
+    ``label`` (B,); ``named`` (B, 2); ``index`` (B,)."""
     tokens = [it["tokens"] for it in items]
     return {
         "image": torch.stack([it["image"] for it in items]),
         "tokens": nn.utils.rnn.pad_sequence(tokens, batch_first=True, padding_value=PAD_ID),
         "lengths": torch.tensor([len(t) for t in tokens]),
         "label": torch.tensor([it["label"] for it in items]),
+        "named": torch.tensor([it["named"] for it in items]).view(len(items), 2),
         "index": torch.tensor([it["index"] for it in items]),
     }
 
@@ -403,6 +463,8 @@ class Text2ImageTask(Task):
         self._text_init: dict | None = None  # pre-trained text weights, for training
         self._text_spec: dict | None = None  # model.text_run: the retrieval run's config
         self._matcher: nn.Module | None = None  # that joint embedding, for model.match_weight
+        self._fitting = False  # setup("fit") ran: build_model may pre-train D's classifiers
+        self.aux_pretrain_log: dict[str, float] = {}  # its seconds and last losses
 
     @property
     def world(self):
@@ -426,6 +488,7 @@ class Text2ImageTask(Task):
     def setup(self, run_dir: Path, stage: str) -> None:
         self.run_dir = Path(run_dir)
         path = self.run_dir / "vocab.json"
+        self._fitting = stage == "fit"
         if stage == "fit" and self.config.model.text_run:
             self._setup_text_run()
         elif stage == "fit":
@@ -446,6 +509,8 @@ class Text2ImageTask(Task):
             self.vocab = Vocabulary.load(path)
             if self.config.model.text_run:
                 self._text_spec = _read_text_spec(self.run_dir / TEXT_RUN_FILE)
+            if self.config.model.aux_weight > 0 and not _saved_key(self.run_dir, "aux_weight"):
+                self.config.model.aux_weight = 0.0  # a run from before D had classifiers
 
     def _setup_text_run(self) -> None:
         """``model.text_run``: take the retrieval run's vocabulary and text encoder (its
@@ -498,12 +563,47 @@ class Text2ImageTask(Task):
             proj_dim=m.proj_dim, noise_dim=m.noise_dim, ngf=m.ngf, ndf=m.ndf,
             image_size=self.config.data.image_size, upsample=m.upsample, d_norm=m.d_norm,
             d_cond=m.d_cond,
+            aux_classes=(len(COLOUR_NAMES), len(SHAPE_NAMES)) if m.aux_weight > 0 else (),
+            aux_stride=m.aux_stride,
             text_encoder=text,
             freeze_text=m.text_encoder == "pretrained" or text is not None,
         )  # fmt: skip
         if self._text_init is not None:  # training only: eval and predict load the weights
             model.text.load_state_dict(self._text_init)
+        if self._fitting and not self.resuming and m.aux_weight > 0 and m.aux_pretrain_steps:
+            self._pretrain_aux(model.discriminator)
         return model
+
+    def _pretrain_aux(self, discriminator: nn.Module) -> None:
+        """``model.aux_pretrain_steps``: D's colour and shape classifiers (and the layers
+        under them) trained on the real training images' labels, with D's augmentation
+        and optimizer settings, before the GAN starts. Own generators: the global random
+        state, hence the GAN's training, is the same with or without it."""
+        import time
+
+        from xmodal.translation.text_to_image import aux_loss, diff_augment
+
+        m, o = self.config.model, self.config.optim
+        images, scenes = self._real("train", self.config.data.train_size)
+        label = torch.tensor([_label(s.objects[0]) for s in scenes])
+        truth = torch.stack([label // len(SHAPE_NAMES), label % len(SHAPE_NAMES)])  # (2, N)
+        params = [*discriminator.encode.parameters(), *discriminator.aux.parameters()]
+        opt = torch.optim.Adam(params, lr=o.lr_d, betas=(o.beta1, o.beta2))
+        gen = torch.Generator().manual_seed(self.config.seed)
+        text = torch.zeros(1, discriminator.project[0].in_features)  # unused by the heads
+        start = time.perf_counter()
+        discriminator.train()
+        with torch.enable_grad():
+            for _ in range(m.aux_pretrain_steps):
+                idx = torch.randint(len(images), (self.config.data.batch_size,), generator=gen)
+                x = diff_augment(images[idx].float() / 255, m.augment, generator=gen)
+                _, heads = discriminator(x, text.expand(len(idx), -1), aux=True)
+                loss, parts = aux_loss(heads, list(truth[:, idx]))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        self.aux_pretrain_log = {"seconds": time.perf_counter() - start,
+                                 "colour": parts[0], "shape": parts[1]}  # fmt: skip
 
     def configure_optimizers(self, model: nn.Module):
         o = self.config.optim
@@ -518,6 +618,7 @@ class Text2ImageTask(Task):
         """One GAN-INT-CLS step (with ``step``: the discriminator's update, then the
         generator's); without ``step`` only the losses (validation)."""
         from xmodal.translation.text_to_image import (
+            aux_loss,
             diff_augment,
             discriminator_loss,
             generator_loss,
@@ -529,14 +630,26 @@ class Text2ImageTask(Task):
         B = images.shape[0]
         G = model.generator
 
-        def D(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # D sees augmented images
-            return model.discriminator(diff_augment(x, m.augment), t)
+        def D(x: torch.Tensor, t: torch.Tensor, aux: bool = False):  # on augmented images
+            return model.discriminator(diff_augment(x, m.augment), t, aux=aux)
 
+        tac = m.aux_weight > 0
         text = model.encode_text(batch["tokens"], batch["lengths"])  # (B, T)
         wrong = text[wrong_indices(batch["label"].cpu()).to(text.device)]
         fake = G(text.detach(), model.noise(B))  # (B, 3, H, W)
-        loss_d, logs = discriminator_loss(D(images, text), D(images, wrong),
+        real_right = D(images, text, aux=tac)
+        if tac:  # TAC-GAN: D's classifiers learn the real images' colour and shape
+            real_right, heads = real_right
+            label = batch["label"]
+            truth = [label // len(SHAPE_NAMES), label % len(SHAPE_NAMES)]
+            d_aux, d_parts = aux_loss(heads, truth)
+        loss_d, logs = discriminator_loss(real_right, D(images, wrong),
                                           D(fake.detach(), text), loss=m.gan_loss)  # fmt: skip
+        if tac:
+            loss_d = loss_d + m.aux_weight * d_aux
+            shape_acc = (heads[1].detach().argmax(1) == truth[1]).float().mean()
+            logs.update(d_aux_colour=d_parts[0], d_aux_shape=d_parts[1],
+                        d_aux_shape_acc=float(shape_acc))  # fmt: skip
         if step is not None:
             opt_d, opt_g = step.optimizers
             opt_d.zero_grad()
@@ -548,7 +661,15 @@ class Text2ImageTask(Task):
         if m.interpolation:
             ti = interpolate_texts(t, beta=m.beta)
             interp = D(G(ti, model.noise(B)), ti)
-        loss_g, g_logs = generator_loss(D(fake, t), interp, loss=m.gan_loss)
+        fake_right = D(fake, t, aux=tac)
+        if tac:  # ... and G's images must show the colour and shape their caption names
+            fake_right, heads = fake_right
+            named = batch["named"]
+            g_aux, g_parts = aux_loss(heads, [named[:, 0], named[:, 1]])
+        loss_g, g_logs = generator_loss(fake_right, interp, loss=m.gan_loss)
+        if tac:
+            loss_g = loss_g + m.aux_weight * g_aux
+            g_logs.update(g_aux_colour=g_parts[0], g_aux_shape=g_parts[1])
         if m.match_weight > 0 and self._matcher is not None:
             match = self._match_loss(fake, t)
             g_logs["g_match"] = float(match.detach())
@@ -690,11 +811,13 @@ class Text2ImageTask(Task):
 
     def _pretrain_text(self) -> nn.Module:
         """``model.text_encoder=pretrained``: a joint embedding trained on the training
-        pairs (``model.pretrain_steps`` InfoNCE steps); its text side is the GAN's."""
+        pairs (``model.pretrain_steps`` InfoNCE steps, plus ``model.text_aux_weight`` times
+        the named attributes' cross entropy); its text side is the GAN's."""
         m = self.config.model
         images, scenes = self._real("train", self.config.data.train_size)
         joint = self._train_joint(
             images, scenes, steps=m.pretrain_steps, seed=self.config.seed,
+            text_aux=m.text_aux_weight,
             word_dim=m.word_dim, hidden=m.hidden, embed_dim=m.text_dim,
         )  # fmt: skip
         return joint
@@ -715,15 +838,26 @@ class Text2ImageTask(Task):
                               embed_dim=embed_dim, word_dim=word_dim, hidden=hidden)  # fmt: skip
 
     def _train_joint(self, images: torch.Tensor, scenes, *, steps: int, seed: int,
-                     **sizes) -> nn.Module:  # fmt: skip
+                     text_aux: float = 0.0, **sizes) -> nn.Module:  # fmt: skip
         """A small joint embedding (small CNN + GRU, InfoNCE, batches of 64 images with
-        one caption each) trained on ``images`` and their scenes' captions."""
+        one caption each) trained on ``images`` and their scenes' captions. ``text_aux >
+        0``: plus that weight times the cross entropy of linear heads on the sentence
+        vector for the colour and shape each caption names (:func:`named_attributes`)."""
         from xmodal.nn.losses import info_nce_loss
+        from xmodal.translation.text_to_image import aux_loss
 
         model = self._joint_model(seed=seed, **sizes)
         captions = [s.captions for s in scenes]
         gen = torch.Generator().manual_seed(seed)
-        opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+        params = list(model.parameters())
+        if text_aux > 0:
+            with torch.no_grad():
+                dim = model.embed_texts(*self.vocab.encode_batch(["a"])).shape[1]
+            with torch.random.fork_rng():  # the global random state stays as without heads
+                heads = nn.ModuleList([nn.Linear(dim, len(COLOUR_NAMES)),
+                                       nn.Linear(dim, len(SHAPE_NAMES))])  # fmt: skip
+            params += list(heads.parameters())
+        opt = torch.optim.Adam(params, lr=2e-3)
         model.train()
         with torch.enable_grad():
             for _ in range(steps):
@@ -734,6 +868,11 @@ class Text2ImageTask(Task):
                 tokens, lengths = self.vocab.encode_batch(texts)
                 img, txt = model(images[idx], tokens, lengths)
                 loss = info_nce_loss(img, txt, model.logit_scale())
+                if text_aux > 0:
+                    objs = [scenes[i].objects[0] for i in idx.tolist()]
+                    named = torch.tensor([named_attributes(t, o)
+                                          for t, o in zip(texts, objs, strict=True)])  # fmt: skip
+                    loss = loss + text_aux * aux_loss([h(txt) for h in heads], list(named.T))[0]
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -868,6 +1007,22 @@ class Text2ImageTask(Task):
             records.append({"input": caption, "text": text, "unknown_words": unknown,
                             "files": [str(out_file)]})  # fmt: skip
         return records
+
+
+def _saved_key(run_dir: Path, key: str) -> bool:
+    """Whether the run's ``config.yaml`` has ``model.<key>`` (True when there is none to
+    read: nothing to correct)."""
+    import yaml
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        return True
+    try:
+        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return True
+    model = saved.get("model") if isinstance(saved, dict) else None
+    return not isinstance(model, dict) or key in model
 
 
 def _read_text_spec(path: Path) -> dict:

@@ -20,6 +20,8 @@ Standard GAN stabilisers are options: the hinge loss in the same three roles
 (``loss="hinge"``), a spectrally normalised discriminator (``d_norm="spectral"``),
 nearest-neighbour upsampling + convolution in the generator (``upsample="nearest"``, no
 checkerboard) and DiffAugment for the discriminator's inputs (:func:`diff_augment`).
+TAC-GAN's auxiliary classifiers in the discriminator (``aux_classes``, :func:`aux_loss`)
+ask the generator for the attributes its sentence names.
 
 Example::
 
@@ -29,6 +31,8 @@ Example::
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +51,7 @@ __all__ = [
     "Discriminator",
     "Generator",
     "TextToImageGAN",
+    "aux_loss",
     "diff_augment",
     "discriminator_loss",
     "generator_loss",
@@ -162,15 +167,29 @@ class Discriminator(nn.Module):
     with the image features, which makes "does the image fit the sentence" the direct
     question.
 
-    ``forward(images, text (B, text_dim))`` → ``(B,)`` logits (real under this sentence).
+    ``aux_classes`` (TAC-GAN, Dash et al. 2017, after AC-GAN, Odena et al. 2017): one
+    linear classifier per attribute, e.g. ``(6, 5)`` for the world's colours and shapes
+    (spectrally normalised with the rest when ``norm="spectral"``); ``()``, the default,
+    has none. They read the encoder's map of stride ``aux_stride`` (4, 8, ... up to the
+    final 4x4 map's, 16 at 64x64), **max**-pooled over locations: a small object is
+    found where it is, which the sum over the final map (``phi``) learns far more slowly
+    (docs/text2image.md).
+
+    ``forward(images, text (B, text_dim))`` → ``(B,)`` logits (real under this sentence);
+    with ``aux=True`` → ``(logits, [(B, k) for each k of aux_classes])``.
     """
 
     def __init__(self, *, text_dim: int, proj_dim: int = 128, ndf: int = 64,
                  image_size: int = 64, norm: str = "batch",
-                 cond: str = "concat") -> None:  # fmt: skip
+                 cond: str = "concat", aux_classes: Sequence[int] = (),
+                 aux_stride: int = 8) -> None:  # fmt: skip
         super().__init__()
         levels = _levels(image_size)
         ndf = check_positive_int(ndf, "ndf")
+        aux_classes = tuple(check_positive_int(k, "aux_classes", minimum=2) for k in aux_classes)
+        strides = [2 ** (k + 1) for k in range(levels)]  # of each block's output map
+        if aux_stride not in strides:
+            raise ParameterError(f"aux_stride must be one of {strides}. Found: {aux_stride!r}")
         self.norm = check_choice(norm, "norm", D_NORMS)
         self.cond = check_choice(cond, "cond", D_CONDS)
         self.project = TextProjection(
@@ -183,10 +202,13 @@ class Discriminator(nn.Module):
         layers: list[nn.Module] = [nn.Conv2d(3, ndf, 4, 2, 1, bias=False),
                                    nn.LeakyReLU(0.2, inplace=True)]  # fmt: skip
         width = ndf
-        for _ in range(levels - 1):
+        aux_width, self._aux_at = ndf, len(layers)  # the heads' map: encode[:_aux_at]
+        for k in range(1, levels):
             layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), *bn(width * 2),
                        nn.LeakyReLU(0.2, inplace=True)]  # fmt: skip
             width *= 2
+            if strides[k] == aux_stride:
+                aux_width, self._aux_at = width, len(layers)
         self.encode = nn.Sequential(*layers)
         if self.cond == "concat":
             self.judge = nn.Sequential(
@@ -198,6 +220,9 @@ class Discriminator(nn.Module):
         else:
             self.judge = nn.Linear(width, 1)  # w . phi (+ bias)
             self.embed = nn.Linear(proj_dim, width, bias=False)  # V
+        # Built last, so the other layers' initial weights are those of a D without them.
+        self.aux = nn.ModuleList(nn.Linear(aux_width, k) for k in aux_classes)
+        self.aux_classes, self.aux_stride = aux_classes, aux_stride
         self.image_size = image_size
         _init_dcgan(self)
         if self.norm == "spectral":  # after the init: the parametrization reads the weight
@@ -209,14 +234,22 @@ class Discriminator(nn.Module):
         """``(B, 3, S, S)`` in [0, 1] → the 4x4 map ``(B, C, 4, 4)``."""
         return self.encode(images * 2 - 1)
 
-    def forward(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        h = self.features(images)  # (B, C, 4, 4)
+    def forward(
+        self, images: torch.Tensor, text: torch.Tensor, *, aux: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        mid = self.encode[: self._aux_at](images * 2 - 1)  # (B, C', S / aux_stride, ...)
+        h = self.encode[self._aux_at :](mid)  # (B, C, 4, 4)
         t = self.project(text)  # (B, P)
+        phi = h.sum((2, 3))  # (B, C)
         if self.cond == "projection":
-            phi = h.sum((2, 3))  # (B, C)
-            return self.judge(phi).flatten() + (self.embed(t) * phi).sum(1)  # (B,)
-        t = t[:, :, None, None].expand(-1, -1, *h.shape[-2:])  # (B, P, 4, 4)
-        return self.judge(torch.cat([h, t], dim=1)).flatten()  # (B,)
+            logits = self.judge(phi).flatten() + (self.embed(t) * phi).sum(1)  # (B,)
+        else:
+            t = t[:, :, None, None].expand(-1, -1, *h.shape[-2:])  # (B, P, 4, 4)
+            logits = self.judge(torch.cat([h, t], dim=1)).flatten()  # (B,)
+        if not aux:
+            return logits
+        found = mid.amax((2, 3))  # (B, C'): each feature where it is strongest
+        return logits, [head(found) for head in self.aux]  # [(B, k), ...]
 
 
 class TextToImageGAN(nn.Module):
@@ -233,6 +266,9 @@ class TextToImageGAN(nn.Module):
         upsample: the generator's doublings, ``"transposed"`` or ``"nearest"``.
         d_norm: the discriminator's normalisation, ``"batch"`` or ``"spectral"``.
         d_cond: how the discriminator meets the sentence, ``"concat"`` or ``"projection"``.
+        aux_classes, aux_stride: the discriminator's auxiliary classifiers (TAC-GAN), one
+            per attribute with that many classes (``()`` for none), and the stride of the
+            map they max-pool.
         freeze_text: keep the sentence encoder fixed (no gradients, always in eval mode):
             for an encoder trained beforehand, e.g. by a joint embedding.
         text_encoder: another sentence encoder (``forward(tokens, lengths)`` →
@@ -247,7 +283,8 @@ class TextToImageGAN(nn.Module):
                  text_dim: int = 128, proj_dim: int = 128, noise_dim: int = 100,
                  ngf: int = 64, ndf: int = 64, image_size: int = 64,
                  upsample: str = "transposed", d_norm: str = "batch",
-                 d_cond: str = "concat", freeze_text: bool = False,
+                 d_cond: str = "concat", aux_classes: Sequence[int] = (),
+                 aux_stride: int = 8, freeze_text: bool = False,
                  text_encoder: nn.Module | None = None) -> None:  # fmt: skip
         super().__init__()
         if text_encoder is None:
@@ -262,7 +299,8 @@ class TextToImageGAN(nn.Module):
                                    upsample=upsample)  # fmt: skip
         self.discriminator = Discriminator(text_dim=text_dim, proj_dim=proj_dim, ndf=ndf,
                                            image_size=image_size, norm=d_norm,
-                                           cond=d_cond)  # fmt: skip
+                                           cond=d_cond, aux_classes=aux_classes,
+                                           aux_stride=aux_stride)  # fmt: skip
         self.noise_dim = noise_dim
         self.image_size = image_size
 
@@ -381,6 +419,36 @@ def generator_loss(
         gi = term(fake_interp)
         parts["g_interp"] = float(gi.detach())
         total = total + gi
+    return total, parts
+
+
+def aux_loss(logits: Sequence[torch.Tensor], targets: Sequence[torch.Tensor], *,
+             ignore_index: int = -1) -> tuple[torch.Tensor, list[float]]:  # fmt: skip
+    """The auxiliary classification loss of TAC-GAN (Dash et al. 2017; AC-GAN, Odena et
+    al. 2017): for each attribute, the cross entropy of ``logits[a]`` ``(B, k_a)`` against
+    ``targets[a]`` ``(B,)`` averaged over the items whose target is not ``ignore_index``,
+    summed over the attributes. An attribute no item names adds 0 (not NaN), so a caption
+    that does not say the shape ("a yellow object") asks nothing of the shape.
+
+    Returns ``(loss, per_attribute)``: the scalar loss and each attribute's term as a float.
+
+    >>> loss, parts = aux_loss([torch.zeros(2, 4)], [torch.tensor([1, -1])])  # log 4
+    >>> round(float(loss), 4), parts == [float(loss)]
+    (1.3863, True)
+    """
+    if len(logits) != len(targets):
+        raise ParameterError(
+            f"aux_loss needs one target per head. Found: {len(logits)} heads, "
+            f"{len(targets)} targets"
+        )
+    total = logits[0].new_zeros(()) if logits else torch.zeros(())
+    parts = []
+    for lg, y in zip(logits, targets, strict=True):
+        named = y != ignore_index  # (B,)
+        ce = F.cross_entropy(lg, y.clamp_min(0), reduction="none")  # (B,)
+        term = (ce * named).sum() / named.sum().clamp_min(1)
+        parts.append(float(term.detach()))
+        total = total + term
     return total, parts
 
 
