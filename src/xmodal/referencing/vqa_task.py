@@ -582,9 +582,12 @@ class VQATask(Task):
             max_len=self.config.data.max_len, referents=referents,
         )  # fmt: skip
 
+    def _grounded(self) -> bool:
+        """SAN on the world: the hops' maps can be held against where the objects are."""
+        return self.config.data.name == "world" and self.config.model.fusion == "san"
+
     def _supervised_attention(self) -> bool:
-        m = self.config.model
-        return self.config.data.name == "world" and m.fusion == "san" and m.attention_loss > 0
+        return self._grounded() and self.config.model.attention_loss > 0
 
     def train_dataloader(self) -> DataLoader:
         d = self.config.data
@@ -693,8 +696,7 @@ class VQATask(Task):
         from xmodal.metrics.vqa import vqa_scores
 
         data = self.split(split)
-        pointing = self.config.data.name == "world" and self.config.model.fusion == "san"
-        pred, _, points = self._answer_split(model, split, pointing=pointing)
+        pred, _, points = self._answer_split(model, split, pointing=self._grounded())
         predictions = [self.answers[int(j)] for j in pred]
         metrics = vqa_scores(predictions, data.answers, groups=data.families)
         baseline = vqa_scores([self.majority] * len(data.answers), data.answers)

@@ -302,6 +302,11 @@ def _label(obj) -> int:
     return COLOUR_NAMES.index(obj.colour) * len(SHAPE_NAMES) + SHAPE_NAMES.index(obj.shape)
 
 
+def _attributes(label: torch.Tensor) -> list[torch.Tensor]:
+    """:func:`_label`'s classes back to ``[colour indices, shape indices]``."""
+    return [label // len(SHAPE_NAMES), label % len(SHAPE_NAMES)]
+
+
 def named_attributes(caption: str, obj) -> tuple[int, int]:
     """The object's ``(colour, shape)`` indices (into ``COLOURS``, ``SHAPES``) that
     ``caption`` names, ``-1`` for an attribute it does not name: "a yellow object" names
@@ -586,7 +591,7 @@ class Text2ImageTask(Task):
         m, o = self.config.model, self.config.optim
         images, scenes = self._real("train", self.config.data.train_size)
         label = torch.tensor([_label(s.objects[0]) for s in scenes])
-        truth = torch.stack([label // len(SHAPE_NAMES), label % len(SHAPE_NAMES)])  # (2, N)
+        truth = torch.stack(_attributes(label))  # (2, N): colour, shape
         params = [*discriminator.encode.parameters(), *discriminator.aux.parameters()]
         opt = torch.optim.Adam(params, lr=o.lr_d, betas=(o.beta1, o.beta2))
         gen = torch.Generator().manual_seed(self.config.seed)
@@ -640,8 +645,7 @@ class Text2ImageTask(Task):
         real_right = D(images, text, aux=tac)
         if tac:  # TAC-GAN: D's classifiers learn the real images' colour and shape
             real_right, heads = real_right
-            label = batch["label"]
-            truth = [label // len(SHAPE_NAMES), label % len(SHAPE_NAMES)]
+            truth = _attributes(batch["label"])
             d_aux, d_parts = aux_loss(heads, truth)
         loss_d, logs = discriminator_loss(real_right, D(images, wrong),
                                           D(fake.detach(), text), loss=m.gan_loss)  # fmt: skip
@@ -851,8 +855,7 @@ class Text2ImageTask(Task):
         gen = torch.Generator().manual_seed(seed)
         params = list(model.parameters())
         if text_aux > 0:
-            with torch.no_grad():
-                dim = model.embed_texts(*self.vocab.encode_batch(["a"])).shape[1]
+            dim = model.embed_dim
             with torch.random.fork_rng():  # the global random state stays as without heads
                 heads = nn.ModuleList([nn.Linear(dim, len(COLOUR_NAMES)),
                                        nn.Linear(dim, len(SHAPE_NAMES))])  # fmt: skip
