@@ -346,6 +346,10 @@ def test_config_errors_name_the_value():
         Text2ImageModelConfig(aux_weight=-1.0)
     with pytest.raises(ParameterError, match="model.text_aux_weight must be .*Found: -0.5"):
         Text2ImageModelConfig(text_aux_weight=-0.5)
+    with pytest.raises(ParameterError, match="model.aux_fake must be true or false. Found: 1"):
+        Text2ImageModelConfig(aux_fake=1)
+    with pytest.raises(ParameterError, match="model.aux_pretrain_lr must be .*Found: 0"):
+        Text2ImageModelConfig(aux_pretrain_lr=0.0)
     with pytest.raises(ParameterError, match="model.aux_pretrain_steps must be .*Found: -5"):
         Text2ImageModelConfig(aux_pretrain_steps=-5)
     with pytest.raises(ParameterError, match="aux_weight needs single-object scenes"):
@@ -362,7 +366,8 @@ TINY = [
     "data.train_size=8", "data.val_size=4", "data.test_size=100", "data.batch_size=4",
     "data.num_workers=0", "data.image_size=32", "model.ngf=4", "model.ndf=4",
     "model.word_dim=8", "model.hidden=8", "model.text_dim=8", "model.proj_dim=8",
-    "model.noise_dim=8", "model.pretrain_steps=2", "eval.n_captions=100",
+    "model.noise_dim=8", "model.pretrain_steps=2", "model.aux_pretrain_steps=5",
+    "eval.n_captions=100",
     "eval.n_diversity=4", "eval.n_noises=2",
     "eval.classifier_steps=2", "eval.retrieval_steps=2", "eval.evaluator_images=16",
     "eval.n_grid=2", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
@@ -497,7 +502,8 @@ def test_the_auxiliary_classifiers_train_on_real_labels_and_judge_the_fakes(tmp_
     from xmodal.engine import train
     from xmodal.engine.run import load_run
 
-    run = train("text2image", runs_dir=tmp_path, overrides=[*TINY, "model.aux_weight=1.0"])
+    run = train("text2image", runs_dir=tmp_path,
+                overrides=[*TINY, "model.aux_weight=1.0", "model.aux_fake=false"])  # fmt: skip
     with open(run.run_dir / "logs" / "csv" / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     for key in ("d_aux_colour", "d_aux_shape", "g_aux_colour", "g_aux_shape"):
@@ -517,6 +523,30 @@ def test_the_auxiliary_classifiers_train_on_real_labels_and_judge_the_fakes(tmp_
     lines = saved.read_text().splitlines(keepends=True)
     saved.write_text("".join(line for line in lines if "aux_weight:" not in line))
     assert len(load_run(plain.run_dir)[1].discriminator.aux) == 0
+    # One saved before the "generated" class (no aux_fake) is rebuilt with K classes.
+    meta = json.loads((run.run_dir / "model.json").read_text())
+    del meta["config"]["model"]["aux_fake"]
+    (run.run_dir / "model.json").write_text(json.dumps(meta))
+    saved = run.run_dir / "config.yaml"
+    lines = saved.read_text().splitlines(keepends=True)
+    saved.write_text("".join(line for line in lines if "aux_fake:" not in line))
+    assert load_run(run.run_dir)[1].discriminator.aux_classes == (6, 5)
+
+
+def test_the_generated_class_of_the_classifiers_is_trained_on_fakes(tmp_path):
+    import csv
+
+    from xmodal.engine import train
+    from xmodal.engine.run import load_run
+
+    run = train("text2image", runs_dir=tmp_path, overrides=TINY)  # the default: K+1
+    with open(run.run_dir / "logs" / "csv" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    key = "train/d_aux_generated_epoch"
+    values = [float(r[key]) for r in rows if r.get(key)]
+    assert values and all(v > 0 for v in values)  # the "generated" class's cross entropy
+    _, model = load_run(run.run_dir)
+    assert model.discriminator.aux_classes == (7, 6)  # colours + 1, shapes + 1
 
 
 def test_pretraining_the_classifiers_trains_only_their_path_and_keeps_the_global_seed():
@@ -534,12 +564,22 @@ def test_pretraining_the_classifiers_trains_only_their_path_and_keeps_the_global
     state = torch.random.get_rng_state()
     task._pretrain_aux(d)
     assert torch.equal(torch.random.get_rng_state(), state)  # the GAN's draws are unchanged
-    after = d.state_dict()
+    after = {k: v.clone() for k, v in d.state_dict().items()}
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     # encode.0 and encode.2 (stride 4) and the heads learn; the layers above do not
     trained = {k.split(".parametrizations")[0] for k in changed if k.endswith("original")}
     assert trained == {"encode.0", "encode.2", "aux.0", "aux.1"}
     assert set(task.aux_pretrain_log) == {"seconds", "colour", "shape"}
+    # model.aux_pretrain_lr replaces D's learning rate there
+    faster = Text2ImageTask(Text2ImageConfig(
+        model=Text2ImageModelConfig(aux_weight=1.0, aux_pretrain_steps=3, aux_pretrain_lr=1e-2),
+        data=config.data,
+    ))  # fmt: skip
+    d.load_state_dict(before)
+    faster._pretrain_aux(d)
+    again = d.state_dict()
+    assert not torch.equal(again["aux.1.parametrizations.weight.original"],
+                           after["aux.1.parametrizations.weight.original"])  # fmt: skip
 
 
 def test_the_text_attribute_term_changes_only_the_sentence_pretraining(tmp_path):
