@@ -342,16 +342,13 @@ def test_config_errors_name_the_value():
                      ("augment", "colour"), ("d_cond", "film")):  # fmt: skip
         with pytest.raises(ParameterError, match=f"model.{key} must be one of.*{bad}"):
             Text2ImageModelConfig(**{key: bad})
-    with pytest.raises(ParameterError, match="model.aux_weight must be .*Found: -1"):
-        Text2ImageModelConfig(aux_weight=-1.0)
-    with pytest.raises(ParameterError, match="model.text_aux_weight must be .*Found: -0.5"):
-        Text2ImageModelConfig(text_aux_weight=-0.5)
-    with pytest.raises(ParameterError, match="model.aux_fake must be true or false. Found: 1"):
-        Text2ImageModelConfig(aux_fake=1)
-    with pytest.raises(ParameterError, match="model.aux_pretrain_lr must be .*Found: 0"):
-        Text2ImageModelConfig(aux_pretrain_lr=0.0)
-    with pytest.raises(ParameterError, match="model.aux_pretrain_steps must be .*Found: -5"):
-        Text2ImageModelConfig(aux_pretrain_steps=-5)
+    for key, bad, says in (("aux_weight", -1.0, "must be .*Found: -1"),
+                           ("text_aux_weight", -0.5, "must be .*Found: -0.5"),
+                           ("aux_fake", 1, "must be true or false. Found: 1"),
+                           ("aux_pretrain_lr", 0.0, "must be .*Found: 0"),
+                           ("aux_pretrain_steps", -5, "must be .*Found: -5")):  # fmt: skip
+        with pytest.raises(ParameterError, match=f"model.{key} {says}"):
+            Text2ImageModelConfig(**{key: bad})
     with pytest.raises(ParameterError, match="aux_weight needs single-object scenes"):
         Text2ImageConfig(model=Text2ImageModelConfig(aux_weight=1.0),
                          data=Text2ImageDataConfig(objects=2))  # fmt: skip

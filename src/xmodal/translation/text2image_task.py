@@ -25,10 +25,10 @@ must match each fake image to its own caption among the batch's. TAC-GAN
 (``model.aux_weight``): D also classifies the colour and shape of the real images (the
 world's labels), and the generator's images must be classified as the colour and shape
 their caption names (only those it names); each classifier also has a "generated"
-class for the generator's images (``model.aux_fake``, K+1). D's classifiers are pre-trained
-on the real labels (``model.aux_pretrain_steps``, ``model.aux_pretrain_lr``), and the sentence encoder's pre-training also asks
-its vector for the named colour and shape (``model.text_aux_weight``), so that the
-sentence carries the shape at all.
+class for the generator's images (``model.aux_fake``, K+1). D's classifiers are
+pre-trained on the real labels (``model.aux_pretrain_steps``, ``model.aux_pretrain_lr``),
+and the sentence encoder's pre-training also asks its vector for the named colour and
+shape (``model.text_aux_weight``), so that the sentence carries the shape at all.
 A sample grid (fixed captions, fixed noises) is written at every validation, i.e. every
 epoch, as ``figures/epochs/epoch-NNN.png``; the report shows them all.
 
@@ -527,9 +527,10 @@ class Text2ImageTask(Task):
             self.vocab = Vocabulary.load(path)
             if self.config.model.text_run:
                 self._text_spec = _read_text_spec(self.run_dir / TEXT_RUN_FILE)
-            if self.config.model.aux_weight > 0 and not _saved_key(self.run_dir, "aux_weight"):
+            saved = _saved_model_keys(self.run_dir)
+            if saved is not None and "aux_weight" not in saved:
                 self.config.model.aux_weight = 0.0  # a run from before D had classifiers
-            if self.config.model.aux_fake and not _saved_key(self.run_dir, "aux_fake"):
+            if saved is not None and "aux_fake" not in saved:
                 self.config.model.aux_fake = False  # ... or before they had "generated"
 
     def _setup_text_run(self) -> None:
@@ -600,8 +601,8 @@ class Text2ImageTask(Task):
     def _pretrain_aux(self, discriminator: nn.Module) -> None:
         """``model.aux_pretrain_steps``: D's colour and shape classifiers (and the layers
         under them) trained on the real training images' labels, with D's augmentation
-        and optimizer settings, before the GAN starts. Own generators: the global random
-        state, hence the GAN's training, is the same with or without it."""
+        and Adam betas at ``model.aux_pretrain_lr``, before the GAN starts. Own generators:
+        the global random state, hence the GAN's training, is the same with or without it."""
         import time
 
         from xmodal.translation.text_to_image import aux_loss, diff_augment
@@ -667,16 +668,17 @@ class Text2ImageTask(Task):
             truth = _attributes(batch["label"])
             d_aux, d_parts = aux_loss(heads, truth)
         fake_d = D(fake.detach(), text, aux=tac and m.aux_fake)
-        if tac and m.aux_fake:  # K+1: each classifier's last class is "generated"
+        if tac and m.aux_fake:
             fake_d, fake_heads = fake_d
-            generated = [torch.full((B,), h.shape[1] - 1, device=h.device) for h in fake_heads]
-            d_fake_class, _ = aux_loss(fake_heads, generated)
-            d_aux = d_aux + d_fake_class
         loss_d, logs = discriminator_loss(real_right, D(images, wrong), fake_d,
                                           loss=m.gan_loss)  # fmt: skip
-        if tac and m.aux_fake:
-            logs["d_aux_generated"] = float(d_fake_class.detach())
         if tac:
+            if m.aux_fake:  # K+1: each classifier's last class is "generated"
+                generated = [torch.full((B,), h.shape[1] - 1, device=h.device)
+                             for h in fake_heads]  # fmt: skip
+                d_fake_class, _ = aux_loss(fake_heads, generated)
+                d_aux = d_aux + d_fake_class
+                logs["d_aux_generated"] = float(d_fake_class.detach())
             loss_d = loss_d + m.aux_weight * d_aux
             shape_acc = (heads[1].detach().argmax(1) == truth[1]).float().mean()
             logs.update(d_aux_colour=d_parts[0], d_aux_shape=d_parts[1],
@@ -1039,20 +1041,20 @@ class Text2ImageTask(Task):
         return records
 
 
-def _saved_key(run_dir: Path, key: str) -> bool:
-    """Whether the run's ``config.yaml`` has ``model.<key>`` (True when there is none to
-    read: nothing to correct)."""
+def _saved_model_keys(run_dir: Path) -> set[str] | None:
+    """The ``model.*`` keys of the run's ``config.yaml`` (None when there is none to read:
+    nothing to correct)."""
     import yaml
 
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
-        return True
+        return None
     try:
         saved = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return True
+        return None
     model = saved.get("model") if isinstance(saved, dict) else None
-    return not isinstance(model, dict) or key in model
+    return set(model) if isinstance(model, dict) else None
 
 
 def _read_text_spec(path: Path) -> dict:
