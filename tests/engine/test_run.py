@@ -43,6 +43,7 @@ def test_run_folder_layout(trained):
     assert metrics["test"]["n"] == 32 and metrics["test"]["mse"] > 0
     assert metrics["train"]["epochs"] == 2 and metrics["train"]["steps"] == 16  # 64 / 8 × 2
     assert metrics["train"]["samples"] == 128 and metrics["train"]["samples_per_s"] > 0
+    assert metrics["train"]["setup_seconds"] > 0  # setup + build_model, before the fit
     meta = json.loads((d / "model.json").read_text())
     assert meta["task"] == "toy" and meta["config"]["trainer"]["max_epochs"] == 2
     assert json.loads((d / "run.json").read_text())["task"] == "toy"

@@ -9,7 +9,8 @@ A run folder (``runs/<task>/<YYYYmmdd-HHMMSS>/``) holds::
     logs/csv/metrics.csv   every logged value; logs/tensorboard/ the same for TensorBoard
     model.safetensors      exported weights (no pickle) ...
     model.json             ... and what rebuilds the model: {"task", "xmodal_version", "config"}
-    metrics.json           the task's metrics per split + {"train": epochs, steps, seconds, ...}
+    metrics.json           the task's metrics per split + {"train": epochs, steps, seconds (the
+                           fit's), setup_seconds (setup + build_model, this session), ...}
     figures/*.png          the task's figures
     report.html            one self-contained page: metrics, curves, figures, config
     eval-<split>.json      written by ``xmodal eval``; predictions/ by ``xmodal predict``
@@ -28,6 +29,7 @@ import os
 import shutil
 import signal
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -466,8 +468,10 @@ def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
     pl.seed_everything(cfg.seed, verbose=False)
     task_obj: Task = task_cls(cfg)
     task_obj.resuming = ckpt_path is not None
+    setup_t0 = time.perf_counter()
     task_obj.setup(folder, "fit")
     model = task_obj.build_model()
+    setup_seconds = time.perf_counter() - setup_t0  # e.g. pre-trainings before the fit
     if not isinstance(model, nn.Module):
         raise DataError(
             f"{task_cls.__name__}.build_model must return an nn.Module. Found: {model!r}"
@@ -537,6 +541,7 @@ def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
             "epochs": trainer.current_epoch,
             "steps": trainer.global_step,
             "seconds": round(wall_seconds, 3),
+            "setup_seconds": round(setup_seconds, 3),
             "samples": module.samples_seen,
             "samples_per_s": rate,
         }
