@@ -69,6 +69,23 @@ def test_discriminator_gives_one_logit_per_pair_from_a_4x4_map():
     assert logits[0] != logits[1]
 
 
+@torch.no_grad()
+def test_one_image_encoding_serves_several_sentences_and_the_classifiers():
+    torch.manual_seed(0)
+    for cond in ("projection", "concat"):
+        d = Discriminator(text_dim=16, proj_dim=8, ndf=4, image_size=32, norm="spectral",
+                          cond=cond, aux_classes=(6, 5), aux_stride=4).eval()  # fmt: skip
+        x, right, wrong = torch.rand(3, 3, 32, 32), torch.randn(3, 16), torch.randn(3, 16)
+        mid, h = d.encode_image(x)
+        assert mid.shape == (3, 8, 8, 8) and h.shape == (3, 16, 4, 4)
+        assert torch.allclose(h, d.features(x))
+        logits, heads = d(x, right, aux=True)
+        assert torch.allclose(d.score(h, right), logits)
+        assert torch.allclose(d.score(h, wrong), d(x, wrong))
+        for a, b in zip(d.classify(mid), heads, strict=True):
+            assert torch.allclose(a, b)
+
+
 def test_image_size_must_be_four_times_a_power_of_two():
     with pytest.raises(ParameterError, match="image_size must be 4 times a power of two"):
         Generator(text_dim=4, image_size=48)
@@ -323,6 +340,94 @@ def test_a_frozen_sentence_encoder_gets_no_gradients_and_stays_in_eval_mode():
     opt_d, _ = task.configure_optimizers(unfrozen)
     in_d = {id(p) for g in opt_d.param_groups for p in g["params"]}
     assert {id(p) for p in unfrozen.text.parameters()} <= in_d  # trained with D
+
+
+def _step_task(**model):
+    """A text2image task, its (untrained) model and one batch of 4 world pairs at 32x32."""
+    from xmodal.text.vocab import Vocabulary
+    from xmodal.translation.text2image_task import Text2ImageTask
+
+    config = Text2ImageConfig(
+        model=Text2ImageModelConfig(word_dim=4, hidden=4, text_dim=8, proj_dim=4, noise_dim=6,
+                                    ngf=4, ndf=4, aux_stride=4, augment="none", **model),
+        data=Text2ImageDataConfig(train_size=4, batch_size=4, image_size=32),
+    )  # fmt: skip
+    task = Text2ImageTask(config)
+    scenes = task._scenes("train", 4)
+    task.vocab = Vocabulary.build([c for s in scenes for c in s.captions], min_freq=1)
+    torch.manual_seed(0)
+    model = task.build_model().train()
+    pairs = task.pairs("train")
+    return task, model, collate_pairs([pairs[k] for k in (0, 5, 10, 15)])
+
+
+def test_the_generator_step_leaves_the_discriminators_gradients_alone():
+    task, model, batch = _step_task()
+    D = model.discriminator
+    opt_d, opt_g = task.configure_optimizers(model)
+    seen: list[dict] = []
+
+    class Step:  # the engine's ManualStep, recording D's gradients after each backward
+        optimizers = (opt_d, opt_g)
+
+        def backward(self, loss):
+            loss.backward()
+            seen.append({n: p.grad.clone() for n, p in D.named_parameters()
+                         if p.grad is not None})  # fmt: skip
+
+        def clip_gradients(self, optimizer):
+            pass
+
+    g_before = [p.detach().clone() for p in model.generator.parameters()]
+    task._losses(model, batch, Step())
+    after_d, after_g = seen
+    assert after_d and after_d.keys() == after_g.keys()  # D's loss reached D, ...
+    for name, grad in after_d.items():  # ... the generator's loss did not
+        assert torch.equal(grad, after_g[name]), name
+    assert all(p.requires_grad for p in D.parameters())  # unfrozen after the step
+    changed = [not torch.equal(a, b) for a, b in zip(g_before, model.generator.parameters(),
+                                                    strict=True)]  # fmt: skip
+    assert all(changed)  # ... and G learnt through the frozen D
+
+
+@torch.no_grad()
+def test_a_batch_norm_discriminator_encodes_real_and_fake_images_apart():
+    torch.manual_seed(0)
+    a, b = torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32) * 0.2
+    task, model, _ = _step_task(d_norm="batch")
+    D = model.discriminator.train()  # batch statistics
+    mid, h = task._encode(D, [a, b])
+    (mid_a, h_a), (mid_b, h_b) = D.encode_image(a), D.encode_image(b)
+    assert torch.allclose(mid, torch.cat([mid_a, mid_b]), atol=1e-6)
+    assert torch.allclose(h, torch.cat([h_a, h_b]), atol=1e-6)
+    assert not torch.allclose(h, D.encode_image(torch.cat([a, b]))[1], atol=1e-3)
+    task, model, _ = _step_task(d_norm="spectral")
+    D = model.discriminator.eval()  # no batch statistics: one batch (stored power iteration)
+    mid, h = task._encode(D, [a, b])
+    both = D.encode_image(torch.cat([a, b]))
+    assert torch.allclose(mid, both[0]) and torch.allclose(h, both[1])
+
+
+def test_the_scenes_are_rendered_once_for_every_use(monkeypatch):
+    task, _, _ = _step_task()
+    calls = []
+    render = type(task.world).scene
+
+    def counted(world, split, index, **kwargs):
+        calls.append((split, index))
+        return render(world, split, index, **kwargs)
+
+    monkeypatch.setattr(type(task.world), "scene", counted)
+    task._rendered.clear()
+    pairs = task.pairs("train", 6)
+    assert len(pairs) == 6 * task.world.config.n_captions
+    images, scenes = task._real("train", 6)
+    task.pairs("train", 3)
+    assert sorted(calls) == [("train", i) for i in range(6)]  # each scene once
+    assert images.shape == (6, 3, 32, 32) and images.dtype == torch.uint8
+    item = pairs[task.world.config.n_captions + 1]  # scene 1, its second caption
+    assert item["index"] == 1 and torch.equal(item["image"], images[1].float() / 255)
+    assert item["tokens"].tolist() == task.vocab.encode(scenes[1].captions[1], max_len=24)
 
 
 def test_config_errors_name_the_value():

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -221,7 +222,9 @@ class Text2ImageDataConfig:
     test_size: int = 1_000
     max_len: int = 24
     batch_size: int = 32
-    num_workers: int = 1
+    # The scenes are rendered once (before training) and batched from memory: a loader
+    # process would only take a core from the GAN.
+    num_workers: int = 0
 
     def __post_init__(self) -> None:
         for key in ("train_size", "val_size", "test_size", "objects"):
@@ -345,25 +348,24 @@ def named_attributes(caption: str, obj) -> tuple[int, int]:
 
 
 class CaptionPairs(Dataset):
-    """Every (scene, caption) pair of ``n`` scenes of ``split``: item ``k`` is caption
-    ``k % n_captions`` of scene ``k // n_captions``.
+    """Every (scene, caption) pair of rendered world ``scenes``, scene by scene.
 
     Items: ``image`` (3, H, W) float in [0, 1], ``tokens`` LongTensor (<bos> ... <eos>),
     ``label`` the first object's (colour, shape) class, ``named`` its (colour, shape)
     indices that the caption names (-1 where it does not, :func:`named_attributes`),
-    ``index`` the scene.
+    ``index`` the scene's position in ``scenes``.
     """
 
-    def __init__(self, world, split: str, n: int, vocab: Vocabulary, *, max_len: int) -> None:
-        self.world, self.split, self.n, self.vocab, self.max_len = world, split, n, vocab, max_len
-        self.per_scene = world.config.n_captions
+    def __init__(self, scenes: Sequence, vocab: Vocabulary, *, max_len: int) -> None:
+        self.scenes, self.vocab, self.max_len = scenes, vocab, max_len
+        self.items = [(i, j) for i, s in enumerate(scenes) for j in range(len(s.captions))]
 
     def __len__(self) -> int:
-        return self.n * self.per_scene
+        return len(self.items)
 
     def __getitem__(self, k: int) -> dict:
-        i, j = divmod(k, self.per_scene)
-        scene = self.world.scene(self.split, i, audio=False, questions=False)
+        i, j = self.items[k]
+        scene = self.scenes[i]
         return {
             "image": scene.image.to(torch.float32).div_(255.0),
             "tokens": torch.tensor(self.vocab.encode(scene.captions[j], max_len=self.max_len)),
@@ -478,6 +480,7 @@ class Text2ImageTask(Task):
         self.run_dir: Path | None = None
         self.epoch = 0
         self._grid_epoch = -1
+        self._rendered: dict[str, list] = {}  # split -> its scenes, rendered (_scenes)
         self._text_init: dict | None = None  # pre-trained text weights, for training
         self._text_spec: dict | None = None  # model.text_run: the retrieval run's config
         self._matcher: nn.Module | None = None  # that joint embedding, for model.match_weight
@@ -510,11 +513,8 @@ class Text2ImageTask(Task):
         if stage == "fit" and self.config.model.text_run:
             self._setup_text_run()
         elif stage == "fit":
-            captions = [
-                c
-                for i in range(self.config.data.train_size)
-                for c in self.world.scene("train", i, audio=False, questions=False).captions
-            ]
+            scenes = self._scenes("train", self.config.data.train_size)
+            captions = [c for scene in scenes for c in scene.captions]
             self.vocab = Vocabulary.build(captions, min_freq=1)
             self.vocab.save(path)
             if self.config.model.text_encoder == "pretrained":
@@ -552,8 +552,8 @@ class Text2ImageTask(Task):
         self._matcher = rmodel.eval().requires_grad_(False)
 
     def pairs(self, split: str, n: int | None = None) -> CaptionPairs:
-        return CaptionPairs(self.world, split, self._size(split) if n is None else n,
-                            self.vocab, max_len=self.config.data.max_len)  # fmt: skip
+        scenes = self._scenes(split, self._size(split) if n is None else n)
+        return CaptionPairs(scenes, self.vocab, max_len=self.config.data.max_len)
 
     def train_dataloader(self) -> DataLoader:
         d = self.config.data
@@ -641,10 +641,17 @@ class Text2ImageTask(Task):
 
     def _losses(self, model: nn.Module, batch, step=None) -> tuple[torch.Tensor, dict]:
         """One GAN-INT-CLS step (with ``step``: the discriminator's update, then the
-        generator's); without ``step`` only the losses (validation)."""
+        generator's); without ``step`` only the losses (validation).
+
+        The generator runs once on the batch's sentences and their interpolations, and the
+        discriminator encodes each image once: real and generated images in one batch for
+        its update, the right and the wrong sentence scored on one encoding of the real
+        images, and the generator's images judged by a frozen copy of its weights (no
+        weight gradients). A batch-normalised D (``model.d_norm="batch"``) encodes real and
+        generated images apart, as DCGAN does, so that neither sets the other's statistics.
+        """
         from xmodal.translation.text_to_image import (
             aux_loss,
-            diff_augment,
             discriminator_loss,
             generator_loss,
             interpolate_texts,
@@ -653,34 +660,34 @@ class Text2ImageTask(Task):
         m = self.config.model
         images = batch["image"]
         B = images.shape[0]
-        G = model.generator
-
-        def D(x: torch.Tensor, t: torch.Tensor, aux: bool = False):  # on augmented images
-            return model.discriminator(diff_augment(x, m.augment), t, aux=aux)
-
+        D = model.discriminator
         tac = m.aux_weight > 0
+
         text = model.encode_text(batch["tokens"], batch["lengths"])  # (B, T)
         wrong = text[wrong_indices(batch["label"].cpu()).to(text.device)]
-        fake = G(text.detach(), model.noise(B))  # (B, 3, H, W)
-        real_right = D(images, text, aux=tac)
-        if tac:  # TAC-GAN: D's classifiers learn the real images' colour and shape
-            real_right, heads = real_right
-            truth = _attributes(batch["label"])
-            d_aux, d_parts = aux_loss(heads, truth)
-        fake_d = D(fake.detach(), text, aux=tac and m.aux_fake)
-        if tac and m.aux_fake:
-            fake_d, fake_heads = fake_d
-        loss_d, logs = discriminator_loss(real_right, D(images, wrong), fake_d,
+        t = text.detach()
+        conds = [t, interpolate_texts(t, beta=m.beta)] if m.interpolation else [t]
+        made = model.generator(torch.cat(conds), model.noise(len(conds) * B))
+        fake = made[:B]  # (B, 3, H, W): under the right sentences; then the interpolated
+
+        mid, h = self._encode(D, [images, fake.detach()])  # real then generated, (2B, ...)
+        right = D.score(h, torch.cat([text, text]))
+        wrong_logits = D.score(h[:B], wrong)
+        real_right, fake_d = right[:B], right[B:]
+        loss_d, logs = discriminator_loss(real_right, wrong_logits, fake_d,
                                           loss=m.gan_loss)  # fmt: skip
-        if tac:
+        if tac:  # TAC-GAN: D's classifiers learn the real images' colour and shape
+            heads = D.classify(mid)
+            truth = _attributes(batch["label"])
+            d_aux, d_parts = aux_loss([x[:B] for x in heads], truth)
             if m.aux_fake:  # K+1: each classifier's last class is "generated"
-                generated = [torch.full((B,), h.shape[1] - 1, device=h.device)
-                             for h in fake_heads]  # fmt: skip
-                d_fake_class, _ = aux_loss(fake_heads, generated)
+                generated = [torch.full((B,), x.shape[1] - 1, device=x.device)
+                             for x in heads]  # fmt: skip
+                d_fake_class, _ = aux_loss([x[B:] for x in heads], generated)
                 d_aux = d_aux + d_fake_class
                 logs["d_aux_generated"] = float(d_fake_class.detach())
             loss_d = loss_d + m.aux_weight * d_aux
-            shape_acc = (heads[1].detach().argmax(1) == truth[1]).float().mean()
+            shape_acc = (heads[1][:B].detach().argmax(1) == truth[1]).float().mean()
             logs.update(d_aux_colour=d_parts[0], d_aux_shape=d_parts[1],
                         d_aux_shape_acc=float(shape_acc))  # fmt: skip
         if step is not None:
@@ -689,16 +696,15 @@ class Text2ImageTask(Task):
             step.backward(loss_d)
             step.clip_gradients(opt_d)
             opt_d.step()
-        t = text.detach()
-        interp = None
-        if m.interpolation:
-            ti = interpolate_texts(t, beta=m.beta)
-            interp = D(G(ti, model.noise(B)), ti)
-        fake_right = D(fake, t, aux=tac)
-        if tac:  # ... and G's images must show the colour and shape their caption names
-            fake_right, heads = fake_right
-            named = batch["named"]
-            g_aux, g_parts = aux_loss(heads, [named[:, 0], named[:, 1]])
+
+        with _frozen(D):  # the generator's turn: gradients reach its images, not D
+            mid, h = self._encode(D, made.split(B))
+            judged = D.score(h, torch.cat(conds))
+            fake_right, interp = judged[:B], (judged[B:] if m.interpolation else None)
+            if tac:  # ... and G's images must show the colour and shape their caption names
+                named = batch["named"]
+                g_aux, g_parts = aux_loss([x[:B] for x in D.classify(mid[:B])],
+                                          [named[:, 0], named[:, 1]])  # fmt: skip
         loss_g, g_logs = generator_loss(fake_right, interp, loss=m.gan_loss)
         if tac:
             loss_g = loss_g + m.aux_weight * g_aux
@@ -714,6 +720,19 @@ class Text2ImageTask(Task):
             opt_g.step()
         logs.update(g_logs, d_loss=float(loss_d.detach()), g_loss=float(loss_g.detach()))
         return (loss_d + loss_g).detach(), logs
+
+    def _encode(self, D: nn.Module, parts: Sequence[torch.Tensor]):
+        """D's ``(mid, h)`` (:meth:`~xmodal.translation.text_to_image.Discriminator.
+        encode_image`) of the images of ``parts``, one after the other, each through
+        DiffAugment (``model.augment``): in one batch, or part by part when D has batch
+        norm."""
+        from xmodal.translation.text_to_image import diff_augment
+
+        x = diff_augment(torch.cat(list(parts)), self.config.model.augment)
+        if D.norm != "batch":
+            return D.encode_image(x)
+        encoded = [D.encode_image(p) for p in x.split([len(p) for p in parts])]
+        return torch.cat([mid for mid, _ in encoded]), torch.cat([h for _, h in encoded])
 
     def _match_loss(self, fake: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """The image-text matching loss of the generator (``model.match_weight``; AttnGAN's
@@ -789,9 +808,18 @@ class Text2ImageTask(Task):
 
     # ------------------------------------------------------------------ evaluation
 
+    def _scenes(self, split: str, n: int) -> list:
+        """The first ``n`` scenes of ``split``, each rendered once for the task's life: the
+        vocabulary, the pre-trainings, every epoch's batches and the evaluators share them
+        (8,000 training scenes: 100 MB)."""
+        done = self._rendered.setdefault(split, [])
+        done += [self.world.scene(split, i, audio=False, questions=False)
+                 for i in range(len(done), n)]  # fmt: skip
+        return done[:n]
+
     def _real(self, split: str, n: int) -> tuple[torch.Tensor, list]:
         """``n`` real images of ``split`` (uint8) and their scenes."""
-        scenes = [self.world.scene(split, i, audio=False, questions=False) for i in range(n)]
+        scenes = self._scenes(split, n)
         return torch.stack([s.image for s in scenes]), scenes
 
     def _cached(self, name: str, make) -> nn.Module:
@@ -1039,6 +1067,18 @@ class Text2ImageTask(Task):
             records.append({"input": caption, "text": text, "unknown_words": unknown,
                             "files": [str(out_file)]})  # fmt: skip
         return records
+
+
+@contextmanager
+def _frozen(module: nn.Module):
+    """``module``'s parameters without gradients inside the block (as they were after)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in zip(module.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
 
 
 def _saved_model_keys(run_dir: Path) -> set[str] | None:

@@ -179,7 +179,9 @@ class Discriminator(nn.Module):
     (docs/text2image.md).
 
     ``forward(images, text (B, text_dim))`` → ``(B,)`` logits (real under this sentence);
-    with ``aux=True`` → ``(logits, [(B, k) for each k of aux_classes])``.
+    with ``aux=True`` → ``(logits, [(B, k) for each k of aux_classes])``. The same in
+    parts: :meth:`encode_image`, then :meth:`score` under one or more sentences and
+    :meth:`classify`, so that one encoding of an image serves all of them.
     """
 
     def __init__(self, *, text_dim: int, proj_dim: int = 128, ndf: int = 64,
@@ -237,22 +239,35 @@ class Discriminator(nn.Module):
         """``(B, 3, S, S)`` in [0, 1] → the 4x4 map ``(B, C, 4, 4)``."""
         return self.encode(images * 2 - 1)
 
+    def encode_image(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, 3, S, S)`` in [0, 1] → ``(mid, h)``: the classifiers' map of stride
+        ``aux_stride`` and the final 4x4 map. One encoding serves several sentences
+        (:meth:`score`) and the classifiers (:meth:`classify`)."""
+        mid = self.encode[: self._aux_at](images * 2 - 1)  # (B, C', S / aux_stride, ...)
+        return mid, self.encode[self._aux_at :](mid)  # (B, C, 4, 4)
+
+    def score(self, h: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """The logits ``(B,)`` of the encoded images ``h`` (:meth:`encode_image`) under the
+        sentences ``text (B, text_dim)``."""
+        t = self.project(text)  # (B, P)
+        if self.cond == "projection":
+            phi = h.sum((2, 3))  # (B, C)
+            return self.judge(phi).flatten() + (self.embed(t) * phi).sum(1)
+        t = t[:, :, None, None].expand(-1, -1, *h.shape[-2:])  # (B, P, 4, 4)
+        return self.judge(torch.cat([h, t], dim=1)).flatten()
+
+    def classify(self, mid: torch.Tensor) -> list[torch.Tensor]:
+        """The classifiers' logits ``[(B, k) for each k of aux_classes]`` of the map ``mid``
+        (:meth:`encode_image`), max-pooled: each feature where it is strongest."""
+        found = mid.amax((2, 3))  # (B, C')
+        return [head(found) for head in self.aux]
+
     def forward(
         self, images: torch.Tensor, text: torch.Tensor, *, aux: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-        mid = self.encode[: self._aux_at](images * 2 - 1)  # (B, C', S / aux_stride, ...)
-        h = self.encode[self._aux_at :](mid)  # (B, C, 4, 4)
-        t = self.project(text)  # (B, P)
-        phi = h.sum((2, 3))  # (B, C)
-        if self.cond == "projection":
-            logits = self.judge(phi).flatten() + (self.embed(t) * phi).sum(1)  # (B,)
-        else:
-            t = t[:, :, None, None].expand(-1, -1, *h.shape[-2:])  # (B, P, 4, 4)
-            logits = self.judge(torch.cat([h, t], dim=1)).flatten()  # (B,)
-        if not aux:
-            return logits
-        found = mid.amax((2, 3))  # (B, C'): each feature where it is strongest
-        return logits, [head(found) for head in self.aux]  # [(B, k), ...]
+        mid, h = self.encode_image(images)
+        logits = self.score(h, text)
+        return (logits, self.classify(mid)) if aux else logits
 
 
 class TextToImageGAN(nn.Module):
