@@ -704,8 +704,7 @@ class Text2ImageTask(Task):
             fake_right, interp = judged[:B], (judged[B:] if m.interpolation else None)
             if tac:  # ... and G's images must show the colour and shape their caption names
                 named = batch["named"]
-                g_aux, g_parts = aux_loss([x[:B] for x in D.classify(mid[:B])],
-                                          [named[:, 0], named[:, 1]])  # fmt: skip
+                g_aux, g_parts = aux_loss(D.classify(mid[:B]), [named[:, 0], named[:, 1]])
         loss_g, g_logs = generator_loss(fake_right, interp, loss=m.gan_loss)
         if tac:
             loss_g = loss_g + m.aux_weight * g_aux
@@ -1011,9 +1010,14 @@ class Text2ImageTask(Task):
         the same (size, colour, shape) as each of ``scenes``."""
         keys = {(s.objects[0].size, s.objects[0].colour, s.objects[0].shape) for s in scenes}
         found: dict[tuple, list[torch.Tensor]] = {key: [] for key in keys}
+        rendered = self._rendered.get(split, [])  # those already rendered are not redone
         i = 0
         while any(len(v) < per for v in found.values()) and i < 20_000:
-            s = self.world.scene(split, i, audio=False, questions=False)
+            s = (
+                rendered[i]
+                if i < len(rendered)
+                else self.world.scene(split, i, audio=False, questions=False)
+            )
             o = s.objects[0]
             key = (o.size, o.colour, o.shape)
             if key in found and len(found[key]) < per:
