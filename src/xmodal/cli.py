@@ -68,7 +68,7 @@ def _frames(args) -> dict:
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The command line parser; ``argv`` names the task of ``xmodal predict TASK``, whose own
-    options (:meth:`xmodal.engine.Task.add_predict_arguments`) it then accepts."""
+    options (the fields of its ``PredictOptions``) it then accepts."""
     parser = argparse.ArgumentParser(
         prog="xmodal",
         description="Multimodal learning with vision, text and audio.",
@@ -216,9 +216,11 @@ def _predict_options(argv: list[str] | None) -> argparse.ArgumentParser | None:
         cls = get_task(name)
     except XmodalError:
         return None
+    from xmodal.engine.options import add_option_arguments
+
     options = argparse.ArgumentParser(add_help=False)
     group = options.add_argument_group(f"{name} options")
-    cls.add_predict_arguments(group)
+    add_option_arguments(group, cls.PredictOptions)
     return options
 
 
@@ -457,7 +459,7 @@ def _predict(args) -> int:
     from xmodal.registry import get_task
 
     out = Path(args.out) if args.out is not None else Path(args.run_dir) / "predictions"
-    # The options given (the task's signature has the defaults too).
+    # The options given; predict fills in the others from the task's PredictOptions.
     options = {
         name: getattr(args, name)
         for name, default in args.predict_defaults.items()

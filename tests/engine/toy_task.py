@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from xmodal.engine import Task, TrainerConfig, seeded_loader
+from xmodal.engine.options import option
 from xmodal.errors import DataError, ParameterError
 
 
@@ -149,13 +150,9 @@ class ToyTask(Task):
         pred = self._run(model, self._norm(x))
         return {"mse": nn.functional.mse_loss(pred, y).item(), "n": len(y)}
 
-    def figures(self, model, out_dir):
-        import matplotlib
-
-        matplotlib.use("Agg")
+    def figures(self, model):
         from matplotlib.figure import Figure
 
-        out_dir.mkdir(parents=True, exist_ok=True)
         x, y = self._split("test")
         pred = self._run(model, self._norm(x))
         fig = Figure(figsize=(3, 3))
@@ -163,16 +160,14 @@ class ToyTask(Task):
         ax.scatter(y.numpy(), pred.numpy(), s=4)
         ax.set_xlabel("target")
         ax.set_ylabel("prediction")
-        path = out_dir / "pred-vs-target.png"
-        fig.savefig(path, dpi=50)
-        return [path]
+        return {"pred-vs-target": fig}
 
-    @classmethod
-    def add_predict_arguments(cls, parser) -> None:
-        parser.add_argument("--extra", action="append", metavar="X", help="one more input")
-        parser.add_argument("--scale", type=float, default=1.0, help="multiply the outputs")
+    @dataclass
+    class PredictOptions:
+        extra: list[str] | None = option(None, "one more input", metavar="X")
+        scale: float = option(1.0, "multiply the outputs")
 
-    def predict(self, model, inputs, out_dir, *, extra=None, scale=1.0):
+    def predict(self, model, inputs, out_dir, *, extra, scale):
         records = []
         for i, text in enumerate([*inputs, *(extra or [])]):
             try:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from xmodal.data.recipe1m import Recipe1M
 from xmodal.errors import DataError, ParameterError
 from xmodal.matching.recipe import Im2Recipe, RecipeEncoder, im2recipe_loss, pair_targets
-from xmodal.matching.recipe_task import collate_recipes, encode_recipe
+from xmodal.tasks.recipe import collate_recipes, encode_recipe
 from xmodal.text.vocab import Vocabulary
 from xmodal.world import World
 from xmodal.world.export import export

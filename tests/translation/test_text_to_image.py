@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from xmodal.errors import ParameterError
-from xmodal.translation.text2image_task import (
+from xmodal.tasks.text2image import (
     Text2ImageConfig,
     Text2ImageDataConfig,
     Text2ImageEvalConfig,
@@ -324,7 +324,7 @@ def test_generate_is_seeded_and_checks_the_noise():
 
 
 def test_a_frozen_sentence_encoder_gets_no_gradients_and_stays_in_eval_mode():
-    from xmodal.translation.text2image_task import Text2ImageTask
+    from xmodal.tasks.text2image import Text2ImageTask
 
     model = TextToImageGAN(10, word_dim=4, hidden=4, text_dim=8, proj_dim=4, noise_dim=6,
                            ngf=4, ndf=4, image_size=32, freeze_text=True)  # fmt: skip
@@ -345,7 +345,7 @@ def test_a_frozen_sentence_encoder_gets_no_gradients_and_stays_in_eval_mode():
 def _step_task(**model):
     """A text2image task, its (untrained) model and one batch of 4 world pairs at 32x32."""
     from xmodal.text.vocab import Vocabulary
-    from xmodal.translation.text2image_task import Text2ImageTask
+    from xmodal.tasks.text2image import Text2ImageTask
 
     config = Text2ImageConfig(
         model=Text2ImageModelConfig(word_dim=4, hidden=4, text_dim=8, proj_dim=4, noise_dim=6,
@@ -652,7 +652,7 @@ def test_the_generated_class_of_the_classifiers_is_trained_on_fakes(tmp_path):
 
 
 def test_pretraining_the_classifiers_trains_only_their_path_and_keeps_the_global_seed():
-    from xmodal.translation.text2image_task import Text2ImageTask
+    from xmodal.tasks.text2image import Text2ImageTask
 
     config = Text2ImageConfig(
         model=Text2ImageModelConfig(aux_weight=1.0, aux_pretrain_steps=3),
@@ -686,7 +686,7 @@ def test_pretraining_the_classifiers_trains_only_their_path_and_keeps_the_global
 
 def test_the_text_attribute_term_changes_only_the_sentence_pretraining(tmp_path):
     from xmodal.text.vocab import Vocabulary
-    from xmodal.translation.text2image_task import Text2ImageTask
+    from xmodal.tasks.text2image import Text2ImageTask
 
     task = Text2ImageTask(Text2ImageConfig(data=Text2ImageDataConfig(image_size=32)))
     images, scenes = task._real("train", 8)

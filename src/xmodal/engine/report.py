@@ -5,16 +5,18 @@ config), readable offline: images are embedded as base64 PNG, nothing is linked.
 from __future__ import annotations
 
 import base64
-import contextlib
 import csv
 import html
 import io
 import math
-import os
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+
+from xmodal._io import atomic_path, write_text
+
+# engine/run.py and task modules import these two from here.
+write_text_atomic = write_text
 
 __all__ = ["atomic_path", "flatten_metrics", "read_curves", "write_report", "write_text_atomic"]
 
@@ -178,47 +180,3 @@ def write_report(
     parts.append(f"<pre>{esc(config_text)}</pre>")
     parts.append("</body></html>")
     return write_text_atomic(run_dir / "report.html", "\n".join(parts) + "\n")
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary path beside ``path``; on a clean exit it is fsynced and renamed onto
-    ``path`` (readable as a normal new file), on an error it is removed.
-
-        >>> with atomic_path("out/model.safetensors") as tmp:  # doctest: +SKIP
-        ...     save_file(tensors, tmp)
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return Path(path)
-
-
-def _umask() -> int:
-    """The process umask, read without changing it where the OS allows."""
-    try:  # Linux
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)  # elsewhere the only portable way: set it and restore it
-    os.umask(mask)
-    return mask

@@ -41,10 +41,12 @@ import torch
 from torch import nn
 
 from xmodal.engine.config import config_from_dict, config_to_dict, format_config, load_config
+from xmodal.engine.options import check_options
 from xmodal.engine.report import atomic_path, write_report, write_text_atomic
 from xmodal.engine.task import Task
 from xmodal.errors import DataError, ParameterError
 from xmodal.registry import get_task
+from xmodal.viz.figure import save_figures
 
 __all__ = [
     "Run",
@@ -465,6 +467,12 @@ def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
 
     from xmodal.engine.module import LastCheckpoint, TaskModule
 
+    upstream = {}
+    if ckpt_path is None and task_cls.upstream:
+        from xmodal.engine.upstream import resolve_upstreams
+
+        # Before the seed: training an upstream run must not change this run's numbers.
+        upstream = resolve_upstreams(task_cls.upstream, cfg, echo=say)
     pl.seed_everything(cfg.seed, verbose=False)
     task_obj: Task = task_cls(cfg)
     task_obj.resuming = ckpt_path is not None
@@ -488,6 +496,8 @@ def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
         if ckpt_path is None:
             started = datetime.now().isoformat(timespec="seconds")
             info = {"task": task, "xmodal_version": _version(), "started": started}
+            if upstream:
+                info["upstream"] = upstream
             _write_json(folder / "run.json", info)
         say(f"{'resuming' if ckpt_path is not None else 'run folder'}: {folder}")
 
@@ -547,7 +557,9 @@ def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
         }
         _write_json(folder / "metrics.json", metrics)
         with torch.no_grad():
-            figures = task_obj.figures(model, folder / "figures") or []
+            save_figures(task_obj.figures(model), folder / "figures")
+        # Figures the task wrote while training (e.g. samples after each epoch) count too.
+        figures = sorted((folder / "figures").rglob("*.png"))
         model.cpu()
         write_report(folder, title=f"xmodal {task} — {folder.name}",
                      config_text=format_config(cfg), metrics=metrics, figures=figures)  # fmt: skip
@@ -630,8 +642,9 @@ def predict(
 ) -> list[dict]:
     """The run's model on user inputs (file paths, texts): one JSON-ready record each.
 
-    ``options`` are the task's own (:meth:`Task.add_predict_arguments`, e.g. the retrieval
-    task's ``text=[...]``); with them ``inputs`` may be empty. Files the task writes go to
+    ``options`` are the task's own (the fields of its ``PredictOptions``, e.g. the
+    retrieval task's ``text=[...]``; those not given keep their defaults); with them
+    ``inputs`` may be empty. Files the task writes go to
     ``out_dir`` (default ``run_dir/predictions``), with the records as ``predictions.json``.
     """
     if isinstance(inputs, (str, Path)):
@@ -640,6 +653,10 @@ def predict(
     if not inputs and not options:
         raise ParameterError("predict needs at least one input")
     task_obj, model = load_run(run_dir, task, stage="predict", device=device)
+    out_file = options.pop("out_file", None)
+    options = check_options(type(task_obj).PredictOptions, task_obj.name, options)
+    if out_file is not None:
+        options["out_file"] = Path(out_file)
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "predictions"
     out.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():

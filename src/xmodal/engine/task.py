@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from xmodal.errors import ParameterError
+
 __all__ = ["Task"]
 
 
@@ -32,9 +34,14 @@ class Task:
       ``training_step()`` / ``validation_step()``, with ``on_train_epoch_start(epoch)``;
       with ``manual_optimization = True`` the task steps its optimizers itself (see
       :meth:`training_step`);
-    - after training and in ``xmodal eval``: ``evaluate(model, split)``, ``figures()``;
+    - after training and in ``xmodal eval``: ``evaluate(model, split)`` for each of
+      ``config.eval_splits``, then ``figures(model)``, whose figures the engine writes;
     - ``xmodal predict``: ``predict(model, inputs, out_dir, **options)``, the options
-      being those :meth:`add_predict_arguments` declares.
+      being the fields of the task's :attr:`PredictOptions` dataclass.
+
+    What every task shares is here: :meth:`data` picks the source ``data=NAME`` names,
+    :meth:`configure_optimizers` builds the ``optim`` section's optimizer and schedule
+    for :meth:`total_steps`.
     """
 
     name: ClassVar[str] = ""
@@ -48,10 +55,17 @@ class Task:
     # Suffixes (".png") for which ``xmodal predict --out FILE`` names a file, not a folder:
     # predict then gets ``out_file=FILE`` and ``out_dir`` its folder.
     predict_out_suffixes: ClassVar[tuple[str, ...]] = ()
+    # The task's own ``xmodal predict`` options: a dataclass whose fields become flags
+    # (see xmodal.engine.options) and reach predict() as keyword arguments.
+    PredictOptions: ClassVar[type | None] = None
+    # Other tasks' runs this task uses (xmodal.engine.upstream.Upstream): the engine
+    # resolves each before setup("fit"), training the upstream's defaults if need be.
+    upstream: ClassVar[tuple] = ()
 
     def __init__(self, config) -> None:
         self.config = config
         self._world = None
+        self._data: dict[str, Any] = {}
         # Set by the engine before setup("fit"): True when the run continues from a
         # checkpoint, whose weights replace whatever build_model prepares (a task can skip
         # costly initialisation such as a pretraining stage).
@@ -59,17 +73,14 @@ class Task:
 
     @property
     def world(self):
-        """The world of ``config.data``: its ``world_seed``, ``image_size`` and, where the
-        data config has one, ``compositional``; made on first use."""
+        """The world of ``config.data``: its ``world_seed`` and, where the data config has
+        them, ``image_size`` and ``compositional``; made on first use."""
         if self._world is None:
             from xmodal.world import World
 
             d = self.config.data
-            self._world = World(
-                seed=d.world_seed,
-                image_size=d.image_size,
-                compositional=getattr(d, "compositional", False),
-            )
+            options = {k: getattr(d, k) for k in ("image_size", "compositional") if hasattr(d, k)}
+            self._world = World(seed=d.world_seed, **options)
         return self._world
 
     @staticmethod
@@ -79,6 +90,20 @@ class Task:
         return next(model.parameters()).device
 
     # ------------------------------------------------------------------ data
+
+    def data(self, split: str):
+        """The dataset of ``split`` from the source ``config.data.name``, made once: the
+        task's method ``<name>_data(split)`` (``world_data``, ``karpathy_data``, ...)."""
+        if split not in self._data:
+            name = self.config.data.name
+            read = getattr(self, f"{name}_data", None)
+            if read is None:
+                raise ParameterError(
+                    f"task {self.name!r} cannot read data source {name!r} "
+                    f"(it has no {name}_data method)"
+                )
+            self._data[split] = read(split)
+        return self._data[split]
 
     def setup(self, run_dir: Path, stage: str) -> None:
         """Build data and vocabularies (``"fit"``), or read them from ``run_dir``.
@@ -92,6 +117,23 @@ class Task:
         """Files (relative to the run folder) that ``setup("fit")`` writes and eval needs."""
         return []
 
+    def train_loader(self, dataset, *, collate_fn=None, drop_last: bool = False) -> DataLoader:
+        """A shuffled loader over ``dataset`` with ``data.batch_size`` and
+        ``data.num_workers``, its order a pure function of (``seed``, epoch)
+        (:func:`~xmodal.engine.data.seeded_loader`): what ``train_dataloader`` returns."""
+        from xmodal.engine.data import seeded_loader
+
+        d = self.config.data
+        return seeded_loader(
+            dataset,
+            batch_size=d.batch_size,
+            shuffle=True,
+            seed=self.config.seed,
+            num_workers=d.num_workers,
+            collate_fn=collate_fn,
+            drop_last=drop_last,
+        )
+
     def train_dataloader(self) -> DataLoader:
         raise NotImplementedError
 
@@ -103,9 +145,31 @@ class Task:
     def build_model(self) -> nn.Module:
         raise NotImplementedError
 
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps in one process's epoch: the training set's batches (the last
+        partial batch dropped)."""
+        from xmodal.engine.schedule import world_size
+
+        return len(self.data("train")) // (self.config.data.batch_size * world_size())
+
+    def total_steps(self) -> int:
+        """The steps the run will take (:func:`~xmodal.engine.schedule.planned_steps`):
+        what the learning-rate schedule spans."""
+        from xmodal.engine.schedule import planned_steps
+
+        return planned_steps(self.config.trainer, self.steps_per_epoch())
+
     def configure_optimizers(self, model: nn.Module) -> Any:
-        """Return what ``LightningModule.configure_optimizers`` returns."""
-        raise NotImplementedError
+        """What ``LightningModule.configure_optimizers`` returns: by default the ``optim``
+        section's ``configure(parameters, total_steps)`` (e.g.
+        :class:`~xmodal.engine.schedule.AdamConfig`: Adam, warm-up, cosine decay)."""
+        optim = getattr(self.config, "optim", None)
+        if not callable(getattr(optim, "configure", None)):
+            raise NotImplementedError(
+                f"{type(self).__name__} has no optim section with configure(); "
+                "override configure_optimizers"
+            )
+        return optim.configure(model.parameters(), self.total_steps())
 
     def training_step(
         self, model: nn.Module, batch, step=None
@@ -142,26 +206,19 @@ class Task:
         """
         raise NotImplementedError
 
-    def figures(self, model: nn.Module, out_dir: Path) -> list[Path]:
-        """Write the task's figures (PNG) into ``out_dir``; return their paths."""
-        return []
+    def figures(self, model: nn.Module) -> dict[str, Any]:
+        """The task's figures by name: matplotlib ``Figure`` objects, which the engine
+        writes as ``figures/<name>.png`` (:func:`xmodal.viz.save_figure`: atomically, one
+        dpi) and closes. Names are file stems: letters, digits, ``_``, ``-``, ``.``."""
+        return {}
 
     def predict(
         self, model: nn.Module, inputs: Sequence[str], out_dir: Path, **options
     ) -> list[dict]:
         """Run the model on user inputs (file paths, texts); one record per input or query.
 
-        ``options`` are the task's own, declared by :meth:`add_predict_arguments` (none by
+        ``options`` are the task's own, the fields of :attr:`PredictOptions` (none by
         default). Each record is JSON-serialisable; ``"text"`` (if present) is printed by
         the CLI and files it wrote are listed under ``"files"``.
         """
         raise NotImplementedError
-
-    @classmethod
-    def add_predict_arguments(cls, parser) -> None:
-        """Declare the task's own ``xmodal predict TASK`` options on ``parser`` (an
-        ``argparse`` parser): each reaches :meth:`predict` as a keyword argument named by
-        its ``dest``, with its default when not given. None by default.
-
-        >>> parser.add_argument("--text", action="append", help="a text query")
-        """

@@ -10,10 +10,12 @@ from xmodal.viz.audio import (
     plot_spectrogram,
     plot_waveform,
 )
+from xmodal.viz.figure import FIGURE_DPI, save_figure, save_figures, unique_stems
 from xmodal.viz.projection import plot_projection, project_words
 from xmodal.viz.transformer_attention import plot_attention_map
 
 __all__ = [
+    "FIGURE_DPI",
     "audio_figure",
     "plot_attention_map",
     "plot_caption_attention",
@@ -24,5 +26,8 @@ __all__ = [
     "plot_spectrogram",
     "plot_waveform",
     "project_words",
+    "save_figure",
+    "save_figures",
+    "unique_stems",
     "upsample_attention",
 ]

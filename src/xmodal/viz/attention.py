@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from xmodal._checks import as_signal, check_positive_int
 from xmodal.errors import ParameterError
 
-__all__ = ["plot_caption_attention", "upsample_attention"]
+__all__ = ["plot_caption_attention", "plot_captioned_image", "upsample_attention"]
 
 _OVERLAY_ALPHA = 0.6
 
@@ -67,6 +67,17 @@ def upsample_attention(alphas, size: tuple[int, int]) -> torch.Tensor:
         alphas[:, None].float(), size=tuple(size), mode="bilinear", align_corners=False
     )
     return up[:, 0]
+
+
+def plot_captioned_image(image, text: str) -> Figure:
+    """The image titled with its caption: the figure of a model without attention
+    (Show and Tell). ``image``: ``(3, H, W)`` uint8 or float in [0, 1]."""
+    fig = Figure(figsize=(3, 3.3))
+    ax = fig.add_subplot()
+    ax.imshow(_image(image))
+    ax.set_title(text, fontsize=8, wrap=True)
+    ax.axis("off")
+    return fig
 
 
 def plot_caption_attention(

@@ -15,7 +15,7 @@ from PIL import Image
 from xmodal.cli import main
 from xmodal.data.vqa import VQAv2, annotations_file, questions_file
 from xmodal.errors import DataError, ParameterError
-from xmodal.referencing.vqa_task import (
+from xmodal.tasks.vqa import (
     QuestionsByImage,
     VQATask,
     _world_split,
@@ -223,7 +223,7 @@ def test_world_scenes_hold_the_questions_of_the_vqa_view():
 def _fitting_task(run_dir: Path, *overrides: str) -> VQATask:
     """A TINY-config task set up for training in ``run_dir``."""
     from xmodal.engine.config import load_config
-    from xmodal.referencing.vqa_task import VQAConfig
+    from xmodal.tasks.vqa import VQAConfig
 
     task = VQATask(load_config(VQAConfig, overrides=[*TINY, *overrides]))
     task.setup(run_dir, "fit")
@@ -231,7 +231,7 @@ def _fitting_task(run_dir: Path, *overrides: str) -> VQATask:
 
 
 def test_batches_hold_every_question_of_each_image(tmp_path):
-    from xmodal.referencing.vqa_task import collate_questions
+    from xmodal.tasks.vqa import collate_questions
 
     task = _fitting_task(tmp_path)
     batch = collate_questions([task.dataset("train")[g] for g in (0, 3)])
@@ -249,7 +249,7 @@ def test_referents_are_where_the_answer_is_read(tmp_path):
     """The masks of each question's two looks, checked against its answer: an exist
     question's objects are there iff the answer is yes; a yes/no relation's first look
     lies in the asked direction from the second iff the answer is yes."""
-    from xmodal.referencing.vqa_task import collate_questions
+    from xmodal.tasks.vqa import collate_questions
 
     task = _fitting_task(tmp_path)
     split, ds = task.split("train"), task.dataset("train", referents=True)

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from xmodal.cli import main
 from xmodal.engine import load_run
 from xmodal.matching.arithmetic import arithmetic_success, embedding_arithmetic, tag_metrics
-from xmodal.matching.retrieval_task import (
+from xmodal.tasks.retrieval import (
     CaptionedImages,
     RetrievalTask,
     collate_captioned,

@@ -18,8 +18,8 @@ from xmodal.cli import main
 from xmodal.engine import load_run
 from xmodal.engine.config import config_from_dict
 from xmodal.errors import DataError
-from xmodal.matching.recipe_task import _RECIPE_KEYS as RECIPE_KEYS
-from xmodal.matching.recipe_task import RecipeTask, collate_recipes
+from xmodal.tasks.recipe import _RECIPE_KEYS as RECIPE_KEYS
+from xmodal.tasks.recipe import RecipeTask, collate_recipes
 from xmodal.nn.losses import info_nce_loss
 from xmodal.world import World
 from xmodal.world.export import export

@@ -575,7 +575,7 @@ class Text2ImageTask(Task):
         text, text_dim = None, m.text_dim
         if self._text_spec is not None:  # model.text_run: the retrieval model's text side
             from xmodal.engine.config import config_from_dict
-            from xmodal.matching.retrieval_task import RetrievalConfig, RetrievalTask
+            from xmodal.tasks.retrieval import RetrievalConfig, RetrievalTask
 
             rtask = RetrievalTask(config_from_dict(RetrievalConfig, self._text_spec["config"]))
             rtask.vocab = self.vocab

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from xmodal.cli import main
 from xmodal.engine import load_run
 from xmodal.errors import DataError, ParameterError
-from xmodal.text.gpt_task import GPTConfig, GPTDataConfig, GPTTask
+from xmodal.tasks.gpt import GPTConfig, GPTDataConfig, GPTTask
 from xmodal.text.lm_data import (
     UNKNOWN_CHAR,
     CharTokenizer,
@@ -263,7 +263,7 @@ def test_the_world_captions_are_the_default_data(tmp_path):
                "eval.attention_head=1", "eval.attention_text=a red circle")  # fmt: skip
     assert "name: world" in (d / "config.yaml").read_text()
     task = GPTTask(GPTConfig(data=GPTDataConfig(train_size=40, val_size=8, test_size=8)))
-    texts = task.texts()
+    texts = {split: task.data(split) for split in ("train", "val", "test")}
     from xmodal.world import World
 
     world = World(seed=0)

@@ -27,6 +27,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -34,9 +35,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from xmodal._checks import check_choice, check_positive_int, check_positive_number
+from xmodal.engine.base import DataConfig, TaskConfig, trainer_defaults
 from xmodal.engine.config import TrainerConfig
-from xmodal.engine.data import seeded_loader
-from xmodal.engine.schedule import planned_steps, warmup_cosine, world_size
+from xmodal.engine.schedule import warmup_cosine, world_size
 from xmodal.engine.task import Task
 from xmodal.errors import ParameterError
 from xmodal.text.lm_data import (
@@ -60,7 +61,6 @@ __all__ = [
     "GPTTask",
 ]
 
-SOURCES = ("world", "text")
 SPLITS = ("train", "val", "test")
 _ATTENTION_TOKENS = 64  # the attention figure's sentence is cut to this many tokens
 
@@ -88,7 +88,7 @@ class GPTModelConfig:
 
 
 @dataclass
-class GPTDataConfig:
+class GPTDataConfig(DataConfig):
     """Where the text comes from and how it becomes tokens.
 
     ``name=world`` (default): the captions of the world's scenes (``world_seed``; scenes
@@ -98,24 +98,25 @@ class GPTDataConfig:
     alone also selects it. ``level``: ``char`` or ``word`` (``min_freq`` for words).
     """
 
-    name: str = "world"
-    path: str | None = None
-    level: str = "char"
-    min_freq: int = 1
-    world_seed: int = 0
+    sources: ClassVar[tuple[str, ...]] = ("world", "text")
+
     train_size: int = 1000
     val_size: int = 100
     test_size: int = 200
+    # The text is in memory: worker processes would only copy it (and miss set_epoch).
+    num_workers: int = 0
+    path: str | None = None
+    level: str = "char"
+    min_freq: int = 1
     val_fraction: float = 0.05
     test_fraction: float = 0.05
-    batch_size: int = 32
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ParameterError(
                 f"data.name must be 'world', 'text' or a file path. Found: {self.name!r}"
             )
-        if self.name not in SOURCES:  # `data=FILE`: the name is the file
+        if self.name not in self.sources:  # `data=FILE`: the name is the file
             if self.path is not None and self.path != self.name:
                 raise ParameterError(
                     f"data={self.name!r} names a file, but data.path={self.path!r} names "
@@ -126,17 +127,9 @@ class GPTDataConfig:
             self.name = "text"
         if self.name == "text" and not self.path:
             raise ParameterError("data.name=text needs data.path (a UTF-8 text file). Found: None")
+        super().__post_init__()
         check_choice(self.level, "data.level", LEVELS)
-        for key in ("min_freq", "train_size", "val_size", "test_size", "batch_size"):
-            check_positive_int(getattr(self, key), f"data.{key}")
-        if (
-            isinstance(self.world_seed, bool)
-            or not isinstance(self.world_seed, int)
-            or self.world_seed < 0
-        ):
-            raise ParameterError(
-                f"data.world_seed must be an integer >= 0. Found: {self.world_seed!r}"
-            )
+        check_positive_int(self.min_freq, "data.min_freq")
         for key in ("val_fraction", "test_fraction"):
             value = getattr(self, key)
             if not 0.0 < value < 1.0:
@@ -169,6 +162,22 @@ class GPTOptimConfig:
             raise ParameterError(
                 f"optim.min_lr_ratio must be in [0, 1]. Found: {self.min_lr_ratio}"
             )
+
+    def configure(self, params, total_steps: int) -> dict:
+        """AdamW over ``params`` on the warm-up + cosine plan for ``total_steps``."""
+        params = [p for p in params if p.requires_grad]
+        # nanoGPT's rule: decay every matrix (and embedding), not biases or norm gains.
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": self.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=self.lr, betas=(0.9, self.beta2))
+        return warmup_cosine(
+            optimizer,
+            warmup_steps=self.warmup_steps,
+            total_steps=total_steps,
+            min_lr_ratio=self.min_lr_ratio,
+        )
 
 
 @dataclass
@@ -206,18 +215,13 @@ class GPTEvalConfig:
             check_positive_int(self.attention_head, "eval.attention_head", minimum=0)
 
 
-def _default_trainer() -> TrainerConfig:
-    return TrainerConfig(max_epochs=4, gradient_clip_val=1.0)
-
-
 @dataclass
-class GPTConfig:
-    seed: int = 0
+class GPTConfig(TaskConfig):
     model: GPTModelConfig = field(default_factory=GPTModelConfig)
     data: GPTDataConfig = field(default_factory=GPTDataConfig)
     optim: GPTOptimConfig = field(default_factory=GPTOptimConfig)
     eval: GPTEvalConfig = field(default_factory=GPTEvalConfig)
-    trainer: TrainerConfig = field(default_factory=_default_trainer)
+    trainer: TrainerConfig = trainer_defaults(max_epochs=4, gradient_clip_val=1.0)
 
     def __post_init__(self) -> None:
         m, e = self.model, self.eval
@@ -257,34 +261,29 @@ class GPTTask(Task):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__(config)
         self.tokenizer = None
-        self._texts: dict[str, str] | None = None
         self._ids: dict[str, torch.Tensor] = {}
         self._train_blocks: TokenBlocks | None = None
 
     # ------------------------------------------------------------------ data
 
-    def texts(self) -> dict[str, str]:
-        """The train, val and test text (read once)."""
-        if self._texts is None:
-            d = self.config.data
-            if d.name == "world":
-                from xmodal.world import World
+    def world_data(self, split: str) -> str:
+        """The captions of the world's scenes of ``split``, one a line."""
+        scenes = range(self.config.data.size(split))
+        world = self.world
+        return "".join(
+            c + "\n"
+            for i in scenes
+            for c in world.scene(split, i, audio=False, questions=False).captions
+        )
 
-                world = World(seed=d.world_seed)
-                sizes = {"train": d.train_size, "val": d.val_size, "test": d.test_size}
-                self._texts = {
-                    split: "".join(
-                        c + "\n"
-                        for i in range(n)
-                        for c in world.scene(split, i, audio=False, questions=False).captions
-                    )
-                    for split, n in sizes.items()
-                }
-            else:
-                parts = split_text(read_text(d.path), val_fraction=d.val_fraction,
-                                   test_fraction=d.test_fraction)  # fmt: skip
-                self._texts = dict(zip(SPLITS, parts, strict=True))
-        return self._texts
+    def text_data(self, split: str) -> str:
+        """The part of the file ``data.path`` for ``split``: its last fractions held out."""
+        d = self.config.data
+        if not hasattr(self, "_text_parts"):
+            parts = split_text(read_text(d.path), val_fraction=d.val_fraction,
+                               test_fraction=d.test_fraction)  # fmt: skip
+            self._text_parts = dict(zip(SPLITS, parts, strict=True))
+        return self._text_parts[split]
 
     def _where(self, split: str) -> str:
         d = self.config.data
@@ -296,7 +295,7 @@ class GPTTask(Task):
         check_choice(split, "split", SPLITS)
         if split not in self._ids:
             self._ids[split] = torch.tensor(
-                self.tokenizer.encode(self.texts()[split]), dtype=torch.long
+                self.tokenizer.encode(self.data(split)), dtype=torch.long
             )
         return self._ids[split]
 
@@ -306,7 +305,7 @@ class GPTTask(Task):
     def setup(self, run_dir: Path, stage: str) -> None:
         d = self.config.data
         if stage == "fit":
-            self.tokenizer = build_tokenizer(d.level, self.texts()["train"], min_freq=d.min_freq)
+            self.tokenizer = build_tokenizer(d.level, self.data("train"), min_freq=d.min_freq)
             self.tokenizer.save(Path(run_dir) / tokenizer_file(d.level))
         else:
             self.tokenizer = load_tokenizer(d.level, run_dir)
@@ -317,11 +316,7 @@ class GPTTask(Task):
 
     def train_dataloader(self) -> DataLoader:
         self._train_blocks = self._blocks("train", full=True)
-        # The text is in memory: worker processes would only copy it (and miss set_epoch).
-        return seeded_loader(
-            self._train_blocks, batch_size=self.config.data.batch_size, shuffle=True,
-            seed=self.config.seed, collate_fn=collate_blocks,
-        )  # fmt: skip
+        return self.train_loader(self._train_blocks, collate_fn=collate_blocks)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self._blocks("val", full=False), batch_size=self.config.eval.batch_size,
@@ -336,26 +331,9 @@ class GPTTask(Task):
     def build_model(self) -> nn.Module:
         return GPT(self.config.transformer(len(self.tokenizer)))
 
-    def _total_steps(self) -> int:
+    def steps_per_epoch(self) -> int:
         n = len(self._train_blocks) if self._train_blocks is not None else 1
-        per_epoch = math.ceil(math.ceil(n / world_size()) / self.config.data.batch_size)
-        return planned_steps(self.config.trainer, per_epoch)
-
-    def configure_optimizers(self, model: nn.Module):
-        o = self.config.optim
-        params = [p for p in model.parameters() if p.requires_grad]
-        # nanoGPT's rule: decay every matrix (and embedding), not biases or norm gains.
-        groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": o.weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        ]
-        optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=(0.9, o.beta2))
-        return warmup_cosine(
-            optimizer,
-            warmup_steps=o.warmup_steps,
-            total_steps=self._total_steps(),
-            min_lr_ratio=o.min_lr_ratio,
-        )
+        return math.ceil(math.ceil(n / world_size()) / self.config.data.batch_size)
 
     def training_step(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
         _, loss = model(batch["x"], batch["y"])
@@ -421,18 +399,14 @@ class GPTTask(Task):
     def _attention_sentence(self) -> str:
         text = self.config.eval.attention_text
         if text is None:
-            lines = [line for line in self.texts()["val"].split("\n") if line.strip()]
+            lines = [line for line in self.data("val").split("\n") if line.strip()]
             text = lines[0]
         return text
 
-    def figures(self, model: nn.Module, out_dir: Path) -> list[Path]:
+    def figures(self, model: nn.Module) -> dict:
         from xmodal.viz.transformer_attention import plot_attention_map
 
         e = self.config.eval
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        paths = []
-
         sentence = self._attention_sentence()
         ids = self.tokenizer.encode(sentence)[
             : min(_ATTENTION_TOKENS, self.config.model.block_size)
@@ -443,20 +417,18 @@ class GPTTask(Task):
         maps = [m[0].cpu() for m in model.attention_maps(idx)]
         layer = e.attention_layer
         tokens = [self.tokenizer.decode([i]) for i in ids]
-        fig = plot_attention_map(maps, tokens, layer=layer, head=e.attention_head,
-                                 title=f"self-attention over {sentence[:60]!r}")  # fmt: skip
-        path = out_dir / f"attention_layer{layer % len(maps)}.png"
-        fig.savefig(path, dpi=90)
-        paths.append(path)
-
+        figures = {
+            f"attention_layer{layer % len(maps)}": plot_attention_map(
+                maps, tokens, layer=layer, head=e.attention_head,
+                title=f"self-attention over {sentence[:60]!r}",
+            )  # fmt: skip
+        }
         if e.n_samples:
             samples = self.sample(model, e.prompt, e.n_samples)
             text = "\n\n".join(f"--- sample {k} ---\n{s}" for k, s in enumerate(samples))
-            (out_dir / "samples.txt").write_text(text + "\n", encoding="utf-8")
-            path = out_dir / "samples.png"
-            _text_figure(samples, e).savefig(path, dpi=90)
-            paths.append(path)
-        return paths
+            figures["samples"] = _text_figure(samples, e)
+            figures["samples.txt"] = text + "\n"
+        return figures
 
     def predict(self, model: nn.Module, inputs: Sequence[str], out_dir: Path) -> list[dict]:
         """Continue each prompt: ``{"input", "text" (prompt + continuation),

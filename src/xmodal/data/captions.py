@@ -1,0 +1,83 @@
+"""Captioned images as training batches: each image with ``k`` of its captions encoded.
+
+Works on any dataset whose items are ``{"image": (3, H, W), "captions": [str, ...],
+"index": int}`` — the world's captioning view and :class:`~xmodal.data.KarpathyCaptions`
+alike.
+
+    >>> sets = CaptionSets(images, vocab, k=5, max_len=24)
+    >>> batch = collate_sets([sets[0], sets[1]])
+    >>> batch["image"].shape, batch["tokens"].shape     # (2, 3, H, W), (10, L)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from xmodal.errors import DataError
+from xmodal.text.vocab import PAD_ID, Vocabulary
+
+__all__ = ["CaptionSets", "all_captions", "collate_images", "collate_sets"]
+
+
+class CaptionSets(Dataset):
+    """Each image with ``k`` of its captions, encoded with ``vocab``.
+
+    Items: ``image`` (3, H, W) float, ``tokens`` a list of ``k`` LongTensors (<bos> ...
+    <eos>), ``index``. An image with fewer than ``k`` captions repeats them in turn; one
+    with more uses its first ``k``. A training step decodes all ``k`` captions of every
+    image while running the encoder once per image (Show and Tell and Show, Attend and
+    Tell both train on every reference of an image).
+    """
+
+    def __init__(self, images: Dataset, vocab: Vocabulary, *, k: int, max_len: int):
+        self.images, self.vocab, self.k, self.max_len = images, vocab, k, max_len
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.images[i]
+        captions = item["captions"]
+        if not captions:
+            raise DataError(f"image {item['index']} has no caption")
+        tokens = [
+            torch.tensor(self.vocab.encode(captions[j % len(captions)], max_len=self.max_len))
+            for j in range(self.k)
+        ]
+        return {"image": item["image"], "tokens": tokens, "index": item["index"]}
+
+
+def collate_sets(items: list[dict]) -> dict:
+    """Stack images; every caption of every image as one (B * k, L) <pad>-padded batch."""
+    tokens = nn.utils.rnn.pad_sequence(
+        [t for it in items for t in it["tokens"]], batch_first=True, padding_value=PAD_ID
+    )
+    return {
+        "image": torch.stack([it["image"] for it in items]),
+        "tokens": tokens,
+        "index": torch.tensor([it["index"] for it in items]),
+    }
+
+
+def collate_images(items: list[dict]) -> dict:
+    """Stack images; keep the captions (lists of strings) as a list."""
+    return {
+        "image": torch.stack([it["image"] for it in items]),
+        "captions": [it["captions"] for it in items],
+        "index": torch.tensor([it["index"] for it in items]),
+    }
+
+
+def all_captions(images: Dataset, world=None) -> list[str]:
+    """Every caption of ``images`` in order, without decoding an image: a Karpathy set
+    keeps them in ``captions``; the world's view reads them from ``world``'s scenes."""
+    captions = getattr(images, "captions", None)
+    if captions is not None:
+        return [c for cs in captions for c in cs]
+    return [
+        c
+        for i in range(len(images))
+        for c in world.scene(images.split, i, audio=False, questions=False).captions
+    ]
