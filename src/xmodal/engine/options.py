@@ -15,7 +15,6 @@ A field named ``top_k`` becomes ``--top-k``; ``list[...]`` fields repeat (``--te
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import typing
 from typing import Any

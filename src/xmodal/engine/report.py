@@ -15,10 +15,11 @@ from pathlib import Path
 
 from xmodal._io import atomic_path, write_text
 
-# engine/run.py and task modules import these two from here.
-write_text_atomic = write_text
-
 __all__ = ["atomic_path", "flatten_metrics", "read_curves", "write_report", "write_text_atomic"]
+
+# The atomic writers live in xmodal._io; engine/run.py and task modules still import
+# these two names from here.
+write_text_atomic = write_text
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
@@ -179,4 +180,4 @@ def write_report(
     parts.append("<h2>Config</h2>")
     parts.append(f"<pre>{esc(config_text)}</pre>")
     parts.append("</body></html>")
-    return write_text_atomic(run_dir / "report.html", "\n".join(parts) + "\n")
+    return write_text(run_dir / "report.html", "\n".join(parts) + "\n")

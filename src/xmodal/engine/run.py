@@ -472,7 +472,7 @@ def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
         from xmodal.engine.upstream import resolve_upstreams
 
         # Before the seed: training an upstream run must not change this run's numbers.
-        upstream = resolve_upstreams(task_cls.upstream, cfg, echo=say)
+        upstream = resolve_upstreams(task_cls.upstream, cfg, train=train, echo=say)
     pl.seed_everything(cfg.seed, verbose=False)
     task_obj: Task = task_cls(cfg)
     task_obj.resuming = ckpt_path is not None

@@ -31,7 +31,14 @@ from pathlib import Path
 
 from xmodal.errors import DataError, ParameterError
 
-__all__ = ["DEFAULT", "Upstream", "cache_root", "resolve_upstreams", "upstream_run"]
+__all__ = [
+    "DEFAULT",
+    "Upstream",
+    "cache_root",
+    "config_key",
+    "resolve_upstreams",
+    "upstream_run",
+]
 
 DEFAULT = "default"  # a key's value asking for the upstream task's defaults
 
@@ -53,13 +60,15 @@ def cache_root() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "xmodal"
 
 
-def _config_key(task: str, overrides: Sequence[str]) -> tuple[str, object]:
-    from xmodal.engine.config import config_to_dict
-    from xmodal.engine.run import resolve_config
+def config_key(task: str, overrides: Sequence[str] = ()) -> str:
+    """The cache key of ``task``'s run with its defaults plus ``overrides``: a hash of the
+    resolved config, so a change of any default makes a new run."""
+    from xmodal.engine.config import config_to_dict, load_config
+    from xmodal.registry import get_task
 
-    cfg = resolve_config(task, overrides=list(overrides))
+    cfg = load_config(get_task(task).Config, overrides=list(overrides))
     text = json.dumps({"task": task, "config": config_to_dict(cfg)}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16], cfg
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _finished(folder: Path, task: str) -> bool:
@@ -76,6 +85,7 @@ def upstream_run(
     task: str,
     run: str | Path | None = None,
     *,
+    train: Callable,
     overrides: Sequence[str] = (),
     cache_dir: str | Path | None = None,
     echo: Callable[[str], None] | None = None,
@@ -84,7 +94,8 @@ def upstream_run(
 
     ``run`` (a folder) is checked and used. Without it (or with ``"default"``) the run of
     ``task``'s defaults plus ``overrides`` is taken from ``cache_dir/runs/<task>/<hash>``
-    (default :func:`cache_root`), trained there first if it is not.
+    (default :func:`cache_root`), trained there first by ``train``
+    (:func:`xmodal.engine.train`, which calls this module) if it is not.
     """
     if run is not None and str(run) != DEFAULT:
         folder = Path(run)
@@ -96,9 +107,7 @@ def upstream_run(
                 "model.safetensors beside it)"
             )
         return folder, False
-    from xmodal.engine.run import train
-
-    key, _ = _config_key(task, overrides)
+    key = config_key(task, overrides)
     root = Path(cache_dir) if cache_dir is not None else cache_root()
     folder = root / "runs" / task / key
     if _finished(folder, task):
@@ -136,21 +145,24 @@ def _set(cfg, key: str, value) -> None:
 
 
 def resolve_upstreams(
-    upstreams: Sequence[Upstream], cfg, *, echo: Callable[[str], None] | None = None
+    upstreams: Sequence[Upstream],
+    cfg,
+    *,
+    train: Callable,
+    echo: Callable[[str], None] | None = None,
 ) -> dict[str, dict]:
     """Resolve each declared upstream of a task's config ``cfg`` in place (its key then
-    holds the run folder); what was done, by key, for ``run.json``."""
+    holds the run folder), training with ``train`` where needed; what was done, by key,
+    for ``run.json``."""
     done = {}
     for up in upstreams:
         try:
             value = _get(cfg, up.key)
         except AttributeError:
-            raise ParameterError(
-                f"upstream key {up.key!r} is not in the task's config"
-            ) from None
+            raise ParameterError(f"upstream key {up.key!r} is not in the task's config") from None
         if value is None and not up.required:
             continue
-        folder, trained = upstream_run(up.task, value, echo=echo)
+        folder, trained = upstream_run(up.task, value, train=train, echo=echo)
         _set(cfg, up.key, str(folder))
         done[up.key] = {"task": up.task, "run": str(folder), "trained_by_engine": trained,
                         "asked": value}  # fmt: skip

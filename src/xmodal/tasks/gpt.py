@@ -419,7 +419,10 @@ class GPTTask(Task):
         tokens = [self.tokenizer.decode([i]) for i in ids]
         figures = {
             f"attention_layer{layer % len(maps)}": plot_attention_map(
-                maps, tokens, layer=layer, head=e.attention_head,
+                maps,
+                tokens,
+                layer=layer,
+                head=e.attention_head,
                 title=f"self-attention over {sentence[:60]!r}",
             )  # fmt: skip
         }

@@ -1,0 +1,308 @@
+"""The skeleton tasks share: base config sections, data sources by name, the default
+optimizer and schedule, figures written by the engine, predict options from a dataclass,
+short auxiliary fits and upstream runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from xmodal.engine import Task, TrainerConfig, format_config, load_config, train
+from xmodal.engine.base import DataConfig, EvalConfig, ImageDataConfig, TaskConfig, trainer_defaults
+from xmodal.engine.fit import fit_steps
+from xmodal.engine.options import add_option_arguments, check_options, option
+from xmodal.engine.schedule import AdamConfig
+from xmodal.engine.upstream import Upstream, config_key, resolve_upstreams, upstream_run
+from xmodal.errors import DataError, ParameterError
+from xmodal.viz.figure import save_figures, unique_stems
+
+# ----------------------------------------------------------------------------- configs
+
+
+@dataclass
+class _Data(ImageDataConfig):
+    sources: ClassVar[tuple[str, ...]] = ("world", "folder")
+    train_size: int = 20
+    root: str | None = None
+
+
+@dataclass
+class _Config(TaskConfig):
+    data: _Data = field(default_factory=_Data)
+    optim: AdamConfig = field(default_factory=AdamConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    trainer: TrainerConfig = trainer_defaults(max_epochs=3, gradient_clip_val=1.0)
+
+
+def test_sections_keep_their_defaults_and_add_fields():
+    cfg = _Config()
+    assert cfg.data.train_size == 20 and cfg.data.val_size == 500  # new default, base default
+    assert cfg.data.image_size == 64 and cfg.data.root is None
+    assert cfg.trainer.max_epochs == 3 and cfg.trainer.gradient_clip_val == 1.0
+    assert TrainerConfig().max_epochs == 10  # the factory does not change the class
+    assert cfg.eval_splits == ("test",)
+    assert [cfg.data.size(s) for s in ("train", "val", "test", "compositional")] == [
+        20, 500, 1000, 1000,
+    ]  # fmt: skip
+    # The task's sections first, the trainer last.
+    keys = [line.split(":")[0] for line in format_config(cfg).splitlines() if line[:1] != " "]
+    assert keys == ["seed", "data", "optim", "eval", "trainer"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.name=coco", "data.name must be one of 'world', 'folder'. Found: 'coco'"),
+        ("data.batch_size=0", "data.batch_size must be an integer >= 1. Found: 0"),
+        ("data.image_size=0", "data.image_size must be an integer >= 1. Found: 0"),
+        ("data.num_workers=-1", "data.num_workers must be an integer >= 0. Found: -1"),
+        ("data.world_seed=-2", "data.world_seed must be an integer >= 0. Found: -2"),
+        ("eval.n_figures=-1", "eval.n_figures must be an integer >= 0. Found: -1"),
+    ],
+)
+def test_section_checks_name_the_key(override, message):
+    with pytest.raises(ParameterError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        load_config(_Config, overrides=[override])
+
+
+def test_a_plain_data_section_has_no_image_size():
+    assert not hasattr(DataConfig(), "image_size")
+
+
+# ----------------------------------------------------------------------------- the task
+
+
+class _Task(Task):
+    name = "skeleton"
+    Config = _Config
+
+    def world_data(self, split):
+        return list(range(self.config.data.size(split)))
+
+    def folder_data(self, split):
+        return [split]
+
+
+def test_data_reads_the_named_source_once_per_split():
+    task = _Task(_Config())
+    first = task.data("train")
+    assert first == list(range(20)) and task.data("train") is first
+    other = _Task(load_config(_Config, overrides=["data=folder"]))
+    assert other.data("val") == ["val"]
+
+
+def test_a_source_without_a_reader_is_a_clear_error():
+    @dataclass
+    class Data(DataConfig):
+        sources: ClassVar[tuple[str, ...]] = ("world", "tape")
+
+    @dataclass
+    class ReelConfig(TaskConfig):
+        data: Data = field(default_factory=Data)
+
+    class T(Task):
+        name = "reel"
+        Config = ReelConfig
+
+    with pytest.raises(ParameterError, match="task 'reel' cannot read data source 'tape'"):
+        T(ReelConfig(data=Data(name="tape"))).data("train")
+
+
+def test_the_default_optimizer_spans_the_planned_steps():
+    task = _Task(load_config(_Config, overrides=["data.batch_size=4", "optim.warmup_steps=2"]))
+    assert task.steps_per_epoch() == 5 and task.total_steps() == 15  # 20 // 4 × 3 epochs
+    model = nn.Linear(2, 1)
+    out = task.configure_optimizers(model)
+    opt, sched = out["optimizer"], out["lr_scheduler"]["scheduler"]
+    assert isinstance(opt, torch.optim.Adam) and opt.param_groups[0]["lr"] == pytest.approx(1e-3)
+    lrs = []
+    for _ in range(15):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[1] == pytest.approx(2e-3)  # warmed up after 2 steps
+    assert lrs[-1] < lrs[2] and opt.param_groups[0]["lr"] == pytest.approx(0.02 * 2e-3)
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def test_figures_are_written_atomically_and_closed(tmp_path):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    other = Figure()
+    other.add_subplot().plot([1, 0])
+    paths = save_figures({"line": fig, "other.v2": other, "notes.txt": "a\n"}, tmp_path / "f")
+    assert [p.name for p in paths] == ["line.png", "other.v2.png", "notes.txt"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths[:2])
+    assert (tmp_path / "f" / "notes.txt").read_text() == "a\n"
+    assert fig.number not in plt.get_fignums()
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == sorted(p.name for p in paths)
+
+
+@pytest.mark.parametrize("name", ["../up", "a/b", "", ".hidden", "x y"])
+def test_a_figure_name_cannot_leave_the_folder(tmp_path, name):
+    with pytest.raises(ParameterError, match="a figure name must be a file stem"):
+        save_figures({name: Figure()}, tmp_path)
+
+
+def test_text_figures_must_be_txt(tmp_path):
+    with pytest.raises(ParameterError, match="must end in .txt"):
+        save_figures({"notes": "text"}, tmp_path)
+
+
+def test_unique_stems():
+    assert unique_stems(["a/x.png", "b/x.png", "y.jpg", "c/x.png"]) == ["x", "x-1", "y", "x-3"]
+
+
+# ----------------------------------------------------------------------------- options
+
+
+@dataclass
+class _Options:
+    text: list[str] | None = option(None, "a query; repeatable", metavar="TEXT")
+    top_k: int | None = option(None, "results per query", flags=("-k",))
+    n: int = option(8, "images per caption", flags=("-n",))
+    tags: bool = option(False, "also give tags")
+
+
+def test_flags_come_from_the_dataclass():
+    parser = argparse.ArgumentParser()
+    add_option_arguments(parser, _Options)
+    defaults = vars(parser.parse_args([]))
+    assert defaults == {"text": None, "top_k": None, "n": 8, "tags": False}
+    args = parser.parse_args(["--text", "a", "--text", "b", "-k", "3", "--tags", "-n", "2"])
+    assert vars(args) == {"text": ["a", "b"], "top_k": 3, "n": 2, "tags": True}
+    assert "images per caption (default 8)" in parser.format_help()
+
+
+def test_options_get_their_defaults_and_unknown_ones_are_refused():
+    assert check_options(_Options, "t", {"n": 3}) == {"text": None, "top_k": None, "n": 3,
+                                                      "tags": False}  # fmt: skip
+    with pytest.raises(ParameterError, match=r"predict t has no option 'm'. Its options: n, "):
+        check_options(_Options, "t", {"m": 1})
+    with pytest.raises(ParameterError, match="Its options: none"):
+        check_options(None, "t", {"m": 1})
+
+
+# ----------------------------------------------------------------------------- fit_steps
+
+
+def test_fit_steps_fits_and_restores_modes():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 3, generator=gen)
+    y = x @ torch.tensor([1.0, -2.0, 0.5])
+    model = nn.Sequential(nn.Linear(3, 1), nn.Dropout(0.0))
+    model.eval()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(k):
+        assert model.training and torch.is_grad_enabled()
+        idx = torch.randint(256, (32,), generator=gen)
+        return nn.functional.mse_loss(model(x[idx]).squeeze(-1), y[idx])
+
+    with torch.no_grad():
+        losses = fit_steps(opt, step, steps=200, modules=[model])
+    assert len(losses) == 200 and losses[-1] < 1e-3 * losses[0]
+    assert not model.training
+
+
+def test_fit_steps_stops_on_a_nan_loss():
+    w = nn.Parameter(torch.ones(1))
+    opt = torch.optim.SGD([w], lr=0.1)
+    with pytest.raises(ParameterError, match="not finite at step 0"):
+        fit_steps(opt, lambda k: w.sum() * float("nan"), steps=3)
+
+
+# ----------------------------------------------------------------------------- upstream
+
+
+@pytest.fixture
+def down_task(toy):
+    """'toy-down': the toy task with a declared upstream, a 'toy' run named by 'teacher'."""
+    from tests.engine.toy_task import ToyConfig, ToyTask
+    from xmodal.registry import register_task, unregister_task
+
+    @dataclass
+    class DownConfig(ToyConfig):
+        teacher: str | None = None
+
+    class DownTask(ToyTask):
+        name = "toy-down"
+        Config = DownConfig
+        upstream = (Upstream("teacher", "toy"),)
+
+    register_task(DownTask, overwrite=True)
+    yield "toy-down"
+    unregister_task("toy-down")
+
+
+def test_an_upstream_is_trained_once_into_the_cache_and_reused(down_task, tmp_path,
+                                                               monkeypatch):  # fmt: skip
+    monkeypatch.setenv("XMODAL_CACHE", str(tmp_path / "cache"))
+    first = train(down_task, runs_dir=tmp_path / "runs")
+    folder = tmp_path / "cache" / "runs" / "toy" / config_key("toy")
+    assert (folder / "model.safetensors").is_file()
+    assert first.config.teacher == str(folder)
+    assert f"teacher: {folder}" in (first.run_dir / "config.yaml").read_text()
+    info = json.loads((first.run_dir / "run.json").read_text())["upstream"]["teacher"]
+    assert info == {"task": "toy", "run": str(folder), "trained_by_engine": True, "asked": None}
+
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    second = train(down_task, runs_dir=tmp_path / "runs")
+    info = json.loads((second.run_dir / "run.json").read_text())["upstream"]["teacher"]
+    assert info["trained_by_engine"] is False
+    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
+    assert second.metrics["test"] == first.metrics["test"]  # the upstream leaves no trace
+
+
+def test_a_given_upstream_run_is_checked(down_task, trained, tmp_path):
+    run = train(down_task, runs_dir=tmp_path, overrides=[f"teacher={trained.run_dir}"])
+    assert run.config.teacher == str(trained.run_dir)
+    with pytest.raises(DataError, match="is not a finished 'toy' run"):
+        train(down_task, runs_dir=tmp_path, overrides=[f"teacher={run.run_dir / 'figures'}"])
+    with pytest.raises(DataError, match="no such run folder"):
+        train(down_task, runs_dir=tmp_path, overrides=[f"teacher={tmp_path / 'none'}"])
+
+
+def test_an_optional_upstream_left_out_is_skipped():
+    @dataclass
+    class C:
+        teacher: str | None = None
+
+    calls = []
+    cfg = C()
+    done = resolve_upstreams([Upstream("teacher", "toy", required=False)], cfg,
+                             train=lambda *a, **k: calls.append(a))  # fmt: skip
+    assert done == {} and cfg.teacher is None and not calls
+    with pytest.raises(ParameterError, match="upstream key 'nope' is not in the task's config"):
+        resolve_upstreams([Upstream("nope", "toy")], cfg, train=None)
+
+
+def test_the_cache_key_follows_the_config(toy):
+    assert config_key("toy") == config_key("toy", [])
+    assert config_key("toy") != config_key("toy", ["lr=0.01"])
+
+
+def test_upstream_run_continues_an_unfinished_cached_run(toy, tmp_path):
+    calls = []
+
+    def fake_train(task, **kwargs):
+        calls.append(kwargs)
+        folder = kwargs.get("run_dir") or kwargs.get("resume")
+        (folder / "model.safetensors").write_bytes(b"")
+        (folder / "model.json").write_text(json.dumps({"task": task}))
+
+    folder = tmp_path / "runs" / "toy" / config_key("toy")
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "last.ckpt").write_bytes(b"")
+    got, trained = upstream_run("toy", train=fake_train, cache_dir=tmp_path)
+    assert (got, trained) == (folder, True) and calls[0]["resume"] == folder
