@@ -78,6 +78,7 @@ def _paragraphs(text: str):
 
 def build_corpus(out_dir: str | Path) -> Path:
     """Download, extract and tokenize the Debian dictionaries into ``out_dir/corpus.txt``."""
+    from xmodal._io import atomic_path
     from xmodal.text.vocab import tokenize
 
     out_dir = Path(out_dir)
@@ -88,9 +89,8 @@ def build_corpus(out_dir: str | Path) -> Path:
     for deb in sorted(debs.glob("*.deb")):
         subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
     corpus = out_dir / "corpus.txt"
-    tmp = corpus.with_suffix(".txt.tmp")
     n_tokens = n_lines = 0
-    with open(tmp, "w", encoding="utf-8") as out:
+    with atomic_path(corpus) as tmp, open(tmp, "w", encoding="utf-8") as out:
         for dz in sorted((root / "usr/share/dictd").glob("*.dict.dz")):
             with gzip.open(dz, "rt", encoding="utf-8", errors="replace") as f:
                 text = f.read()
@@ -103,7 +103,6 @@ def build_corpus(out_dir: str | Path) -> Path:
                     out.write(" ".join(tokens) + "\n")
                     n_tokens += len(tokens)
                     n_lines += 1
-    os.replace(tmp, corpus)
     print(f"wrote {corpus}: {n_tokens:,} tokens in {n_lines:,} lines from {', '.join(PACKAGES)}")
     return corpus
 

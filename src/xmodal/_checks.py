@@ -17,6 +17,7 @@ __all__ = [
     "as_signal",
     "check_bool",
     "check_choice",
+    "check_dropout",
     "check_positive_int",
     "check_positive_number",
 ]
@@ -49,6 +50,13 @@ def check_bool(value, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ParameterError(f"{name} must be True or False. Found: {value!r}")
     return bool(value)
+
+
+def check_dropout(value, name: str) -> float:
+    """Return ``value`` as float if it is a real number in ``[0, 1)`` (a dropout probability)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
+        raise ParameterError(f"{name} must be in [0, 1). Found: {value!r}")
+    return float(value)
 
 
 def check_choice(value, name: str, choices) -> str:

@@ -14,10 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from xmodal.data.recipe1m import Recipe1M
+from xmodal.data.recipes import collate_recipes
 from xmodal.errors import DataError, ParameterError
 from xmodal.matching.recipe import Im2Recipe, RecipeEncoder, im2recipe_loss, pair_targets
-from xmodal.tasks.recipe import collate_recipes, encode_recipe
-from xmodal.text.vocab import Vocabulary
 from xmodal.world import World
 from xmodal.world.export import export
 
@@ -264,19 +263,6 @@ def test_loader_arguments_are_checked(exported, tmp_path):
     (tmp_path / "images").mkdir()
     with pytest.raises(DataError, match="layer1.json does not exist"):
         Recipe1M(tmp_path, "train")
-
-
-def test_a_recipe_without_words_is_refused_by_name():
-    vocab = Vocabulary.build(["chop the onion", "2 onions"])
-    recipe = {"id": "r", "ingredients": ["2 onions", "1 egg"],
-              "instructions": ["chop the onion.", "!!", "serve"]}  # fmt: skip
-    ingr, sents = encode_recipe(vocab, recipe)
-    assert ingr == [vocab.token_to_id("2"), vocab.token_to_id("onions"), 3, 3]  # 1 egg: <unk>
-    assert len(sents) == 2  # "!!" has no word
-    with pytest.raises(DataError, match="recipe 'r2': its instructions have no words"):
-        encode_recipe(vocab, {"id": "r2", "ingredients": ["1 egg"], "instructions": ["..."]})
-    with pytest.raises(DataError, match="recipe 'r3': its ingredients have no words"):
-        encode_recipe(vocab, {"id": "r3", "ingredients": [" "], "instructions": ["chop"]})
 
 
 def test_the_infonce_matching_term_is_clip_s_and_excludes_a_target():

@@ -15,12 +15,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from xmodal.cli import main
+from xmodal.data.recipes import RECIPE_KEYS, collate_recipes
 from xmodal.engine import load_run
 from xmodal.engine.config import config_from_dict
 from xmodal.errors import DataError
-from xmodal.tasks.recipe import _RECIPE_KEYS as RECIPE_KEYS
-from xmodal.tasks.recipe import RecipeTask, collate_recipes
 from xmodal.nn.losses import info_nce_loss
+from xmodal.tasks.recipe import RecipeTask
 from xmodal.world import World
 from xmodal.world.export import export
 
@@ -118,7 +118,7 @@ def test_predict_gives_the_top_recipes_of_the_test_gallery(run_dir, tmp_path, ca
         q = model.embed_images(image[None])[0]
     want = (rec @ q).topk(3).indices.tolist()
     assert [h["index"] for h in record["results"]] == want
-    titles = [r["title"] for r in task.source("test").recipes]
+    titles = [r["title"] for r in task.data("test").recipes]
     assert [h["title"] for h in record["results"]] == [titles[j] for j in want]
     assert Path(record["files"][0]).is_file()
     bad = tmp_path / "notes.png"
@@ -169,7 +169,7 @@ def test_recipe1m_data_trains_on_the_world_export(tmp_path):
     task.setup(tmp_path / "run", "fit")
     assert task.class_names == tuple(sorted(task.class_names))  # from classes.json
     world = World(seed=0)
-    assert [r["title"] for r in task.source("test").recipes] == [
+    assert [r["title"] for r in task.data("test").recipes] == [
         world.recipe("test", i).title for i in range(6)
     ]
     model = task.build_model()

@@ -16,14 +16,10 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from xmodal.cli import main
+from xmodal.data.captions import CaptionedImages, collate_captioned
 from xmodal.engine import load_run
 from xmodal.matching.arithmetic import arithmetic_success, embedding_arithmetic, tag_metrics
-from xmodal.tasks.retrieval import (
-    CaptionedImages,
-    RetrievalTask,
-    collate_captioned,
-    duplicate_captions,
-)
+from xmodal.tasks.retrieval import RetrievalTask
 from xmodal.text.vocab import Vocabulary
 from xmodal.world import World
 from xmodal.world.datasets import make_dataset
@@ -113,7 +109,7 @@ def test_evaluate_is_retrieval_metrics_of_the_embeddings(run_dir):
 
     task, model = load_run(run_dir)
     captions = task.captions("test")
-    images = torch.stack([task.images("test")[i]["image"] for i in range(TEST)])
+    images = torch.stack([task.data("test")[i]["image"] for i in range(TEST)])
     texts = [c for cs in captions for c in cs]
     with torch.no_grad():
         img = model.embed_images(images)
@@ -169,7 +165,7 @@ def test_predict_texts_give_top_images_and_images_give_top_captions(
     assert [r["kind"] for r in records] == ["text", "image"]
     task, model = load_run(run_dir)
     # Text → the top 5 test images by cosine similarity, best first.
-    images = torch.stack([task.images("test")[i]["image"] for i in range(TEST)])
+    images = torch.stack([task.data("test")[i]["image"] for i in range(TEST)])
     with torch.no_grad():
         img = model.embed_images(images)
         q = model.embed_texts(*task.vocab.encode_batch(["a red circle"]))[0]
@@ -358,7 +354,7 @@ def test_a_5k_test_split_is_scored_in_1k_folds():
         def __len__(self):
             return 2000
 
-    task._images["test"] = Images()
+    task._data["test"] = Images()
     torch.manual_seed(0)
     img, txt = torch.randn(2000, 4), torch.randn(10000, 4)
     task._split_images = lambda split: img
@@ -467,13 +463,6 @@ def test_batches_hold_every_caption_and_steps_pick_seeded_subsets():
         draws.add(tuple(task._rows(batch, 2).tolist()))
     assert len(draws) > 1  # other epochs, other captions
     assert task._rows(batch, None).tolist() == list(range(3 * n))
-
-
-def test_duplicate_captions_counts_captions_another_image_has():
-    caps = [["a red circle", "A red  circle!"], ["a red circle", "a star"], ["a star", "x"]]
-    # "a red circle" (3 copies over images 0 and 1) and "a star" (images 1 and 2) count.
-    assert duplicate_captions(caps) == 5
-    assert duplicate_captions([["a b", "a b"], ["c"]]) == 0  # same image: no ambiguity
 
 
 def test_semantic_ceiling_of_a_world_split():

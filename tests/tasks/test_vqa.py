@@ -1,7 +1,7 @@
 """The ``vqa`` task end to end through the CLI on a tiny world (run folder, metrics per
 family, figures, eval from safetensors, predict on (image, question) pairs, bad input as
-one-line errors), its data (world scenes grouped as the VQA view gives them, soft
-targets) and the VQA v2 loader on the world's export."""
+one-line errors), its batches (every question of each image, with where its objects are),
+the encoder's pretraining and the VQA v2 loader on the world's export."""
 
 from __future__ import annotations
 
@@ -13,21 +13,12 @@ import torch
 from PIL import Image
 
 from xmodal.cli import main
+from xmodal.data.questions import collate_questions, world_questions
 from xmodal.data.vqa import VQAv2, annotations_file, questions_file
 from xmodal.errors import DataError, ParameterError
-from xmodal.tasks.vqa import (
-    QuestionsByImage,
-    VQATask,
-    _world_split,
-    attention_loss,
-    object_labels,
-    pointing_hits,
-    pretrain_encoder,
-    soft_cross_entropy,
-)
-from xmodal.text.vocab import Vocabulary
+from xmodal.tasks.vqa import VQATask, pretrain_encoder
 from xmodal.vision import create_encoder
-from xmodal.world import COLOURS, SHAPES, SIZES, World
+from xmodal.world import World
 from xmodal.world.datasets import make_dataset
 from xmodal.world.export import export, image_id, question_id
 
@@ -113,13 +104,13 @@ def test_the_compositional_split_scores_the_held_out_combinations_apart(tmp_path
     assert comp["n_questions"] == TEST and 0.0 <= comp["accuracy"] <= 100.0
     # Every compositional scene shows a held-out combination; a few questions name one.
     world = World(seed=0, compositional=True)
-    split = _world_split(make_dataset(world, "vqa", "compositional", size=TEST))
+    split = world_questions(make_dataset(world, "vqa", "compositional", size=TEST))
     named = [q for q, n in zip(split.questions, split.named_held_out, strict=True) if n]
     assert comp["n_held_out_named"] == len(named) > 0
     assert all(("red" in q and "circle" in q) or ("blue" in q and "square" in q) for q in named)
     assert 0.0 <= comp["accuracy_held_out_named"] <= 100.0
     # Test scenes hold no held-out combination: a question naming one is about its absence.
-    test_split = _world_split(make_dataset(world, "vqa", "test", size=10 * TEST))
+    test_split = world_questions(make_dataset(world, "vqa", "test", size=10 * TEST))
     absent = [a[0] for a, n in zip(test_split.answers, test_split.named_held_out, strict=True) if n]
     assert absent and set(absent) <= {"no", "zero"}
 
@@ -208,18 +199,6 @@ def test_vqa_is_listed_by_xmodal_tasks(capsys):
 # ----------------------------------------------------------------------------- data
 
 
-def test_world_scenes_hold_the_questions_of_the_vqa_view():
-    view = make_dataset(World(seed=0), "vqa", "val", size=25)
-    split = _world_split(view)
-    assert [len(g) for g in split.groups] == [10, 10, 5]  # the last scene is cut at 25
-    for i in range(25):
-        item = view[i]
-        assert split.questions[i] == item["question"]
-        assert split.answers[i] == [item["answer"]] * 10
-        assert split.families[i] == item["family"]
-    torch.testing.assert_close(split.image(2), view[20]["image"])
-
-
 def _fitting_task(run_dir: Path, *overrides: str) -> VQATask:
     """A TINY-config task set up for training in ``run_dir``."""
     from xmodal.engine.config import load_config
@@ -231,8 +210,6 @@ def _fitting_task(run_dir: Path, *overrides: str) -> VQATask:
 
 
 def test_batches_hold_every_question_of_each_image(tmp_path):
-    from xmodal.tasks.vqa import collate_questions
-
     task = _fitting_task(tmp_path)
     batch = collate_questions([task.dataset("train")[g] for g in (0, 3)])
     assert batch["image"].shape == (2, 3, 64, 64)
@@ -240,7 +217,7 @@ def test_batches_hold_every_question_of_each_image(tmp_path):
     assert batch["question_index"].tolist() == [*range(10), *range(30, 40)]
     assert batch["target"].shape == (20, len(task.answers))
     labels = batch["target"].argmax(dim=1).tolist()
-    truth = [task.split("train").answers[i][0] for i in batch["question_index"].tolist()]
+    truth = [task.data("train").answers[i][0] for i in batch["question_index"].tolist()]
     assert [task.answers[j] for j in labels] == truth
     assert bool((batch["target"].sum(dim=1) == 1).all())
 
@@ -249,10 +226,8 @@ def test_referents_are_where_the_answer_is_read(tmp_path):
     """The masks of each question's two looks, checked against its answer: an exist
     question's objects are there iff the answer is yes; a yes/no relation's first look
     lies in the asked direction from the second iff the answer is yes."""
-    from xmodal.tasks.vqa import collate_questions
-
     task = _fitting_task(tmp_path)
-    split, ds = task.split("train"), task.dataset("train", referents=True)
+    split, ds = task.data("train"), task.dataset("train", referents=True)
     batch = collate_questions([ds[g] for g in range(len(split.groups))])
     refs = batch["referents"]
     assert refs.shape == (TRAIN, 2, 64, 64) and refs.dtype == torch.bool
@@ -280,38 +255,6 @@ def test_referents_are_where_the_answer_is_read(tmp_path):
     assert "referents" not in task.dataset("train")[0]
 
 
-def test_attention_loss_is_the_cross_entropy_against_the_objects_cells():
-    attention = torch.full((3, 3, 4, 4), 1 / 16)  # uniform maps, 3 hops
-    attention[1, 0] = 0.0
-    attention[1, 0, 0, 1] = 1.0  # question 1, hop 1: all on cell (0, 1)
-    referents = torch.zeros(3, 2, 16, 16, dtype=torch.bool)
-    referents[0, 0, 0:4, 0:4] = True  # question 0, first look: cell (0, 0) entirely
-    referents[0, 1, 0:4, 4:6] = True  # second look: half of cell (0, 1) ...
-    referents[0, 1, 8:12, 8:10] = True  # ... and half of cell (2, 2)
-    referents[1, 0, 0:4, 4:8] = True  # question 1, first look: cell (0, 1)
-    # question 2 has no referents: its maps do not count
-    loss, used = attention_loss(attention, referents)
-    uniform = torch.log(torch.tensor(16.0))
-    # q0: hop 1 and hops 2, 3 (held to the second look) under uniform maps; q1: hop 1 exact
-    assert used == 4
-    torch.testing.assert_close(loss, (3 * uniform + 0.0) / 4)
-    none, used = attention_loss(attention, torch.zeros_like(referents))
-    assert used == 0 and float(none) == 0.0
-
-
-def test_pointing_hits_count_the_peaks_on_their_objects():
-    attention = torch.full((2, 3, 4, 4), 0.01)
-    attention[0, 0, 0, 0] = attention[0, 1, 3, 3] = attention[0, 2, 2, 2] = 0.9
-    attention[1, :, 1, 1] = 0.9
-    referents = torch.zeros(2, 2, 16, 16, dtype=torch.bool)
-    referents[0, 0, 1, 1] = True  # one pixel of cell (0, 0): the first look
-    referents[0, 1, 8:12, 8:12] = True  # cell (2, 2): the second look (hops 2 and 3)
-    referents[1, 1, 0, 0] = True  # question 1: no first look; the second at cell (0, 0)
-    hit, has = pointing_hits(attention, referents)
-    assert has.tolist() == [[True, True, True], [False, True, True]]
-    assert hit.tolist() == [[True, False, True], [False, False, False]]
-
-
 def test_the_attention_loss_joins_the_training_loss_for_san_on_the_world(tmp_path):
     task = _fitting_task(tmp_path, "model.pretrain_steps=0")
     torch.manual_seed(0)
@@ -328,19 +271,6 @@ def test_the_attention_loss_joins_the_training_loss_for_san_on_the_world(tmp_pat
     assert float(loss.detach()) == pytest.approx(logs["xent"])
     product = _fitting_task(tmp_path / "p", "model.fusion=product")
     assert "referents" not in next(iter(product.train_dataloader()))
-
-
-def test_soft_targets_follow_the_annotators_and_skip_unknown_answers():
-    vocab = Vocabulary.build(["what is it"])
-    classes = {"2": 0, "yes": 1, "red": 2}
-    ds = QuestionsByImage(None, vocab, classes, normalize=True, max_len=8)
-    target = ds.target(["two"] * 6 + ["Yes."] * 3 + ["blue"])  # "blue" is no class
-    torch.testing.assert_close(target, torch.tensor([6 / 9, 3 / 9, 0.0]))
-    assert ds.target(["blue"] * 10).sum() == 0
-    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
-    loss, used = soft_cross_entropy(logits, torch.stack([target, torch.zeros(3)]))
-    expected = -(target * logits[0].log_softmax(0)).sum()
-    assert used == 1 and float(loss) == pytest.approx(float(expected))
 
 
 # ----------------------------------------------------------------------------- VQA v2 files
@@ -420,13 +350,6 @@ def test_training_on_the_worlds_export_reports_answer_types(vqa_export, tmp_path
 
 
 # ----------------------------------------------------------------------------- pretraining
-
-
-def test_object_labels_name_every_colour_shape_and_pair_once():
-    labels = object_labels()
-    assert len(labels) == len(set(labels))
-    assert len(labels) == len(COLOURS) + len(SHAPES) * (1 + len(COLOURS) + len(SIZES))
-    assert {"red", "circle", "red circle", "small circle"} <= set(labels)
 
 
 def test_pretraining_lowers_the_loss_and_changes_only_the_encoder():

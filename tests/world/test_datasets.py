@@ -296,6 +296,19 @@ def test_two_instances_give_the_same_items(view):
         _assert_same(a[i], b[i])
 
 
+def test_world_dataset_is_make_dataset(world):
+    # World.dataset reaches the views without world.core importing world.datasets.
+    ds = world.dataset("vqa", "train", size=5)
+    want = make_dataset(world, "vqa", "train", size=5)
+    assert type(ds) is type(want) and len(ds) == 5
+    for i in range(5):
+        _assert_same(ds[i], want[i])
+    with pytest.raises(ParameterError, match="unknown view 'nope'"):
+        world.dataset("nope", "train")
+    with pytest.raises(ParameterError, match="takes the options"):
+        world.dataset("tts", "train", size=1, fps=25)
+
+
 def test_pickled_dataset_gives_the_same_items(world):
     # DataLoader workers started by "spawn" receive the dataset pickled
     ds = make_dataset(world, "separation", "train", size=4)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ import soundfile as sf
 import torch
 
 from xmodal._checks import as_signal, check_bool, check_positive_int, check_positive_number
+from xmodal._io import atomic_path
 from xmodal.errors import DataError, ParameterError
 
 __all__ = ["available_formats", "info", "load", "resample", "save"]
@@ -222,35 +222,15 @@ def save(path, y, sr: int, *, subtype: str | None = None, format: str | None = N
             f"Normalise y or use subtype='FLOAT' (WAV)"
         )
     data = y.detach().cpu().numpy().T  # soundfile wants (time, channels)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    # keep_mode: a file written over keeps its permissions, as a plain write would leave
+    # them. No fsync: world exports write hundreds of clips into a folder swapped in whole.
+    with atomic_path(path, keep_mode=True, sync=False) as tmp:
         try:
-            sf.write(tmp, data, sr, subtype=subtype, format=fmt)
+            sf.write(str(tmp), data, sr, subtype=subtype, format=fmt)
         except (sf.SoundFileError, RuntimeError) as err:
             channels = 1 if data.ndim == 1 else data.shape[1]
             raise ParameterError(
                 f"cannot write {path} as {fmt} {chosen} with {channels} channel(s) at "
                 f"{sr} Hz: {err}"
             ) from None
-        # mkstemp makes the file private (0600); give it the mode a plain write would.
-        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
-
-
-def _umask() -> int:
-    try:  # Linux: read it without changing it
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)  # elsewhere: the only portable way is to set it and restore it
-    os.umask(mask)
-    return mask

@@ -1,4 +1,6 @@
-"""Captioned images as training batches: each image with ``k`` of its captions encoded.
+"""Captioned images as training batches: each image with ``k`` of its captions encoded
+(:class:`CaptionSets`, captioning) or with all of them (:class:`CaptionedImages`,
+retrieval).
 
 Works on any dataset whose items are ``{"image": (3, H, W), "captions": [str, ...],
 "index": int}`` — the world's captioning view and :class:`~xmodal.data.KarpathyCaptions`
@@ -11,14 +13,26 @@ alike.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 from xmodal.errors import DataError
-from xmodal.text.vocab import PAD_ID, Vocabulary
+from xmodal.text.vocab import PAD_ID, Vocabulary, tokenize
 
-__all__ = ["CaptionSets", "all_captions", "collate_images", "collate_sets"]
+__all__ = [
+    "CaptionSets",
+    "CaptionedImages",
+    "all_captions",
+    "caption_rows",
+    "collate_captioned",
+    "collate_images",
+    "collate_sets",
+    "duplicate_captions",
+]
 
 
 class CaptionSets(Dataset):
@@ -81,3 +95,60 @@ def all_captions(images: Dataset, world=None) -> list[str]:
         for i in range(len(images))
         for c in world.scene(images.split, i, audio=False, questions=False).captions
     ]
+
+
+class CaptionedImages(Dataset):
+    """Each image with all its captions encoded: ``image`` (3, H, W), ``tokens`` a list of
+    LongTensors (<bos> ... <eos>), ``index``."""
+
+    def __init__(self, images: Dataset, vocab: Vocabulary, *, max_len: int):
+        self.images, self.vocab, self.max_len = images, vocab, max_len
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.images[i]
+        if not item["captions"]:
+            raise DataError(f"image {item['index']} has no caption")
+        tokens = [
+            torch.tensor(self.vocab.encode(c, max_len=self.max_len)) for c in item["captions"]
+        ]
+        return {"image": item["image"], "tokens": tokens, "index": item["index"]}
+
+
+def collate_captioned(items: list[dict]) -> dict:
+    """``image`` (B, 3, H, W); ``tokens`` (B * n, L) padded, ``lengths`` (B * n,): the
+    ``n`` captions of image ``b`` are rows ``b * n ... b * n + n - 1``; ``index`` (B,)."""
+    n = min(len(it["tokens"]) for it in items)
+    rows = [t for it in items for t in it["tokens"][:n]]
+    return {
+        "image": torch.stack([it["image"] for it in items]),
+        "tokens": nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=PAD_ID),
+        "lengths": torch.tensor([len(t) for t in rows]),
+        "index": torch.tensor([it["index"] for it in items]),
+    }
+
+
+def caption_rows(index: Sequence[int], n: int, k: int | None, *, seed: int, epoch: int):
+    """The rows of a :func:`collate_captioned` batch (images ``index``, ``n`` captions
+    each) that a training step uses: ``k`` captions of each image, drawn from (``seed``,
+    ``epoch``, the image's index) alone, so a resumed run draws the same; all of them when
+    ``k`` is None or not smaller than ``n``. A LongTensor of row numbers, in order."""
+    if k is None or k >= n:
+        return torch.arange(len(index) * n)
+    rows = []
+    for b, i in enumerate(index):
+        rng = np.random.default_rng([seed, epoch, i])
+        rows += [b * n + int(j) for j in sorted(rng.permutation(n)[:k])]
+    return torch.tensor(rows)
+
+
+def duplicate_captions(captions: Sequence[Sequence[str]]) -> int:
+    """How many captions (of ``captions[i]``, the captions of image ``i``) are word for word
+    a caption of another image: a text query cannot tell those images apart."""
+    owners: dict[str, set[int]] = {}
+    for i, cs in enumerate(captions):
+        for c in cs:
+            owners.setdefault(" ".join(tokenize(c)), set()).add(i)
+    return sum(len(owners[" ".join(tokenize(c))]) > 1 for cs in captions for c in cs)

@@ -1,21 +1,8 @@
 """The config sections every task extends: data, eval and the root with seed and trainer.
 
 A task's config is a tree of dataclasses. The parts every task has live here, once, with
-their checks; a task subclasses them and adds only its own fields (or new defaults)::
-
-    @dataclass
-    class CaptionDataConfig(DataConfig):
-        sources: ClassVar[tuple[str, ...]] = ("world", "karpathy")
-        json: str | None = None
-        max_len: int = 24
-
-    @dataclass
-    class CaptionConfig(TaskConfig):
-        model: CaptionModelConfig = field(default_factory=CaptionModelConfig)
-        data: CaptionDataConfig = field(default_factory=CaptionDataConfig)
-        optim: CaptionOptimConfig = field(default_factory=CaptionOptimConfig)
-        eval: CaptionEvalConfig = field(default_factory=CaptionEvalConfig)
-        trainer: TrainerConfig = trainer_defaults(max_epochs=8, gradient_clip_val=5.0)
+their checks; a task subclasses them and adds only its own fields (or new defaults), and
+declares ``trainer`` last with :func:`trainer_defaults` (see ``tasks/caption.py``).
 
 ``data=NAME`` picks one of the section's ``sources``; the task reads that source with its
 method ``NAME_data(split)`` (see :meth:`xmodal.engine.task.Task.data`).

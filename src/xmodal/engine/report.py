@@ -13,13 +13,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from xmodal._io import atomic_path, write_text
+from xmodal._io import write_text
 
-__all__ = ["atomic_path", "flatten_metrics", "read_curves", "write_report", "write_text_atomic"]
-
-# The atomic writers live in xmodal._io; engine/run.py and task modules still import
-# these two names from here.
-write_text_atomic = write_text
+__all__ = ["flatten_metrics", "read_curves", "write_report"]
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }

@@ -40,9 +40,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from xmodal._io import atomic_path, write_json, write_text
 from xmodal.engine.config import config_from_dict, config_to_dict, format_config, load_config
 from xmodal.engine.options import check_options
-from xmodal.engine.report import atomic_path, write_report, write_text_atomic
+from xmodal.engine.report import write_report
 from xmodal.engine.task import Task
 from xmodal.errors import DataError, ParameterError
 from xmodal.registry import get_task
@@ -153,7 +154,7 @@ def _jsonable(obj):
 
 
 def _write_json(path: Path, data) -> Path:
-    return write_text_atomic(path, json.dumps(_jsonable(data), indent=2) + "\n")
+    return write_json(path, _jsonable(data), indent=2)
 
 
 def _read_json(path: Path) -> dict:
@@ -492,7 +493,7 @@ def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
         _check_checkpoint(ckpt_path, module)
     if writer:  # after the checks: a failed --resume leaves the run's config as it was
         header = f"# xmodal train {task} — the resolved config of this run\n"
-        write_text_atomic(folder / "config.yaml", header + format_config(cfg))
+        write_text(folder / "config.yaml", header + format_config(cfg))
         if ckpt_path is None:
             started = datetime.now().isoformat(timespec="seconds")
             info = {"task": task, "xmodal_version": _version(), "started": started}

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from xmodal._checks import as_signal, check_choice, check_positive_int
+from xmodal._io import atomic_path, write_text
 from xmodal.errors import DataError, ParameterError
 
 __all__ = ["KINDS", "VectorIndex", "default_nlist", "search_torch"]
@@ -325,22 +324,9 @@ class VectorIndex:
             "ef_search": self.ef_search,
             "names": self.names,
         }
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".index-", suffix=".faiss")
-        os.close(fd)
-        try:
-            faiss.write_index(self._index, tmp)
-            os.replace(tmp, folder / INDEX_FILE)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".index-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(meta, f)
-            os.replace(tmp, folder / META_FILE)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with atomic_path(folder / INDEX_FILE) as tmp:
+            faiss.write_index(self._index, str(tmp))
+        write_text(folder / META_FILE, json.dumps(meta))  # the bytes earlier versions wrote
         return folder
 
     @classmethod

@@ -1,8 +1,9 @@
 """Image–text joint embedding (VSE / VSE++ / CLIP-style): two encoders, one space.
 
 The image side is any :mod:`xmodal.vision` encoder's global vector (``forward_head``)
-through a linear projection; the text side is :class:`GRUTextEncoder`, a GRU over word
-embeddings (the default), or :class:`TransformerTextEncoder`, a bidirectional (non-causal)
+through a linear projection; the text side is one of :mod:`xmodal.text.encoders`:
+:class:`~xmodal.text.encoders.GRUTextEncoder`, a GRU over word embeddings (the default),
+or :class:`~xmodal.text.encoders.TransformerTextEncoder`, a bidirectional (non-causal)
 transformer built from the blocks of :mod:`xmodal.text.transformer`. Both land in
 ``embed_dim`` dimensions and are L2-normalised, so a dot product is a cosine similarity.
 Train with :mod:`xmodal.nn.losses`.
@@ -19,17 +20,21 @@ Example::
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xmodal._checks import check_bool, check_choice, check_padded, check_positive_int
+from xmodal._checks import check_choice, check_dropout, check_positive_int
 from xmodal.errors import ParameterError
 from xmodal.nn.losses import LogitScale
-from xmodal.text.transformer import Block, LearnedPositionEmbedding, TransformerConfig
-from xmodal.text.vocab import PAD_ID
+
+# The text encoders live in xmodal.text.encoders; re-exported here for existing imports.
+from xmodal.text.encoders import (
+    POOLINGS,
+    TRANSFORMER_POOLINGS,
+    GRUTextEncoder,
+    TransformerTextEncoder,
+)
 from xmodal.vision.encoders import create_encoder
 
 __all__ = [
@@ -41,185 +46,7 @@ __all__ = [
     "TransformerTextEncoder",
 ]
 
-POOLINGS = ("mean", "last")  # GRUTextEncoder
-TRANSFORMER_POOLINGS = ("mean", "first")  # TransformerTextEncoder
 TEXT_ENCODERS = ("gru", "transformer")
-
-
-def _word_embedding(vocab_size: int, word_dim: int, word_init) -> nn.Embedding:
-    embed = nn.Embedding(vocab_size, word_dim, padding_idx=PAD_ID)
-    if word_init is not None:
-        isa = isinstance(word_init, torch.Tensor)
-        found = tuple(word_init.shape) if isa else type(word_init).__name__
-        if found != (vocab_size, word_dim):
-            raise ParameterError(
-                f"word_init must have shape ({vocab_size}, {word_dim}). Found {found}"
-            )
-        with torch.no_grad():
-            embed.weight.copy_(word_init)
-    return embed
-
-
-def _check_dropout(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
-        raise ParameterError(f"{name} must be in [0, 1). Found: {value!r}")
-    return float(value)
-
-
-class GRUTextEncoder(nn.Module):
-    """Word embedding → (bi)GRU over packed sequences → pooling → linear → unit vector.
-
-    Args:
-        vocab_size: words in the vocabulary (``<pad>`` = 0 embeds to zeros).
-        word_dim: word embedding size.
-        hidden: GRU hidden size (per direction).
-        embed_dim: output size.
-        bidirectional: a bidirectional GRU (the directions are concatenated).
-        pooling: ``"mean"`` over the valid positions, or ``"last"`` (the final hidden
-            state of each direction).
-        word_init: optional ``(vocab_size, word_dim)`` initial embedding weight, e.g. from
-            :func:`xmodal.text.word2vec.embedding_from_word2vec`.
-
-    ``forward(tokens (B, L), lengths (B,))`` → ``(B, embed_dim)``; padding beyond
-    ``lengths`` never changes the result.
-    """
-
-    def __init__(
-        self,
-        vocab_size: int,
-        *,
-        word_dim: int = 128,
-        hidden: int = 256,
-        embed_dim: int = 256,
-        bidirectional: bool = True,
-        pooling: str = "mean",
-        word_init: torch.Tensor | None = None,
-    ) -> None:
-        super().__init__()
-        vocab_size = check_positive_int(vocab_size, "vocab_size")
-        word_dim = check_positive_int(word_dim, "word_dim")
-        hidden = check_positive_int(hidden, "hidden")
-        embed_dim = check_positive_int(embed_dim, "embed_dim")
-        bidirectional = check_bool(bidirectional, "bidirectional")
-        self.pooling = check_choice(pooling, "pooling", POOLINGS)
-        self.embed = _word_embedding(vocab_size, word_dim, word_init)
-        self.gru = nn.GRU(word_dim, hidden, batch_first=True, bidirectional=bidirectional)
-        self.proj = nn.Linear(hidden * (2 if bidirectional else 1), embed_dim)
-
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        tokens, lengths = check_padded(tokens, lengths)
-        x = self.embed(tokens)  # (B, L, W)
-        packed = nn.utils.rnn.pack_padded_sequence(
-            x, lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
-        out, h = self.gru(packed)  # h: (directions, B, H)
-        if self.pooling == "last":
-            feat = torch.cat(list(h), dim=-1)  # (B, directions * H)
-        else:
-            out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)  # zeros at pads
-            feat = out.sum(dim=1) / lengths.to(out.device, out.dtype)[:, None]
-        return F.normalize(self.proj(feat), dim=-1)  # (B, D)
-
-
-class TransformerTextEncoder(nn.Module):
-    """Word + position embeddings → pre-LN transformer blocks (non-causal) → pooling →
-    linear → unit vector.
-
-    Every token attends to every real token of its caption, in both directions; padding
-    keys are masked out and padding positions are left out of the pooling, so the result
-    depends only on ``tokens[b, :lengths[b]]``. The attention, blocks and position table
-    are :mod:`xmodal.text.transformer`'s (the pieces GPT is built from).
-
-    Args:
-        vocab_size: words in the vocabulary (``<pad>`` = 0 embeds to zeros).
-        word_dim: word embedding size.
-        width: the transformer's channels ``C``; ``None`` means ``word_dim``. When it
-            differs from ``word_dim`` a linear layer maps the word vectors to ``C``.
-        n_layer: transformer blocks.
-        n_head: attention heads; must divide ``width``.
-        max_len: the longest caption, in tokens (the learned position table's size).
-        dropout: dropout in the blocks (attention weights, residual branches).
-        embed_dim: output size.
-        pooling: ``"mean"`` over the real tokens, or ``"first"`` (the first token's final
-            state, e.g. ``<bos>`` used as a [CLS] token).
-        word_init: optional ``(vocab_size, word_dim)`` initial embedding weight, e.g. from
-            :func:`xmodal.text.word2vec.embedding_from_word2vec`.
-
-    ``forward(tokens (B, L), lengths (B,))`` → ``(B, embed_dim)``; padding beyond
-    ``lengths`` never changes the result. Only ``lengths.max()`` columns are run, so ``L``
-    may exceed ``max_len`` as long as no caption does.
-
-    Example::
-
-        enc = TransformerTextEncoder(len(vocab), word_dim=64, n_layer=2, n_head=4)
-        txt = enc(*vocab.encode_batch(captions))    # (B, 256), unit norm
-    """
-
-    def __init__(
-        self,
-        vocab_size: int,
-        *,
-        word_dim: int = 128,
-        width: int | None = None,
-        n_layer: int = 2,
-        n_head: int = 4,
-        max_len: int = 64,
-        dropout: float = 0.1,
-        embed_dim: int = 256,
-        pooling: str = "mean",
-        word_init: torch.Tensor | None = None,
-    ) -> None:
-        super().__init__()
-        vocab_size = check_positive_int(vocab_size, "vocab_size")
-        word_dim = check_positive_int(word_dim, "word_dim")
-        width = word_dim if width is None else check_positive_int(width, "width")
-        n_layer = check_positive_int(n_layer, "n_layer")
-        n_head = check_positive_int(n_head, "n_head")
-        if width % n_head:
-            raise ParameterError(
-                f"width must be divisible by n_head (each head gets width / n_head channels; "
-                f"width defaults to word_dim). Found: width={width}, n_head={n_head}"
-            )
-        max_len = check_positive_int(max_len, "max_len")
-        dropout = _check_dropout(dropout, "dropout")
-        embed_dim = check_positive_int(embed_dim, "embed_dim")
-        self.pooling = check_choice(pooling, "pooling", TRANSFORMER_POOLINGS)
-        self.max_len = max_len
-        # The blocks take their sizes from a TransformerConfig; vocab_size there is unused.
-        config = TransformerConfig(
-            vocab_size=vocab_size, block_size=max_len, n_layer=n_layer, n_head=n_head,
-            n_embd=width, dropout=dropout, position="learned", norm="pre", bias=True,
-        )  # fmt: skip
-        self.embed = _word_embedding(vocab_size, word_dim, word_init)
-        self.in_proj = nn.Linear(word_dim, width) if width != word_dim else nn.Identity()
-        self.pos = LearnedPositionEmbedding(max_len, width)
-        self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(n_layer))
-        self.ln_f = nn.LayerNorm(width)
-        self.proj = nn.Linear(width, embed_dim)
-
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        tokens, lengths = check_padded(tokens, lengths)
-        T = int(lengths.max())
-        if T > self.max_len:
-            raise ParameterError(
-                f"a caption of {T} tokens is longer than max_len={self.max_len} (the position "
-                f"table's size): raise max_len or truncate the captions"
-            )
-        tokens = tokens[:, :T]  # columns past the longest caption are all padding
-        lengths = lengths.to(tokens.device)
-        pad = torch.arange(T, device=tokens.device)[None, :] >= lengths[:, None]  # (B, T)
-        x = self.in_proj(self.embed(tokens)) + self.pos(T)  # (B, T, C)
-        x = self.drop(x)
-        for block in self.blocks:
-            x, _, _ = block(x, causal=False, key_padding_mask=pad)  # (B, T, C)
-        x = self.ln_f(x)
-        if self.pooling == "first":
-            feat = x[:, 0]  # (B, C)
-        else:
-            real = (~pad).to(x.dtype)[:, :, None]  # (B, T, 1)
-            feat = (x * real).sum(dim=1) / real.sum(dim=1)  # (B, C)
-        return F.normalize(self.proj(feat), dim=-1)  # (B, D)
 
 
 class JointEmbedding(nn.Module):
@@ -281,7 +108,7 @@ class JointEmbedding(nn.Module):
             )
         else:
             # Checked here too, so that the messages name this signature's arguments.
-            _check_dropout(text_dropout, "text_dropout")
+            check_dropout(text_dropout, "text_dropout")
             width = word_dim if text_width is None else check_positive_int(text_width, "text_width")
             heads = check_positive_int(text_heads, "text_heads")
             if width % heads:

@@ -1,14 +1,17 @@
-"""Metrics of what models produce: caption scores (COCO and world content) and retrieval."""
+"""Metrics of what models produce: caption scores (COCO), what a caption says about a world
+scene and where its words looked (grounding), retrieval and VQA."""
 
 from xmodal.metrics.captioning import (
     METRICS,
-    attention_grounding,
     best_reference_scores,
     coco_scores,
+    leave_one_out_scores,
+)
+from xmodal.metrics.grounding import (
+    attention_grounding,
     content_precision,
     grounding_chance,
     held_out_recall,
-    leave_one_out_scores,
 )
 from xmodal.metrics.retrieval import (
     fold_average,

@@ -29,8 +29,9 @@ Three ways to let the question consult the image (``fusion``):
 The fused vector goes through one classifier head for all: dropout, linear, tanh,
 dropout, linear to ``n_answers`` logits.
 
-The question is read by an LSTM (the papers') or a GRU, whose last hidden state is its
-vector, or by :class:`xmodal.matching.joint.TransformerTextEncoder`.
+The question is read by :class:`xmodal.text.encoders.QuestionEncoder`: an LSTM (the
+papers') or a GRU, whose last hidden state is its vector, or a
+:class:`~xmodal.text.encoders.TransformerTextEncoder`.
 
 An image is encoded once however many questions ask about it: ``forward`` takes the
 images ``(B, 3, H, W)``, the questions ``(Q, L)`` and ``image_index (Q,)``, the image row
@@ -54,9 +55,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xmodal._checks import check_choice, check_padded, check_positive_int
+from xmodal._checks import check_choice, check_positive_int
 from xmodal.errors import ParameterError
-from xmodal.matching.joint import TransformerTextEncoder
+
+# The question encoder lives in xmodal.text.encoders; re-exported here for existing imports.
+from xmodal.text.encoders import QUESTION_ENCODERS, QuestionEncoder
 from xmodal.vision.attention import AdditiveAttention
 from xmodal.vision.encoders import create_encoder
 
@@ -71,7 +74,6 @@ __all__ = [
 ]
 
 FUSIONS = ("product", "concat", "san")
-QUESTION_ENCODERS = ("lstm", "gru", "transformer")
 READOUTS = ("concat", "sum")
 
 
@@ -99,68 +101,6 @@ def attended_positions(attention: torch.Tensor) -> torch.Tensor:
     x = (attention.sum(dim=2) * xs).sum(dim=-1)  # (Q, K): the columns' mass times x
     y = (attention.sum(dim=3) * ys).sum(dim=-1)  # (Q, K)
     return torch.stack([x, y], dim=-1).flatten(1)  # (Q, 2K): x_1, y_1, x_2, y_2, ...
-
-
-class QuestionEncoder(nn.Module):
-    """A question as one vector: ``tokens (Q, L)``, ``lengths (Q,)`` → ``(Q, dim)`` in (-1, 1).
-
-    ``kind="lstm"`` or ``"gru"``: word embedding → ``layers`` recurrent layers over the
-    packed sequence → the last layer's final hidden state → linear → tanh.
-    ``kind="transformer"``: :class:`~xmodal.matching.joint.TransformerTextEncoder` (mean
-    pooled, unit norm, rescaled to unit RMS) → linear → tanh. Padding never changes the
-    result.
-    """
-
-    def __init__(
-        self,
-        vocab_size: int,
-        *,
-        kind: str = "lstm",
-        word_dim: int = 128,
-        hidden: int = 256,
-        dim: int = 256,
-        layers: int = 1,
-        heads: int = 4,
-        max_len: int = 64,
-        dropout: float = 0.1,
-    ) -> None:
-        super().__init__()
-        self.kind = check_choice(kind, "question_encoder", QUESTION_ENCODERS)
-        vocab_size = check_positive_int(vocab_size, "vocab_size")
-        word_dim = check_positive_int(word_dim, "word_dim")
-        hidden = check_positive_int(hidden, "hidden")
-        self.dim = check_positive_int(dim, "embed_dim")
-        layers = check_positive_int(layers, "question_layers")
-        dropout = _check_dropout(dropout, "dropout")
-        if self.kind == "transformer":
-            self.text = TransformerTextEncoder(
-                vocab_size, word_dim=word_dim, n_layer=layers,
-                n_head=check_positive_int(heads, "text_heads"),
-                max_len=check_positive_int(max_len, "max_len"), dropout=dropout,
-                embed_dim=self.dim,
-            )  # fmt: skip
-            out = self.dim
-        else:
-            self.embed = nn.Embedding(vocab_size, word_dim, padding_idx=0)
-            rnn = nn.LSTM if self.kind == "lstm" else nn.GRU
-            self.rnn = rnn(word_dim, hidden, num_layers=layers, batch_first=True,
-                           dropout=dropout if layers > 1 else 0.0)  # fmt: skip
-            out = hidden
-        self.proj = nn.Linear(out, self.dim)
-
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        tokens, lengths = check_padded(tokens, lengths)
-        if self.kind == "transformer":
-            feat = self.text(tokens, lengths) * math.sqrt(self.dim)  # (Q, D), unit RMS
-        else:
-            x = self.embed(tokens)  # (Q, L, W)
-            packed = nn.utils.rnn.pack_padded_sequence(
-                x, lengths.cpu(), batch_first=True, enforce_sorted=False
-            )
-            _, h = self.rnn(packed)
-            h = h[0] if self.kind == "lstm" else h  # (layers, Q, H); the LSTM's (h, c)
-            feat = h[-1]  # (Q, H): the top layer at each question's last word
-        return torch.tanh(self.proj(feat))  # (Q, D)
 
 
 class VQAModel(nn.Module):

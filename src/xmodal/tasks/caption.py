@@ -305,7 +305,7 @@ class CaptionTask(Task):
         return metrics
 
     def _world_metrics(self, split, indices, predictions, words, alphas) -> dict[str, float]:
-        from xmodal.metrics.captioning import (
+        from xmodal.metrics.grounding import (
             attention_grounding,
             content_precision,
             grounding_chance,

@@ -4,7 +4,10 @@
 - ``xmodal.text.word2vec``: skip-gram word vectors (:func:`train_word2vec`,
   :class:`WordVectors`, analogy and similarity evaluation, the word2vec file formats);
 - ``xmodal.text.transformer``: attention, the transformer block and :class:`GPT`;
-  ``xmodal.text.heads``: GPT-1's fine-tuning heads.
+  ``xmodal.text.heads``: GPT-1's fine-tuning heads;
+- ``xmodal.text.encoders``: sentence encoders behind one interface (:class:`TextEncoder`:
+  ``forward_features`` per token, ``forward_head`` per sentence, ``feature_info``), made
+  by name with :func:`create_text_encoder` (``gru``, ``transformer``, ``lstm-question``, ...).
 
 The common names are re-exported here::
 
@@ -14,6 +17,16 @@ The common names are re-exported here::
     gpt = text.GPT(text.TransformerConfig.preset("tiny", vocab_size=len(vocab)))
 """
 
+from xmodal.text.encoders import (
+    FeatureInfo,
+    GRUTextEncoder,
+    QuestionEncoder,
+    TextEncoder,
+    TransformerTextEncoder,
+    create_text_encoder,
+    list_text_encoders,
+    register_text_encoder,
+)
 from xmodal.text.heads import MultipleChoice, PairSimilarity, SequenceClassifier
 from xmodal.text.transformer import (
     GPT,
@@ -65,6 +78,14 @@ __all__ = [
     "Transformer",
     "TransformerConfig",
     "scaled_dot_product_attention",
+    "FeatureInfo",
+    "GRUTextEncoder",
+    "QuestionEncoder",
+    "TextEncoder",
+    "TransformerTextEncoder",
+    "create_text_encoder",
+    "list_text_encoders",
+    "register_text_encoder",
     "MultipleChoice",
     "PairSimilarity",
     "SequenceClassifier",

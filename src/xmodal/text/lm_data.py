@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from xmodal._checks import check_bool, check_choice, check_positive_int
+from xmodal._io import write_json
 from xmodal.errors import DataError, ParameterError
 from xmodal.text.vocab import EOS_ID, UNK, Vocabulary
 
@@ -125,22 +125,6 @@ def split_text(text: str, *, val_fraction: float, test_fraction: float) -> tuple
 # ----------------------------------------------------------------------------- tokenizers
 
 
-def _write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` through a temporary file and a rename (a reader never sees half)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 class CharTokenizer:
     """One id per character; id 0 stands for any character not seen when it was built.
 
@@ -188,7 +172,7 @@ class CharTokenizer:
 
     def save(self, path: str | os.PathLike) -> Path:
         doc = {"format": _CHARS_FORMAT, "version": _CHARS_VERSION, "chars": self.itos[1:]}
-        return _write_atomic(Path(path), json.dumps(doc, ensure_ascii=False) + "\n")
+        return write_json(path, doc, indent=None, ensure_ascii=False)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CharTokenizer:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -44,6 +43,7 @@ from types import MappingProxyType
 import torch
 
 from xmodal._checks import check_bool, check_positive_int
+from xmodal._io import write_json
 from xmodal.errors import DataError, ParameterError
 
 __all__ = [
@@ -365,26 +365,13 @@ class Vocabulary:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the vocabulary as JSON, atomically (a reader never sees half a file)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         doc = {
             "format": _FORMAT,
             "version": _VERSION,
             "specials": list(self._specials),
             "tokens": list(self._itos),
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(doc, f, ensure_ascii=False, indent=0)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_json(path, doc, indent=0, ensure_ascii=False)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Vocabulary:

@@ -27,9 +27,7 @@ Example::
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -37,6 +35,7 @@ from types import MappingProxyType
 import numpy as np
 
 from xmodal._checks import check_bool, check_positive_int
+from xmodal._io import atomic_path, write_json, write_text
 from xmodal.errors import DataError, ParameterError
 
 __all__ = [
@@ -51,22 +50,6 @@ __all__ = [
 _FORMAT = "xmodal.word2vec"
 _VERSION = 1
 _CHUNK = 1 << 20
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(binary_file)`` on a temporary file next to ``path``, then rename it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class WordVectors:
@@ -255,11 +238,10 @@ class WordVectors:
         if self.counts is not None:
             text = "".join(f"{w} {c}\n" for w, c in zip(self._words, self.counts.tolist(),
                                                          strict=True))  # fmt: skip
-            _atomic_write(directory / "vocab.txt", lambda f: f.write(text.encode("utf-8")))
+            write_text(directory / "vocab.txt", text)
         info = {"format": _FORMAT, "version": _VERSION, "words": len(self), "dim": self.dim,
                 **self.meta}  # fmt: skip
-        body = json.dumps(info, indent=2, default=_json_default).encode("utf-8")
-        _atomic_write(directory / "config.json", lambda f: f.write(body + b"\n"))
+        write_json(directory / "config.json", info, indent=2, default=_json_default)
         return directory
 
     @classmethod
@@ -354,7 +336,8 @@ def save_word2vec_format(vectors: WordVectors, path, *, binary: bool = True) -> 
                 lines = [f"{w} {fmt % tuple(r)}\n" for w, r in zip(words, rows, strict=True)]
                 f.write("".join(lines).encode("utf-8"))
 
-    _atomic_write(path, write)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write(f)
     return path
 
 

@@ -1,13 +1,13 @@
 """Text-to-image synthesis: the conditional GAN of Reed et al. 2016 (GAN-INT-CLS).
 
-A sentence is encoded to a fixed vector ``t`` (a :class:`~xmodal.matching.GRUTextEncoder`),
+A sentence is encoded to a fixed vector ``t`` (a :class:`~xmodal.text.encoders.GRUTextEncoder`),
 projected by a linear layer and a leaky ReLU, and concatenated with Gaussian noise ``z``,
 so one sentence gives many images. A DCGAN generator upsamples ``[z, proj(t)]`` from 4x4
 to the image size. The discriminator encodes the image to a 4x4 map, joins the projected
 sentence vector replicated over the 4x4 locations and judges *this image under this
 sentence*: real or fake.
 
-Training (the task's step, :mod:`xmodal.translation.text2image_task`) uses
+Training (the task's step, :mod:`xmodal.tasks.text2image`) uses
 
 - the matching-aware loss (**CLS**): the discriminator sees real images with the right
   text (real), real images with the wrong text (fake) and generated images with the right
@@ -40,7 +40,7 @@ from torch import nn
 
 from xmodal._checks import check_choice, check_positive_int, check_positive_number
 from xmodal.errors import ParameterError
-from xmodal.matching.joint import GRUTextEncoder
+from xmodal.text.encoders import GRUTextEncoder
 
 __all__ = [
     "AUGMENTS",
@@ -57,6 +57,17 @@ __all__ = [
     "generator_loss",
     "interpolate_texts",
     "mismatched",
+    "AttributeClassifier",
+    "attribute_judge_loss",
+    "classifier_pretrain_loss",
+    "discriminator_objective",
+    "encode_caption",
+    "encode_parts",
+    "generate_images",
+    "generator_objective",
+    "image_caption_loss",
+    "sentence_pretrain_loss",
+    "wrong_indices",
 ]
 
 
@@ -275,7 +286,7 @@ class TextToImageGAN(nn.Module):
 
     Args:
         vocab_size: words in the vocabulary.
-        word_dim, hidden, text_dim: the :class:`~xmodal.matching.GRUTextEncoder`'s word
+        word_dim, hidden, text_dim: the :class:`~xmodal.text.encoders.GRUTextEncoder`'s word
             embedding, GRU (per direction, bidirectional, mean pooling) and output sizes.
         proj_dim: the sentence vector after the projection (Reed et al.: 128).
         noise_dim: the size of ``z``.
@@ -520,3 +531,239 @@ def diff_augment(images: torch.Tensor, policy: str = "translation", *,
         keep = ~((y >= top) & (y < top + ch) & (x >= left) & (x < left + cw))  # (B, H, W)
         out = out * keep[:, None].to(out.dtype)
     return out
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+def encode_caption(vocab, caption: str, *, max_len: int) -> tuple[list[int], list[str]]:
+    """The token ids of ``caption`` in ``vocab`` (a :class:`~xmodal.text.vocab.Vocabulary`;
+    <bos> ... <eos>, at most ``max_len``) and its words that ``vocab`` lacks (read as
+    <unk>). ParameterError for a caption with no words: nothing to draw."""
+    from xmodal.text.vocab import UNK_ID, tokenize
+
+    if not isinstance(caption, str):
+        raise ParameterError(f"a caption must be a string. Found: {caption!r}")
+    words = tokenize(caption)
+    if not words:
+        raise ParameterError(f"caption {caption!r} has no words: nothing to draw")
+    unknown = [w for w in words if vocab.token_to_id(w) == UNK_ID]
+    return vocab.encode(caption, max_len=max_len), unknown
+
+
+@torch.no_grad()
+def generate_images(model: TextToImageGAN, token_ids: Sequence[Sequence[int]], *, n: int = 1,
+                    seed: int = 0, batch_size: int = 100) -> torch.Tensor:  # fmt: skip
+    """``n`` images of each sentence of ``token_ids`` (token id lists, <bos> ... <eos>):
+    ``(len(token_ids) * n, 3, S, S)`` in [0, 1] on the CPU, the ``n`` of a sentence
+    together. Noise ``k`` of every sentence is the same, the ``k``-th row drawn on the CPU
+    from ``seed``, so a caption's images do not depend on the others asked with it. Runs
+    ``batch_size`` images at a time, in the model's current mode (``eval()`` for batch-norm
+    statistics)."""
+    from xmodal.text.vocab import PAD_ID
+
+    n = check_positive_int(n, "n")
+    device = next(model.parameters()).device
+    rows = [torch.tensor(list(ids)) for ids in token_ids for _ in range(n)]
+    tokens = nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=PAD_ID)
+    lengths = torch.tensor([len(r) for r in rows])
+    gen = torch.Generator().manual_seed(int(seed))
+    noise = torch.randn(n, model.noise_dim, generator=gen).repeat(len(token_ids), 1)
+    out = []
+    for s in range(0, len(rows), batch_size):
+        batch = slice(s, s + batch_size)
+        out.append(model.generate(tokens[batch].to(device), lengths[batch],
+                                  noise[batch].to(device)).cpu())  # fmt: skip
+    return torch.cat(out)
+
+
+# ----------------------------------------------------------------------------- training helpers
+
+
+def wrong_indices(labels: torch.Tensor) -> torch.Tensor:
+    """For each item of a batch, another item to take the "wrong" caption from: the next
+    one (cyclically) whose class in ``labels`` ``(B,)`` differs, or the next one if all
+    agree. Unlike :func:`mismatched`, a "wrong" caption then rarely fits the image too.
+
+    >>> wrong_indices(torch.tensor([0, 0, 1, 2])).tolist()
+    [2, 2, 3, 0]
+    """
+    n = labels.shape[0]
+    out = (torch.arange(n) + 1) % n
+    for shift in range(n - 1, 0, -1):  # the smallest shift with another class wins
+        cand = (torch.arange(n) + shift) % n
+        other = labels[cand] != labels
+        out = torch.where(other, cand, out)
+    return out
+
+
+def encode_parts(discriminator: Discriminator, parts: Sequence[torch.Tensor], *,
+                 augment: str = "none") -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """The discriminator's ``(mid, h)`` (:meth:`Discriminator.encode_image`) of the images
+    of ``parts`` ``[(B_k, 3, H, W), ...]``, one part after the other, each image through
+    :func:`diff_augment` with ``augment``: in one batch, or part by part when the
+    discriminator has batch norm, so that real and generated images do not set each
+    other's statistics (as DCGAN trains)."""
+    x = diff_augment(torch.cat(list(parts)), augment)
+    if discriminator.norm != "batch":
+        return discriminator.encode_image(x)
+    encoded = [discriminator.encode_image(p) for p in x.split([len(p) for p in parts])]
+    return torch.cat([mid for mid, _ in encoded]), torch.cat([h for _, h in encoded])
+
+
+def discriminator_objective(
+    discriminator: Discriminator, real: torch.Tensor, fake: torch.Tensor, text: torch.Tensor,
+    wrong: torch.Tensor, *, loss: str = "bce", augment: str = "none",
+    truth: Sequence[torch.Tensor] | None = None, aux_weight: float = 1.0,
+    aux_fake: bool = False, aux_names: Sequence[str] = ("colour", "shape"),
+) -> tuple[torch.Tensor, dict[str, float]]:  # fmt: skip
+    """The discriminator's loss in one GAN-INT-CLS step, and its parts to log.
+
+    ``real`` and ``fake`` ``(B, 3, S, S)`` (the generator's images, detached) are encoded
+    once (:func:`encode_parts`, through ``augment``); the right sentences ``text`` ``(B, T)``
+    are scored on both, the ``wrong`` ones ``(B, T)`` on the real images:
+    :func:`discriminator_loss`. TAC-GAN with ``truth`` (one ``(B,)`` target per classifier,
+    named by ``aux_names``): plus ``aux_weight`` times the classifiers' :func:`aux_loss` on
+    the real images and, ``aux_fake``, on the generated ones with each classifier's last
+    class ("generated", K+1); logs also each classifier's accuracy on the real images.
+    """
+    D, B = discriminator, real.shape[0]
+    mid, h = encode_parts(D, [real, fake], augment=augment)  # real then generated, (2B, ...)
+    right = D.score(h, torch.cat([text, text]))
+    wrong_logits = D.score(h[:B], wrong)
+    total, logs = discriminator_loss(right[:B], wrong_logits, right[B:], loss=loss)
+    if truth is not None:
+        heads = D.classify(mid)
+        aux, parts = aux_loss([x[:B] for x in heads], truth)
+        if aux_fake:
+            generated = [torch.full((B,), x.shape[1] - 1, device=x.device) for x in heads]
+            fake_class, _ = aux_loss([x[B:] for x in heads], generated)
+            aux = aux + fake_class
+            logs["d_aux_generated"] = float(fake_class.detach())
+        total = total + aux_weight * aux
+        for name, part, x, y in zip(aux_names, parts, heads, truth, strict=True):
+            logs[f"d_aux_{name}"] = part
+            logs[f"d_aux_{name}_acc"] = float((x[:B].detach().argmax(1) == y).float().mean())
+    return total, logs
+
+
+def generator_objective(
+    discriminator: Discriminator, made: torch.Tensor, conds: Sequence[torch.Tensor], *,
+    loss: str = "bce", augment: str = "none", named: Sequence[torch.Tensor] | None = None,
+    aux_weight: float = 1.0, aux_names: Sequence[str] = ("colour", "shape"),
+) -> tuple[torch.Tensor, dict[str, float]]:  # fmt: skip
+    """The generator's loss in one GAN-INT-CLS step, and its parts to log.
+
+    ``made`` ``(k * B, 3, S, S)``: the generator's images under each sentence batch of
+    ``conds`` (the right sentences ``(B, T)`` first, then, for GAN-INT, their
+    interpolations); the discriminator, frozen (gradients reach the images, not its
+    weights), judges each under its sentence: :func:`generator_loss`. TAC-GAN with
+    ``named`` (one ``(B,)`` target per classifier, ``-1`` where the caption does not name
+    it): plus ``aux_weight`` times the classifiers' :func:`aux_loss` on the images of the
+    right sentences.
+    """
+    from xmodal.nn.weights import frozen
+
+    D, B = discriminator, conds[0].shape[0]
+    with frozen(D):
+        mid, h = encode_parts(D, made.split(B), augment=augment)
+        judged = D.score(h, torch.cat(list(conds)))
+        if named is not None:
+            aux, parts = aux_loss(D.classify(mid[:B]), named)
+    total, logs = generator_loss(judged[:B], judged[B:] if len(conds) > 1 else None, loss=loss)
+    if named is not None:
+        total = total + aux_weight * aux
+        logs.update({f"g_aux_{name}": part for name, part in zip(aux_names, parts, strict=True)})
+    return total, logs
+
+
+def image_caption_loss(matcher: nn.Module, images: torch.Tensor,
+                       text: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """AttnGAN's DAMSM idea at sentence level: a joint embedding ``matcher`` (with
+    ``embed_images`` and ``logit_scale``, e.g. :class:`~xmodal.matching.JointEmbedding`)
+    embeds each image of ``images`` ``(B, 3, H, W)``, and the loss is the cross entropy of
+    picking its own caption among the batch's ``text`` ``(B, D)`` (unit vectors from the
+    matcher's text side; logits: the matcher's scale, detached, times the cosine)."""
+    img = matcher.embed_images(images)  # (B, D), unit vectors like text
+    logits = matcher.logit_scale().detach() * img @ text.T  # (B, B)
+    target = torch.arange(len(img), device=img.device)
+    return F.cross_entropy(logits, target)
+
+
+class AttributeClassifier(nn.Module):
+    """A small CNN (``small-cnn``, :mod:`xmodal.vision.encoders`) with a colour and a
+    shape head: the judge of generated images. ``forward(images (B, 3, H, W))`` →
+    ``(colour logits (B, n_colours), shape logits (B, n_shapes))``."""
+
+    def __init__(self, n_colours: int, n_shapes: int, *, channels: int = 64) -> None:
+        super().__init__()
+        from xmodal.vision.encoders import create_encoder
+
+        n_colours = check_positive_int(n_colours, "n_colours", minimum=2)
+        n_shapes = check_positive_int(n_shapes, "n_shapes", minimum=2)
+        self.encoder = create_encoder("small-cnn", channels=channels)
+        self.colour = nn.Linear(channels, n_colours)
+        self.shape = nn.Linear(channels, n_shapes)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        v = self.encoder(images)  # (B, C)
+        return self.colour(v), self.shape(v)
+
+
+# ----------------------------------------------------------------------------- auxiliary fits
+# One step's loss each, its batch drawn from ``generator``: what a training loop (e.g.
+# ``xmodal.engine.fit.fit_steps``) minimises for the models around the GAN.
+
+
+def classifier_pretrain_loss(discriminator: Discriminator, images: torch.Tensor,
+                             targets: torch.Tensor, *, batch_size: int, augment: str = "none",
+                             generator: torch.Generator | None = None,
+                             ) -> tuple[torch.Tensor, list[float]]:  # fmt: skip
+    """The discriminator's classifiers on real images before the GAN starts: ``batch_size``
+    of ``images`` ``(N, 3, S, S)`` uint8, drawn with replacement, through
+    :func:`diff_augment`; :func:`aux_loss` against ``targets`` ``(A, N)`` (one row per
+    classifier). Returns ``(loss, per-classifier terms)``."""
+    idx = torch.randint(len(images), (batch_size,), generator=generator)
+    x = diff_augment(images[idx].float() / 255, augment, generator=generator)
+    text = torch.zeros(1, discriminator.project[0].in_features)  # unused by the classifiers
+    _, heads = discriminator(x, text.expand(len(idx), -1), aux=True)
+    return aux_loss(heads, list(targets[:, idx]))
+
+
+def attribute_judge_loss(judge: AttributeClassifier, images: torch.Tensor, colour: torch.Tensor,
+                         shape: torch.Tensor, *, generator: torch.Generator | None = None,
+                         batch_size: int = 64) -> torch.Tensor:  # fmt: skip
+    """The judge's cross entropy (colour + shape) on ``batch_size`` of ``images`` ``(N, 3, S,
+    S)`` drawn with replacement, the batch mirrored left-right half of the time (the
+    world's shapes are symmetric); ``colour`` and ``shape`` ``(N,)`` are the targets."""
+    idx = torch.randint(len(images), (batch_size,), generator=generator)
+    x = images[idx]
+    if torch.rand((), generator=generator) < 0.5:
+        x = x.flip(-1)
+    lc, ls = judge(x)
+    return F.cross_entropy(lc, colour[idx]) + F.cross_entropy(ls, shape[idx])
+
+
+def sentence_pretrain_loss(
+    joint: nn.Module, images: torch.Tensor, captions: Sequence[Sequence[str]], vocab, *,
+    generator: torch.Generator | None = None, batch_size: int = 64, heads: Sequence = (),
+    named=None, weight: float = 0.0,
+) -> torch.Tensor:  # fmt: skip
+    """A joint embedding's InfoNCE loss on ``batch_size`` distinct images of ``images`` with
+    one of their ``captions`` each (drawn from ``generator``), as Reed et al. pre-train the
+    sentence encoder. ``joint(images, tokens, lengths)`` gives unit ``(B, D)`` image and
+    text vectors, ``joint.logit_scale()`` the scale (e.g. :class:`~xmodal.matching.
+    JointEmbedding`); ``vocab`` encodes the captions. With ``heads`` (linear layers on the
+    text vector): plus ``weight`` times their :func:`aux_loss` against ``named(i, caption)``,
+    the attributes caption of image ``i`` names (``-1``: not named)."""
+    from xmodal.nn.losses import info_nce_loss
+
+    idx = torch.randperm(len(images), generator=generator)[:batch_size].tolist()
+    pick = torch.randint(5, (len(idx),), generator=generator).tolist()
+    texts = [captions[i][p % len(captions[i])] for i, p in zip(idx, pick, strict=True)]
+    img, txt = joint(images[idx], *vocab.encode_batch(texts))
+    loss = info_nce_loss(img, txt, joint.logit_scale())
+    if heads:
+        targets = torch.tensor([named(i, t) for i, t in zip(idx, texts, strict=True)])
+        loss = loss + weight * aux_loss([h(txt) for h in heads], list(targets.T))[0]
+    return loss

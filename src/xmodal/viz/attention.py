@@ -4,7 +4,7 @@
 generated word showing that word's attention map over the image. A map of ``(h, w)``
 weights over the encoder's feature grid is upsampled to the image size by bilinear
 interpolation (``align_corners=False``: each weight sits on the centre of its grid cell),
-the same upsampling :func:`xmodal.metrics.captioning.attention_grounding` scores, so
+the same upsampling :func:`xmodal.metrics.grounding.attention_grounding` scores, so
 the brightest spot of a panel is the pixel the metric checks. The paper smoothed its
 maps with a Gaussian pyramid expansion instead; bilinear keeps the figure honest about
 the grid's resolution.

@@ -4,6 +4,7 @@ Every sample is a pure function of ``(seed, split, index)``: no files, no downlo
 same bytes in every process. See :class:`World`.
 """
 
+from xmodal.world import datasets  # noqa: F401  (installs World.dataset's factory)
 from xmodal.world.core import (
     NARRATOR,
     PlaceSample,

@@ -77,6 +77,17 @@ _MIX_GAIN_DB = 3.0
 # cannot push a sample past 1.
 _MIX_PEAK = 1.0 - 2.0**-20
 
+# World.dataset's factory, xmodal.world.datasets.make_dataset. The views are built on
+# World, so that module imports this one, never the reverse: it installs the factory here
+# as it loads, and xmodal/world/__init__.py imports it, so World.dataset works as soon as
+# xmodal.world is imported.
+_dataset_factory = None
+
+
+def _install_dataset_factory(factory) -> None:
+    global _dataset_factory
+    _dataset_factory = factory
+
 
 @dataclass(frozen=True)
 class WorldConfig:
@@ -648,11 +659,11 @@ class World:
         ``"localization"``, ``"separation"``, ``"places"``, and the speech views
         ``"speech-separation"``, ``"voice-face"``, ``"tts"`` (options ``cache_dir``; see
         :mod:`xmodal.world.datasets`). ``size`` counts items; each dataset's
-        ``collate_fn`` batches them for a DataLoader.
+        ``collate_fn`` batches them for a DataLoader. The same as
+        ``xmodal.world.datasets.make_dataset(world, view, split, ...)``.
         """
-        from xmodal.world.datasets import make_dataset
-
-        return make_dataset(self, view, split, size=size, **options)
+        assert _dataset_factory is not None, "xmodal.world imports xmodal.world.datasets"
+        return _dataset_factory(self, view, split, size=size, **options)
 
     # -------------------------------------------------------------------- language
 

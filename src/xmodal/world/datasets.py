@@ -73,7 +73,7 @@ import torch
 from torch.utils.data import Dataset
 
 from xmodal.errors import ParameterError
-from xmodal.world import faces
+from xmodal.world import core, faces
 from xmodal.world.core import World
 from xmodal.world.language import NUMBER_WORDS
 from xmodal.world.schema import COLOURS, SHAPES, SPLITS
@@ -562,3 +562,6 @@ def make_dataset(
     if unknown:
         raise ParameterError(f"view {view!r} takes the options {list(accepted)}. Found: {unknown}")
     return VIEWS[view](world, split, size=size, **options)
+
+
+core._install_dataset_factory(make_dataset)  # World.dataset

@@ -75,15 +75,13 @@ import io
 import json
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from xmodal._checks import check_bool, check_positive_int
-from xmodal.audio.io import _umask
+from xmodal._io import atomic_dir
 from xmodal.errors import ParameterError
 from xmodal.world import voices
 from xmodal.world.core import NARRATOR, Scene, World
@@ -563,30 +561,9 @@ def export(
     counts = _check_sizes(sizes, splits)
     out = _check_out_dir(out_dir, overwrite)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
     # Built beside out_dir (same file system) and renamed into place: readers see either
-    # no export or a whole one, never a half-written JSON file.
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    old = None
-    try:
+    # no export or a whole one, never a half-written JSON file; an export written over is
+    # dropped only once the new one is in place.
+    with atomic_dir(out) as tmp:
         _WRITERS[fmt](world, tmp, counts, cache_dir)
-        # mkdtemp makes the folder private (0700); give it the mode mkdir would.
-        os.chmod(tmp, 0o777 & ~_umask())
-        if out.exists():
-            if any(out.iterdir()):  # overwrite: move the old export aside, then drop it
-                old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
-                os.replace(out, old / "export")
-            else:
-                out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not out.exists():  # put the previous export back
-            os.replace(old / "export", out)
-        raise
-    finally:
-        # Dropped only once out_dir holds an export again (new or restored): if putting
-        # the old one back failed, it stays in the hidden folder rather than being lost.
-        if old is not None and out.exists():
-            shutil.rmtree(old, ignore_errors=True)
     return out

@@ -35,7 +35,6 @@ import numbers
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -43,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xmodal._io import atomic_path
 from xmodal.errors import ParameterError, XmodalError
 
 __all__ = ["CACHE_VERSION", "VoiceParams", "cache_key", "default_cache_dir", "speak", "speak_many"]
@@ -179,15 +179,9 @@ def _load(path: Path) -> np.ndarray | None:
 
 
 def _store(path: Path, y: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem[:16], suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, y, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    # A cache: an entry lost in a crash is only synthesized again, so no fsync.
+    with atomic_path(path, sync=False) as tmp, open(tmp, "wb") as f:
+        np.save(f, y, allow_pickle=False)
 
 
 # ------------------------------------------------------------------------------ synthesis

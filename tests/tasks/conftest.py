@@ -1,0 +1,120 @@
+"""What the task tests share: one table of tiny overrides per task (a run in seconds on a
+CPU), training through the real CLI, reading a run's files, the one-line CLI error, and
+world images written as files for predict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+# The engine's quiet, quick settings: one process on the CPU, one epoch, no progress bar.
+ENGINE = [
+    "trainer.max_epochs=1", "trainer.accelerator=cpu", "trainer.devices=1",
+    "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]  # fmt: skip
+
+# Per task: the smallest config that still exercises every code path (figures included).
+TINY: dict[str, list[str]] = {
+    "caption": [
+        "data.train_size=16", "data.val_size=8", "data.test_size=8", "data.batch_size=8",
+        "data.num_workers=0", "model.channels=16", "model.hidden_dim=32",
+        "model.embed_dim=16", "model.attention_dim=16", "eval.meteor=false",
+        "eval.batch_size=8", "eval.n_figures=1",
+    ],
+    "retrieval": [
+        "data.train_size=16", "data.val_size=8", "data.test_size=8", "data.batch_size=8",
+        "data.num_workers=0", "model.channels=16", "model.hidden=16", "model.word_dim=8",
+        "model.embed_dim=16", "eval.batch_size=8", "eval.n_figures=1",
+    ],
+    "recipe": [
+        "data.train_size=24", "data.val_size=8", "data.test_size=12", "data.batch_size=12",
+        "data.num_workers=0", "model.channels=8", "model.word_dim=8", "model.embed_dim=8",
+        "model.ingredient_hidden=8", "model.sentence_hidden=8",
+        "model.instruction_hidden=8", "eval.batch_size=8", "eval.sizes=[10, 10000]",
+        "eval.draws=3", "eval.n_figures=1",
+    ],
+    "vqa": [
+        "data.train_size=120", "data.val_size=40", "data.test_size=60", "data.batch_size=4",
+        "data.num_workers=0", "model.channels=16", "model.hidden=16", "model.word_dim=8",
+        "model.embed_dim=16", "model.attention_dim=8", "model.classifier_hidden=16",
+        "model.pretrain_steps=2", "eval.batch_size=8",
+    ],
+    "text2image": [
+        "data.train_size=8", "data.val_size=4", "data.test_size=100", "data.batch_size=4",
+        "data.num_workers=0", "data.image_size=32", "model.ngf=4", "model.ndf=4",
+        "model.word_dim=8", "model.hidden=8", "model.text_dim=8", "model.proj_dim=8",
+        "model.noise_dim=8", "model.pretrain_steps=2", "model.aux_pretrain_steps=5",
+        "eval.n_captions=100", "eval.n_diversity=4", "eval.n_noises=2",
+        "eval.classifier_steps=2", "eval.retrieval_steps=2", "eval.evaluator_images=16",
+        "eval.n_grid=2", "trainer.checkpoint_every_n_steps=0",
+    ],
+    "gpt": [
+        "model.n_layer=1", "model.n_embd=16", "model.n_head=2", "model.block_size=16",
+        "data.batch_size=8", "data.train_size=40", "data.val_size=8", "data.test_size=8",
+        "eval.n_samples=2", "eval.max_new_tokens=12",
+    ],
+}  # fmt: skip
+
+
+def tiny(task: str, *overrides: str) -> list[str]:
+    """The engine's quick settings, the task's tiny overrides, then ``overrides``."""
+    return [*ENGINE, *TINY[task], *overrides]
+
+
+def train_tiny(task: str, runs: Path, *overrides: str) -> Path:
+    """``xmodal train TASK`` (tiny) through the CLI into a new folder under ``runs``."""
+    from xmodal.cli import main
+
+    parent = Path(runs) / task
+    before = set(parent.glob("*")) if parent.is_dir() else set()
+    assert main(["train", task, "--runs-dir", str(runs), *tiny(task, *overrides)]) == 0
+    (folder,) = set(parent.glob("*")) - before
+    return folder
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def without_timing(metrics: dict) -> dict:
+    """metrics.json less its ``train`` block (seconds and rates differ run to run)."""
+    return {k: v for k, v in metrics.items() if k != "train"}
+
+
+def one_line_error(capsys) -> str:
+    """The CLI's error: one line on stderr, ``xmodal: error: ...``."""
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("xmodal: error: "), err
+    return err[0]
+
+
+def save_png(image: torch.Tensor, path: Path) -> Path:
+    """A ``(3, H, W)`` image in [0, 1] (or uint8) as a PNG file."""
+    from PIL import Image
+
+    if image.dtype != torch.uint8:
+        image = (image * 255).round().to(torch.uint8)
+    Image.fromarray(image.permute(1, 2, 0).numpy()).save(path)
+    return path
+
+
+def world_png(path: Path, *, index: int = 0, split: str = "test", size: int = 64) -> Path:
+    """Scene ``index`` of the world's ``split`` as a PNG file."""
+    from xmodal.world import World
+
+    scene = World(seed=0, image_size=size).scene(split, index, audio=False, questions=False)
+    return save_png(scene.image, path)
+
+
+@pytest.fixture(scope="session")
+def one_thread():
+    """Tiny models run fastest on one thread (a loaded machine makes a second one wait)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,0 +1,141 @@
+"""The task contract, checked on every registered task with the tiny overrides of
+``conftest.TINY``: the run folder is complete, ``xmodal eval`` gives metrics.json again
+without unpickling anything, a bad key is a one-line error, another task's run is
+refused, a resumed run equals one never stopped, and predict works on one sample."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.tasks.conftest import (
+    TINY,
+    one_line_error,
+    read_metrics,
+    tiny,
+    train_tiny,
+    without_timing,
+    world_png,
+)
+from xmodal.cli import main
+from xmodal.registry import get_task, list_tasks
+
+TASKS = sorted(TINY)
+
+
+def test_every_registered_task_is_in_the_table():
+    registered = {t.name for t in list_tasks() if not t.name.startswith("toy")}
+    assert registered == set(TINY), registered ^ set(TINY)
+
+
+def _predict_inputs(task: str, tmp: Path) -> tuple[list[str], list[str]]:
+    """(inputs, option flags) of one ``xmodal predict TASK`` query."""
+    image = str(world_png(tmp / "scene.png"))
+    return {
+        "caption": ([image], []),
+        "retrieval": ([], ["--text", "a red circle"]),
+        "recipe": ([image], []),
+        "vqa": ([image, "what colour is the circle?"], []),
+        "text2image": (["a red circle"], ["-n", "2"]),
+        "gpt": (["the"], []),
+    }[task]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, one_thread):
+    """One finished tiny run per task, made on first use (read only)."""
+    made: dict[str, Path] = {}
+    root = tmp_path_factory.mktemp("runs")
+
+    def get(task: str) -> Path:
+        if task not in made:
+            made[task] = train_tiny(task, root)
+        return made[task]
+
+    return get
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_the_run_folder_is_complete(task, runs):
+    d = runs(task)
+    files = ["config.yaml", "run.json", "model.safetensors", "model.json", "metrics.json",
+             "report.html", "checkpoints/last.ckpt", "logs/csv/metrics.csv"]  # fmt: skip
+    cls = get_task(task)
+    from xmodal.engine.run import load_run
+
+    task_obj, _ = load_run(d)
+    files += task_obj.artifacts()
+    missing = [f for f in files if not (d / f).exists()]
+    assert not missing, missing
+    assert list((d / "figures").glob("*.png")), "no figure"
+    assert not [p for p in d.rglob("*") if p.name.endswith(".tmp")]  # atomic writes only
+    metrics = read_metrics(d)
+    assert set(cls.Config().eval_splits) <= set(metrics) and "train" in metrics
+    assert "<img" in (d / "report.html").read_text()
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_eval_gives_metrics_json_again_and_unpickles_nothing(task, runs, monkeypatch):
+    from xmodal.engine import evaluate
+
+    d = runs(task)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("eval unpickled something")
+
+    torch_load = torch.load
+
+    def weights_only(*args, **kwargs):
+        assert kwargs.get("weights_only", True) is True, "torch.load without weights_only"
+        return torch_load(*args, **kwargs)
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    monkeypatch.setattr(torch, "load", weights_only)
+    metrics = read_metrics(d)
+    for split in get_task(task).Config().eval_splits:
+        assert evaluate(d, split) == metrics[split], split
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_a_bad_key_is_a_one_line_error(task, tmp_path, capsys):
+    assert main(["train", task, "--runs-dir", str(tmp_path), "model.no_such_key=1"]) == 1
+    assert "unknown config key 'model.no_such_key'" in one_line_error(capsys)
+    assert not (tmp_path / task).exists() or not any((tmp_path / task).iterdir())
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_another_tasks_run_is_refused(task, runs, capsys):
+    other = "gpt" if task != "gpt" else "caption"
+    d = runs(task)
+    assert main(["eval", other, "--run", str(d)]) == 1
+    assert f"holds a '{task}' run, not '{other}'" in one_line_error(capsys)
+    assert main(["train", other, "--resume", str(d)]) == 1
+    assert task in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_resume_equals_an_uninterrupted_run(task, runs, tmp_path):
+    from xmodal.engine import train
+
+    straight = train(task, runs_dir=tmp_path / "a", overrides=tiny(task, "trainer.max_epochs=2"))
+    resumed = tmp_path / "b"
+    shutil.copytree(runs(task), resumed)
+    again = train(task, resume=resumed, overrides=["trainer.max_epochs=2"])
+    assert again.metrics["train"]["epochs"] == straight.metrics["train"]["epochs"] == 2
+    assert without_timing(again.metrics) == without_timing(straight.metrics)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_predict_works_on_one_sample(task, runs, tmp_path, capsys):
+    inputs, flags = _predict_inputs(task, tmp_path)
+    out = tmp_path / "out"
+    assert main(["predict", task, "--run", str(runs(task)), *inputs, *flags, "--out",
+                 str(out)]) == 0  # fmt: skip
+    assert (out / "predictions.json").is_file()
+    assert f"wrote {out / 'predictions.json'}" in capsys.readouterr().out
