@@ -313,12 +313,41 @@ def _retrieval_index(args) -> int:
     return 0
 
 
+class _LazyOptionsParser(argparse.ArgumentParser):
+    """A subcommand parser that declares some of its options only when it is used:
+    ``declare(parser)`` runs before its first parse (``--help`` included). The word2vec
+    training flags come from ``Word2VecConfig``, whose import loads torch (seconds), which
+    every other command would otherwise pay."""
+
+    def __init__(self, *args, declare=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._declare = declare
+
+    def parse_known_args(self, args=None, namespace=None):
+        declare, self._declare = self._declare, None
+        if declare is not None:
+            declare(self)
+        return super().parse_known_args(args, namespace)
+
+
+def _w2v_train_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per field of Word2VecConfig (``min_count`` -> ``--min-count``), with the
+    field's type, default and help: the config is the only place they are written."""
+    from xmodal.engine.options import add_option_arguments
+    from xmodal.text.word2vec import Word2VecConfig
+
+    group = parser.add_argument_group("training (defaults: as gensim and word2vec.c)")
+    add_option_arguments(group, Word2VecConfig)
+
+
 def _add_word2vec_commands(commands) -> None:
     w2v = commands.add_parser(
         "word2vec", help="skip-gram word vectors: train, eval, neighbors, plot",
-        description="Skip-gram word2vec with negative sampling (xmodal.text.word2vec).",
+        description="Skip-gram word2vec with negative sampling (xmodal.text.word2vec). "
+        "`xmodal train word2vec` trains the same model as a task of the engine.",
     )  # fmt: skip
-    verbs = w2v.add_subparsers(dest="verb", metavar="VERB", required=True)
+    verbs = w2v.add_subparsers(dest="verb", metavar="VERB", required=True,
+                               parser_class=_LazyOptionsParser)  # fmt: skip
 
     tr = verbs.add_parser(
         "train", help="train word vectors on a text file",
@@ -326,29 +355,13 @@ def _add_word2vec_commands(commands) -> None:
         "tokens separated by whitespace, taken as they are) and write DIR/vectors.bin "
         "(word2vec binary format), DIR/vocab.txt and DIR/config.json. Defaults are "
         "word2vec.c's and gensim's.",
+        declare=_w2v_train_flags,
     )  # fmt: skip
     tr.add_argument("corpus", metavar="CORPUS", help="the text file to train on")
     tr.add_argument(
         "--out", required=True, metavar="DIR", help="folder to write (created if needed)"
     )
     tr.add_argument("--overwrite", action="store_true", help="replace vectors already in DIR")
-    g = tr.add_argument_group("training (defaults: as gensim and word2vec.c)")
-    for flag, kind, default, text in (
-        ("--dim", int, 100, "vector size"),
-        ("--window", int, 5, "largest distance between a word and its context"),
-        ("--negative", int, 5, "noise words per pair"),
-        ("--epochs", int, 5, "passes over the corpus"),
-        ("--min-count", int, 5, "drop words seen fewer times"),
-        ("--max-vocab", int, None, "keep at most this many of the most frequent words"),
-        ("--sample", float, 1e-3, "subsampling threshold of frequent words (0: off)"),
-        ("--alpha", float, 0.025, "initial learning rate"),
-        ("--min-alpha", float, 0.0001, "final learning rate"),
-        ("--threads", int, None, "worker threads (default: one per CPU core)"),
-        ("--seed", int, 1, "random seed"),
-        ("--max-sentence-length", int, 10000, "longer lines are cut"),
-    ):
-        g.add_argument(flag, type=kind, default=default,
-                       help=f"{text} (default: %(default)s)")  # fmt: skip
     tr.add_argument("--no-progress", dest="progress", action="store_false",
                     help="do not draw the progress bar on stderr")  # fmt: skip
     tr.set_defaults(run=_w2v_train)
@@ -547,12 +560,6 @@ def _audio_griffinlim(args) -> int:
     return 0
 
 
-def _umask() -> int:
-    from xmodal.audio.io import _umask
-
-    return _umask()
-
-
 def _world(seed: int):
     from xmodal.world import World
 
@@ -580,30 +587,22 @@ def _world_export(args) -> int:
 
 
 def _world_preview(args) -> int:
+    from xmodal._io import atomic_path
     from xmodal.world.preview import preview
 
     out = _out_path(args.out, (".png", ".pdf", ".svg", ".jpg"))
-    import os
-    import tempfile
-
     fig = preview(_world(args.seed), args.domain, n=args.n, split=args.split,
                   cache_dir=args.cache_dir)  # fmt: skip
-    out.parent.mkdir(parents=True, exist_ok=True)
     # Drawn to a temporary file and renamed: an interrupted run leaves no half figure.
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=args.dpi, format=out.suffix.lstrip(".").lower())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     print(f"wrote {out} ({args.n} {args.domain} of {args.split}, world seed {args.seed})")
     return 0
 
 
 def _w2v_train(args) -> int:
+    from dataclasses import fields
+
     from xmodal.text.word2vec import Word2VecConfig, train_word2vec
 
     out = Path(args.out)
@@ -613,9 +612,7 @@ def _w2v_train(args) -> int:
         raise ParameterError(
             f"--out {args.out} already holds vectors.bin; choose a new folder or add --overwrite"
         )
-    fields = ("dim", "window", "negative", "epochs", "min_count", "max_vocab", "sample",
-              "alpha", "min_alpha", "threads", "seed", "max_sentence_length")  # fmt: skip
-    config = Word2VecConfig(**{f: getattr(args, f) for f in fields})
+    config = Word2VecConfig(**{f.name: getattr(args, f.name) for f in fields(Word2VecConfig)})
     wv = train_word2vec(args.corpus, config, out_dir=out, progress=args.progress)
     corpus, training = wv.meta["corpus"], wv.meta["training"]
     print(
@@ -641,8 +638,7 @@ def _w2v_load(path: str):
 
 
 def _w2v_eval(args) -> int:
-    import json
-
+    from xmodal._io import write_json
     from xmodal.text.word2vec import evaluate_analogies, evaluate_similarity
 
     if not args.analogies and not args.similarity:
@@ -669,23 +665,18 @@ def _w2v_eval(args) -> int:
               f"{sim.oov_ratio:.1f}%)")  # fmt: skip
     target = Path(args.dir)
     if target.is_dir():
-        out = target / "eval.json"
-        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        out = write_json(target / "eval.json", report, indent=2)
         print(f"wrote {out}")
     return 0
 
 
 def _w2v_neighbors(args) -> int:
-    from xmodal.text.word2vec import parse_arithmetic
+    from xmodal.text.word2vec import query_neighbours
 
     wv = _w2v_load(args.dir)
-    positive, negative = parse_arithmetic(" ".join(args.query))
     if args.n < 1:
         raise ParameterError(f"-n must be an integer >= 1. Found: {args.n}")
-    if len(positive) == 1 and not negative:
-        result = wv.most_similar(positive[0], topn=args.n)
-    else:
-        result = wv.arithmetic(positive=positive, negative=negative, topn=args.n)
+    result = query_neighbours(wv, " ".join(args.query), topn=args.n)
     print(_table([("word", "cosine")] + [(w, f"{c:.4f}") for w, c in result]))
     return 0
 

@@ -76,6 +76,13 @@ _BUILTIN: tuple[tuple[str, str, str, str, str], ...] = (
         "xmodal.tasks.text2image:Text2ImageTask",
     ),
     (
+        "word2vec",
+        "representations",
+        "world",
+        "word2vec: skip-gram word vectors with negative sampling (any text file)",
+        "xmodal.tasks.word2vec:Word2VecTask",
+    ),
+    (
         "vqa",
         "referencing",
         "world",

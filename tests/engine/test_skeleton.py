@@ -16,7 +16,18 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from xmodal.engine import Task, TrainerConfig, format_config, load_config, train
-from xmodal.engine.base import DataConfig, EvalConfig, ImageDataConfig, TaskConfig, trainer_defaults
+from xmodal.engine.base import (
+    DataConfig,
+    EvalConfig,
+    ImageDataConfig,
+    Section,
+    TaskConfig,
+    choice,
+    fraction,
+    integer,
+    number,
+    trainer_defaults,
+)
 from xmodal.engine.fit import fit_steps
 from xmodal.engine.options import add_option_arguments, check_options, option
 from xmodal.engine.schedule import AdamConfig
@@ -71,6 +82,36 @@ def test_sections_keep_their_defaults_and_add_fields():
 def test_section_checks_name_the_key(override, message):
     with pytest.raises(ParameterError, match=message.replace(".", r"\.").replace("(", r"\(")):
         load_config(_Config, overrides=[override])
+
+
+def test_declared_checks_name_the_key_and_survive_a_new_default():
+    @dataclass
+    class Model(Section):
+        key: ClassVar[str] = "model"
+        arch: str = choice("a", ("a", "b"))
+        width: int = integer(8)
+        lr: float = number(1e-3, positive=True)
+        dropout: float = fraction(0.1)
+        top_k: int | None = integer(None, optional=True)
+
+    @dataclass
+    class Wider(Model):
+        width: int = 16  # a new default, the same check
+
+    assert Wider().width == 16 and Model(top_k=None).top_k is None
+    for kwargs, message in [
+        ({"arch": "c"}, "model.arch must be one of 'a', 'b'. Found: 'c'"),
+        ({"width": 0}, "model.width must be an integer >= 1. Found: 0"),
+        ({"lr": 0.0}, "model.lr must be a finite number > 0. Found: 0.0"),
+        ({"dropout": 1.0}, "model.dropout must be in [0, 1). Found: 1.0"),
+        ({"top_k": 0}, "model.top_k must be an integer >= 1. Found: 0"),
+    ]:
+        for cls in (Model, Wider):
+            with pytest.raises(ParameterError) as err:
+                cls(**kwargs)
+            assert str(err.value) == message
+    with pytest.raises(ParameterError, match="model.width must be an integer >= 1. Found: -1"):
+        Wider(width=-1)
 
 
 def test_a_plain_data_section_has_no_image_size():

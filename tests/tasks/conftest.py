@@ -57,6 +57,7 @@ TINY: dict[str, list[str]] = {
         "data.batch_size=8", "data.train_size=40", "data.val_size=8", "data.test_size=8",
         "eval.n_samples=2", "eval.max_new_tokens=12",
     ],
+    "word2vec": ["data.train_size=40", "model.dim=16", "data.batch_words=500"],
 }  # fmt: skip
 
 

@@ -6,7 +6,6 @@ refused, a resumed run equals one never stopped, and predict works on one sample
 from __future__ import annotations
 
 import pickle
-import shutil
 from pathlib import Path
 
 import pytest
@@ -42,6 +41,7 @@ def _predict_inputs(task: str, tmp: Path) -> tuple[list[str], list[str]]:
         "vqa": ([image, "what colour is the circle?"], []),
         "text2image": (["a red circle"], ["-n", "2"]),
         "gpt": (["the"], []),
+        "word2vec": (["red", "big - large + small"], ["-n", "3"]),
     }[task]
 
 
@@ -120,13 +120,26 @@ def test_another_tasks_run_is_refused(task, runs, capsys):
 
 
 @pytest.mark.parametrize("task", TASKS)
-def test_resume_equals_an_uninterrupted_run(task, runs, tmp_path):
-    from xmodal.engine import train
+def test_resume_equals_an_uninterrupted_run(task, tmp_path, monkeypatch, one_thread):
+    """Stopped (Ctrl-C) as the second of two epochs starts, then resumed: the same run,
+    schedule and all, as one never stopped."""
+    from xmodal.engine import TrainingInterrupted, train
 
-    straight = train(task, runs_dir=tmp_path / "a", overrides=tiny(task, "trainer.max_epochs=2"))
-    resumed = tmp_path / "b"
-    shutil.copytree(runs(task), resumed)
-    again = train(task, resume=resumed, overrides=["trainer.max_epochs=2"])
+    config = tiny(task, "trainer.max_epochs=2")
+    straight = train(task, runs_dir=tmp_path / "a", overrides=config)
+    cls = get_task(task)
+    start = cls.on_train_epoch_start
+
+    def stop_at_the_second_epoch(self, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        start(self, epoch)
+
+    monkeypatch.setattr(cls, "on_train_epoch_start", stop_at_the_second_epoch)
+    with pytest.raises(TrainingInterrupted) as stop:
+        train(task, runs_dir=tmp_path / "b", overrides=config)
+    monkeypatch.setattr(cls, "on_train_epoch_start", start)
+    again = train(task, resume=stop.value.run_dir)
     assert again.metrics["train"]["epochs"] == straight.metrics["train"]["epochs"] == 2
     assert without_timing(again.metrics) == without_timing(straight.metrics)
 

@@ -6,6 +6,20 @@ declares ``trainer`` last with :func:`trainer_defaults` (see ``tasks/caption.py`
 
 ``data=NAME`` picks one of the section's ``sources``; the task reads that source with its
 method ``NAME_data(split)`` (see :meth:`xmodal.engine.task.Task.data`).
+
+A section's checks are declared with its fields, so a section is its list of keys::
+
+    @dataclass
+    class ModelConfig(Section):
+        key: ClassVar[str] = "model"
+        arch: str = choice("show-attend-tell", ARCHS)
+        hidden_dim: int = integer(256)           # an int >= 1
+        dropout: float = fraction(0.1)           # in [0, 1)
+        alpha_c: float = number(0.0)             # a finite number >= 0
+        word2vec: str | None = None              # no check
+
+Each one raises ParameterError naming the dotted key (``model.dropout must be in [0, 1).
+Found: 1.5``). Checks between fields go in ``__post_init__`` after ``super().__post_init__()``.
 """
 
 from __future__ import annotations
@@ -14,16 +28,83 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from xmodal._checks import check_choice, check_positive_int
+from xmodal._checks import (
+    check_choice,
+    check_dropout,
+    check_positive_int,
+    check_positive_number,
+)
 from xmodal.engine.config import TrainerConfig
 
-__all__ = ["DataConfig", "EvalConfig", "ImageDataConfig", "TaskConfig", "trainer_defaults"]
+__all__ = [
+    "DataConfig",
+    "EvalConfig",
+    "ImageDataConfig",
+    "Section",
+    "TaskConfig",
+    "choice",
+    "fraction",
+    "integer",
+    "number",
+    "trainer_defaults",
+]
 
 SPLITS = ("train", "val", "test")
 
 
+def _checked(default, check, optional: bool) -> dataclasses.Field:
+    return field(default=default, metadata={"check": check, "optional": optional})
+
+
+def integer(default, *, minimum: int = 1, optional: bool = False) -> dataclasses.Field:
+    """A field holding an int ``>= minimum`` (or None, when ``optional``)."""
+    return _checked(default, lambda v, k: check_positive_int(v, k, minimum=minimum), optional)
+
+
+def number(default, *, positive: bool = False, optional: bool = False) -> dataclasses.Field:
+    """A field holding a finite number ``>= 0`` (``> 0`` when ``positive``)."""
+    return _checked(
+        default, lambda v, k: check_positive_number(v, k, allow_zero=not positive), optional
+    )
+
+
+def fraction(default, *, optional: bool = False) -> dataclasses.Field:
+    """A field holding a number in ``[0, 1)`` (a dropout, a probability short of 1)."""
+    return _checked(default, check_dropout, optional)
+
+
+def choice(default, options, *, optional: bool = False) -> dataclasses.Field:
+    """A field holding one of ``options``."""
+    return _checked(default, lambda v, k: check_choice(v, k, options), optional)
+
+
 @dataclass
-class DataConfig:
+class Section:
+    """A config section whose fields carry their checks (:func:`integer`, :func:`number`,
+    :func:`fraction`, :func:`choice`); ``key`` is its name in the config (``model``)."""
+
+    key: ClassVar[str] = ""
+
+    @classmethod
+    def _checks(cls) -> dict[str, tuple]:
+        """Each field's (check, optional); a field a subclass declares again with a plain
+        default (``train_size: int = 1000``) keeps the check of the class it came from."""
+        checks: dict[str, tuple] = {}
+        for klass in reversed(cls.__mro__):
+            for name, f in getattr(klass, "__dataclass_fields__", {}).items():
+                if f.metadata.get("check") is not None:
+                    checks[name] = (f.metadata["check"], f.metadata.get("optional", False))
+        return checks
+
+    def __post_init__(self) -> None:
+        for name, (check, optional) in self._checks().items():
+            value = getattr(self, name)
+            if not (value is None and optional):
+                check(value, f"{self.key}.{name}" if self.key else name)
+
+
+@dataclass
+class DataConfig(Section):
     """Where the samples come from and how they are batched.
 
     ``name`` is one of ``sources`` (the class's list: ``world`` for every task, then the
@@ -31,22 +112,20 @@ class DataConfig:
     every source: ``batch_size`` and the loader's ``num_workers``.
     """
 
+    key: ClassVar[str] = "data"
     sources: ClassVar[tuple[str, ...]] = ("world",)
 
     name: str = "world"
-    world_seed: int = 0
-    train_size: int = 10_000
-    val_size: int = 500
-    test_size: int = 1_000
-    batch_size: int = 32
-    num_workers: int = 2
+    world_seed: int = integer(0, minimum=0)
+    train_size: int = integer(10_000)
+    val_size: int = integer(500)
+    test_size: int = integer(1_000)
+    batch_size: int = integer(32)
+    num_workers: int = integer(2, minimum=0)
 
     def __post_init__(self) -> None:
         check_choice(self.name, "data.name", self.sources)
-        check_positive_int(self.world_seed, "data.world_seed", minimum=0)
-        for key in ("train_size", "val_size", "test_size", "batch_size"):
-            check_positive_int(getattr(self, key), f"data.{key}")
-        check_positive_int(self.num_workers, "data.num_workers", minimum=0)
+        super().__post_init__()
 
     def size(self, split: str) -> int:
         """The world's number of samples in ``split`` (``test_size`` for any other split,
@@ -59,23 +138,17 @@ class ImageDataConfig(DataConfig):
     """:class:`DataConfig` for tasks with images: ``image_size``, the side of the world's
     images and of real images once resized."""
 
-    image_size: int = 64
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_positive_int(self.image_size, "data.image_size")
+    image_size: int = integer(64)
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(Section):
     """Evaluation: ``batch_size`` of the evaluation passes, ``n_figures`` drawn per run."""
 
-    batch_size: int = 250
-    n_figures: int = 4
+    key: ClassVar[str] = "eval"
 
-    def __post_init__(self) -> None:
-        check_positive_int(self.batch_size, "eval.batch_size")
-        check_positive_int(self.n_figures, "eval.n_figures", minimum=0)
+    batch_size: int = integer(250)
+    n_figures: int = integer(4, minimum=0)
 
 
 def trainer_defaults(**defaults) -> dataclasses.Field:

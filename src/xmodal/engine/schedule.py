@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from xmodal._checks import check_positive_int, check_positive_number
+from xmodal.engine.base import Section, integer, number
 from xmodal.engine.config import TrainerConfig
 from xmodal.errors import ParameterError
 
@@ -26,20 +27,20 @@ __all__ = ["AdamConfig", "planned_steps", "warmup_cosine", "world_size"]
 
 
 @dataclass
-class AdamConfig:
+class AdamConfig(Section):
     """Adam with a linear warm-up and a cosine decay to ``min_lr_ratio * lr``: the
     ``optim`` config section of the tasks that train with Adam. A task with another
     default learning rate subclasses it and sets ``lr``."""
 
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    warmup_steps: int = 100
+    key: ClassVar[str] = "optim"
+
+    lr: float = number(2e-3, positive=True)
+    weight_decay: float = number(0.0)
+    warmup_steps: int = integer(100, minimum=0)
     min_lr_ratio: float = 0.02
 
     def __post_init__(self) -> None:
-        check_positive_number(self.lr, "optim.lr")
-        check_positive_number(self.weight_decay, "optim.weight_decay", allow_zero=True)
-        check_positive_int(self.warmup_steps, "optim.warmup_steps", minimum=0)
+        super().__post_init__()
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ParameterError(
                 f"optim.min_lr_ratio must be in [0, 1]. Found: {self.min_lr_ratio}"

@@ -33,7 +33,13 @@ from xmodal.metrics._checks import check_lengths, check_strings
 from xmodal.world.language import caption_facts, word_attribute
 from xmodal.world.schema import COLOURS, SHAPES, WorldObject
 
-__all__ = ["attention_grounding", "content_precision", "grounding_chance", "held_out_recall"]
+__all__ = [
+    "attention_grounding",
+    "content_precision",
+    "grounding_chance",
+    "held_out_recall",
+    "world_caption_metrics",
+]
 
 
 # ------------------------------------------------------------------- world content metrics
@@ -342,3 +348,24 @@ def grounding_chance(
             counted += 1
             total += 0.0 if region is None else float(region.float().mean())
     return total / counted if counted else _empty_result("grounding_chance")
+
+
+def world_caption_metrics(
+    world, split: str, indices: Sequence[int], captions: Sequence[str], words=None, alphas=None
+) -> dict[str, float]:
+    """The world's content metrics of ``captions`` of scenes ``indices`` of ``split``:
+    ``content_precision``; with attention (``words`` and their ``alphas``, one ``(T, h, w)``
+    map per caption) ``attention_grounding`` and its ``grounding_chance``; on the
+    ``compositional`` split ``held_out_recall`` of the world's held-out combinations."""
+    scenes = [world.scene(split, i, audio=False, questions=False) for i in indices]
+    objects = [s.objects for s in scenes]
+    masks = [s.masks for s in scenes]
+    out = {"content_precision": content_precision(captions, objects)}
+    if alphas:
+        out["attention_grounding"] = attention_grounding(
+            words, alphas, objects, masks, present_only=False
+        )
+        out["grounding_chance"] = grounding_chance(words, objects, masks, present_only=False)
+    if split == "compositional":
+        out["held_out_recall"] = held_out_recall(captions, objects, world.config.held_out)
+    return out

@@ -29,9 +29,18 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from xmodal._checks import check_choice, check_positive_int, check_positive_number
 from xmodal.data.captions import CaptionSets, all_captions, collate_images, collate_sets
-from xmodal.engine.base import EvalConfig, ImageDataConfig, TaskConfig, trainer_defaults
+from xmodal.engine.base import (
+    EvalConfig,
+    ImageDataConfig,
+    Section,
+    TaskConfig,
+    choice,
+    fraction,
+    integer,
+    number,
+    trainer_defaults,
+)
 from xmodal.engine.config import TrainerConfig
 from xmodal.engine.schedule import AdamConfig
 from xmodal.engine.task import Task
@@ -51,31 +60,25 @@ ARCHS = ("show-attend-tell", "show-tell")
 
 
 @dataclass
-class CaptionModelConfig:
+class CaptionModelConfig(Section):
     """The captioning model. ``arch``: ``show-attend-tell`` or ``show-tell``."""
 
-    arch: str = "show-attend-tell"
+    key: ClassVar[str] = "model"
+
+    arch: str = choice("show-attend-tell", ARCHS)
     encoder: str = "small-cnn"
-    channels: int = 128  # small-cnn width (ignored by the ResNets)
-    embed_dim: int = 128
-    hidden_dim: int = 256
-    attention_dim: int = 128
-    dropout: float = 0.1
+    channels: int = integer(128)  # small-cnn width (ignored by the ResNets)
+    embed_dim: int = integer(128)
+    hidden_dim: int = integer(256)
+    attention_dim: int = integer(128)
+    dropout: float = fraction(0.1)
     gate: bool = True
     # Weight of the doubly stochastic regulariser. 0 by default: on the world it made
     # attention grounding and content precision worse (docs/captioning.md).
-    alpha_c: float = 0.0
+    alpha_c: float = number(0.0)
     # A word2vec directory (`xmodal train word2vec` or `xmodal word2vec train`) whose
     # vectors initialise the word embedding for training; embed_dim must be their size.
     word2vec: str | None = None
-
-    def __post_init__(self) -> None:
-        check_choice(self.arch, "model.arch", ARCHS)
-        for name in ("channels", "embed_dim", "hidden_dim", "attention_dim"):
-            check_positive_int(getattr(self, name), f"model.{name}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ParameterError(f"model.dropout must be in [0, 1). Found: {self.dropout!r}")
-        check_positive_number(self.alpha_c, "model.alpha_c", allow_zero=True)
 
 
 @dataclass
@@ -92,15 +95,12 @@ class CaptionDataConfig(ImageDataConfig):
     json: str | None = None
     root: str | None = None
     compositional: bool = False
-    max_len: int = 24  # tokens per training caption, <bos> and <eos> included
-    captions_per_image: int = 5  # captions decoded per image in a training step
-    min_freq: int = 1
+    max_len: int = integer(24, minimum=3)  # tokens per training caption, <bos>, <eos> too
+    captions_per_image: int = integer(5)  # captions decoded per image in a training step
+    min_freq: int = integer(1)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive_int(self.max_len, "data.max_len", minimum=3)
-        check_positive_int(self.min_freq, "data.min_freq")
-        check_positive_int(self.captions_per_image, "data.captions_per_image")
         if self.name == "karpathy":
             from xmodal.data.karpathy import check_karpathy_config
 
@@ -118,16 +118,10 @@ class CaptionOptimConfig(AdamConfig):
 class CaptionEvalConfig(EvalConfig):
     """Decoding for evaluation, figures and predict."""
 
-    beam_size: int = 3
-    max_len: int = 20
-    length_penalty: float = 1.0
+    beam_size: int = integer(3)
+    max_len: int = integer(20)
+    length_penalty: float = number(1.0)
     meteor: bool | None = None  # None: METEOR when Java is installed (it takes ~6 s)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_positive_int(self.beam_size, "eval.beam_size")
-        check_positive_int(self.max_len, "eval.max_len")
-        check_positive_number(self.length_penalty, "eval.length_penalty", allow_zero=True)
 
 
 @dataclass
@@ -187,22 +181,17 @@ class CaptionTask(Task):
             captions = all_captions(self.data("train"), self.world)
             self.vocab = Vocabulary.build(captions, min_freq=self.config.data.min_freq)
             self.vocab.save(path)
-            self._word_init = self._word_vectors() if self.config.model.word2vec else None
+            m = self.config.model
+            if m.word2vec:  # the (V, E) embedding weight for this vocabulary
+                from xmodal.text.word2vec import model_word_init
+
+                self._word_init, self.word2vec_found = model_word_init(
+                    self.vocab, m.word2vec, m.embed_dim, dim_key="model.embed_dim"
+                )
         else:
             if not path.is_file():
                 raise DataError(f"run folder {str(run_dir)!r} has no vocab.json")
             self.vocab = Vocabulary.load(path)
-
-    def _word_vectors(self) -> torch.Tensor:
-        """The ``(V, E)`` embedding weight from ``model.word2vec`` for this vocabulary."""
-        from xmodal.text.word2vec import model_word_init
-
-        m = self.config.model
-        weight, found = model_word_init(
-            self.vocab, m.word2vec, m.embed_dim, dim_key="model.embed_dim"
-        )
-        self.word2vec_found = found
-        return weight
 
     def _sets(self, split: str) -> CaptionSets:
         d = self.config.data
@@ -300,32 +289,13 @@ class CaptionTask(Task):
                 alphas += list(gen.alphas.cpu())
         metrics = coco_scores(predictions, references, meteor=self.config.eval.meteor)
         if self.config.data.name == "world":
-            metrics.update(self._world_metrics(split, indices, predictions, words, alphas))
+            from xmodal.metrics.grounding import world_caption_metrics
+
+            metrics.update(
+                world_caption_metrics(self.world, split, indices, predictions, words, alphas)
+            )
         metrics["n_images"] = len(predictions)
         return metrics
-
-    def _world_metrics(self, split, indices, predictions, words, alphas) -> dict[str, float]:
-        from xmodal.metrics.grounding import (
-            attention_grounding,
-            content_precision,
-            grounding_chance,
-            held_out_recall,
-        )
-
-        scenes = [self.world.scene(split, i, audio=False, questions=False) for i in indices]
-        objects = [s.objects for s in scenes]
-        masks = [s.masks for s in scenes]
-        out = {"content_precision": content_precision(predictions, objects)}
-        if alphas:
-            out["attention_grounding"] = attention_grounding(
-                words, alphas, objects, masks, present_only=False
-            )
-            out["grounding_chance"] = grounding_chance(words, objects, masks, present_only=False)
-        if split == "compositional":
-            out["held_out_recall"] = held_out_recall(
-                predictions, objects, self.world.config.held_out
-            )
-        return out
 
     def figures(self, model: nn.Module) -> dict:
         from xmodal.viz.attention import plot_caption_attention, plot_captioned_image

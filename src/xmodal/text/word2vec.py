@@ -51,6 +51,7 @@ from xmodal.text.word2vec_eval import (
     AnalogyResult,
     AnalogySection,
     SimilarityResult,
+    category_precision,
     evaluate_analogies,
     evaluate_similarity,
 )
@@ -70,14 +71,22 @@ __all__ = [
     "TrainingProgress",
     "Word2VecConfig",
     "WordVectors",
+    "category_precision",
+    "check_word2vec_fields",
     "embedding_from_word2vec",
     "evaluate_analogies",
     "evaluate_similarity",
+    "initial_weights",
+    "job_bounds",
+    "job_seed",
     "keep_probabilities",
+    "linear_alpha",
     "load_word2vec_format",
     "model_word_init",
     "noise_table",
     "parse_arithmetic",
+    "query_neighbours",
+    "sampling_tables",
     "save_word2vec_format",
     "train_word2vec",
 ]
@@ -87,57 +96,43 @@ _MAX_LINE_BYTES = 1 << 26  # a "line" longer than this is cut at whitespace
 NOISE_DOMAIN = 2**31 - 1  # the cumulative noise table's total, as gensim's
 
 
+def _setting(default, help: str):
+    """A :class:`Word2VecConfig` field: its default and its one-line ``help`` (the
+    ``xmodal word2vec train`` flags and the ``word2vec`` task's config sections read both)."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclass
 class Word2VecConfig:
     """Settings of :func:`train_word2vec`; the defaults are word2vec.c's and gensim's.
 
-    dim: vector size. window: the largest distance between a word and its context (each
-    word uses a random window in ``1..window``). negative: noise words per pair (>= 1).
-    min_count: words seen fewer times are dropped. max_vocab: keep at most this many of
-    the most frequent words (None: no cap). sample: subsampling threshold (0 disables it).
-    alpha, min_alpha: the learning rate at the start and at the end. epochs: passes over
-    the corpus. threads: worker threads (None: one per CPU core). seed: initial vectors and
-    random numbers. ns_exponent: the noise distribution is the unigram one to this power.
-    max_sentence_length: longer lines are cut. batch_words: words per job handed to a
-    thread. cache_dir: where the temporary token file goes (None: the system's temp dir).
+    Each field's help is in its metadata (``dataclasses.fields(Word2VecConfig)``): the
+    command line's flags and the ``word2vec`` task's config sections are made from these
+    fields, so a default is written here only. Each word uses a random window in
+    ``1..window``; the learning rate falls linearly from ``alpha`` to ``min_alpha`` over
+    the run; a job is about ``batch_words`` words handed to one thread.
     """
 
-    dim: int = 100
-    window: int = 5
-    negative: int = 5
-    min_count: int = 5
-    max_vocab: int | None = None
-    sample: float = 1e-3
-    alpha: float = 0.025
-    min_alpha: float = 0.0001
-    epochs: int = 5
-    threads: int | None = None
-    seed: int = 1
-    ns_exponent: float = 0.75
-    max_sentence_length: int = 10000
-    batch_words: int = 10000
-    cache_dir: str | None = None
+    dim: int = _setting(100, "vector size")
+    window: int = _setting(5, "largest distance between a word and its context")
+    negative: int = _setting(5, "noise words per pair")
+    min_count: int = _setting(5, "drop words seen fewer times")
+    max_vocab: int | None = _setting(None, "keep at most this many of the most frequent words")
+    sample: float = _setting(1e-3, "subsampling threshold of frequent words (0: off)")
+    alpha: float = _setting(0.025, "initial learning rate")
+    min_alpha: float = _setting(0.0001, "final learning rate")
+    epochs: int = _setting(5, "passes over the corpus")
+    threads: int | None = _setting(None, "worker threads (default: one per CPU core)")
+    seed: int = _setting(1, "random seed")
+    ns_exponent: float = _setting(0.75, "noise words are drawn from the unigram "
+                                  "distribution to this power")  # fmt: skip
+    max_sentence_length: int = _setting(10000, "longer lines are cut")
+    batch_words: int = _setting(10000, "words per job handed to a thread")
+    cache_dir: str | None = _setting(None, "folder of the temporary token file (default: "
+                                     "the system's temporary folder)")  # fmt: skip
 
     def __post_init__(self):
-        for name in ("dim", "window", "negative", "min_count", "epochs"):
-            check_positive_int(getattr(self, name), name)
-        check_positive_int(self.max_sentence_length, "max_sentence_length")
-        check_positive_int(self.batch_words, "batch_words")
-        if self.max_vocab is not None:
-            check_positive_int(self.max_vocab, "max_vocab")
-        if self.threads is not None:
-            check_positive_int(self.threads, "threads")
-        check_positive_int(self.seed, "seed", minimum=0)
-        check_positive_number(self.sample, "sample", allow_zero=True)
-        check_positive_number(self.alpha, "alpha")
-        check_positive_number(self.min_alpha, "min_alpha", allow_zero=True)
-        check_positive_number(self.ns_exponent, "ns_exponent", allow_zero=True)
-        if self.min_alpha > self.alpha:
-            raise ParameterError(
-                f"min_alpha must be <= alpha ({self.alpha}). Found: {self.min_alpha}"
-            )
-        if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):
-            raise ParameterError(f"cache_dir must be a path or None. Found: {self.cache_dir!r}")
+        check_word2vec_fields(**dataclasses.asdict(self))
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -151,6 +146,55 @@ class Word2VecConfig:
         if unknown:
             raise ParameterError(f"unknown Word2VecConfig field(s): {', '.join(unknown)}")
         return cls(**d)
+
+
+_POSITIVE = ("dim", "window", "negative", "min_count", "epochs", "max_sentence_length",
+             "batch_words")  # fmt: skip
+
+
+def check_word2vec_fields(prefix: str = "", **values) -> None:
+    """Check any of :class:`Word2VecConfig`'s fields given as keywords, each named
+    ``prefix + name`` in the error (the ``word2vec`` task checks its ``model.``,
+    ``optim.`` and ``data.`` sections with it); ``min_alpha <= alpha`` when both are given.
+
+    >>> check_word2vec_fields("model.", window=0)
+    Traceback (most recent call last):
+    ...
+    xmodal.errors.ParameterError: model.window must be an integer >= 1. Found: 0
+    """
+    for name, value in values.items():
+        key = prefix + name
+        if name in _POSITIVE:
+            check_positive_int(value, key)
+        elif name in ("max_vocab", "threads"):
+            if value is not None:
+                check_positive_int(value, key)
+        elif name == "seed":
+            check_positive_int(value, key, minimum=0)
+        elif name in ("sample", "min_alpha", "ns_exponent"):
+            check_positive_number(value, key, allow_zero=True)
+        elif name == "alpha":
+            check_positive_number(value, key)
+        elif name == "cache_dir":
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                raise ParameterError(f"{key} must be a path or None. Found: {value!r}")
+        else:
+            raise ParameterError(f"{key}: Word2VecConfig has no field {name!r}")
+    if "alpha" in values and "min_alpha" in values and values["min_alpha"] > values["alpha"]:
+        raise ParameterError(
+            f"{prefix}min_alpha must be <= {prefix}alpha ({values['alpha']}). "
+            f"Found: {values['min_alpha']}"
+        )
+
+
+def linear_alpha(alpha: float, min_alpha: float, done: int, total: int) -> float:
+    """The learning rate after ``done`` of the run's ``total`` words: linear from ``alpha``
+    to ``min_alpha``, as word2vec.c and gensim.
+
+    >>> linear_alpha(0.025, 0.0001, 50, 100)
+    0.01255
+    """
+    return alpha - (alpha - min_alpha) * (done / total)
 
 
 @dataclass
@@ -179,7 +223,7 @@ class TrainingProgress:
 class _Scan:
     words: list[str]  # every distinct token, by first appearance (corpus ids)
     counts: np.ndarray  # (n corpus ids,) int64
-    ids_path: Path
+    ids_path: Path | None  # None: the ids went to a file object in memory
     sent_ends: np.ndarray  # (n sentences,) int64: cumulative token ends
     n_tokens: int
     n_lines: int
@@ -257,6 +301,12 @@ def _open_corpus(path) -> tuple[Path, int]:
 
 def _scan_corpus(path: Path, n_bytes: int, max_len: int, ids_path: Path, report) -> _Scan:
     """Count the tokens of the corpus and write their ids to ``ids_path`` (int32)."""
+    with open(path, "rb") as f, open(ids_path, "wb") as out:
+        return _scan_stream(f, n_bytes, max_len, out, report, ids_path=ids_path)
+
+
+def _scan_stream(f, n_bytes: int, max_len: int, out, report, *, ids_path=None) -> _Scan:
+    """:func:`_scan_corpus` of the binary file object ``f``, the ids written to ``out``."""
     start = time.perf_counter()
     index: dict[str, int] = {}
     words: list[str] = []
@@ -264,42 +314,41 @@ def _scan_corpus(path: Path, n_bytes: int, max_len: int, ids_path: Path, report)
     lens_parts: list[np.ndarray] = []
     n_tokens = n_lines = done = replaced_bytes = replaced_lines = 0
     first = True
-    with open(path, "rb") as f, open(ids_path, "wb") as out:
-        for block in _blocks(f, _BLOCK):
-            done += len(block)
-            text, bad_bytes, bad_lines = _decode(block)
-            replaced_bytes += bad_bytes
-            replaced_lines += bad_lines
-            if first and text.startswith("\ufeff"):  # a UTF-8 byte order mark
-                text = text[1:]
-            first = False
-            lines = text.split("\n")
-            if lines and not lines[-1]:
-                lines.pop()
-            n_lines += len(lines)
-            parts = list(map(str.split, lines))
-            lens = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
-            toks = list(chain.from_iterable(parts))
-            if not toks:
-                continue
-            fresh = [w for w in dict.fromkeys(toks) if w not in index]
-            if fresh:
-                index.update(zip(fresh, range(len(words), len(words) + len(fresh)), strict=True))
-                words.extend(fresh)
-            ids = np.fromiter(map(index.__getitem__, toks), dtype=np.int32, count=len(toks))
-            if len(words) > len(counts):
-                counts = np.concatenate([counts, np.zeros(max(len(words), len(counts)), np.int64)])
-            counts[: len(words)] += np.bincount(ids, minlength=len(words))
-            ids.tofile(out)
+    for block in _blocks(f, _BLOCK):
+        done += len(block)
+        text, bad_bytes, bad_lines = _decode(block)
+        replaced_bytes += bad_bytes
+        replaced_lines += bad_lines
+        if first and text.startswith("\ufeff"):  # a UTF-8 byte order mark
+            text = text[1:]
+        first = False
+        lines = text.split("\n")
+        if lines and not lines[-1]:
+            lines.pop()
+        n_lines += len(lines)
+        parts = list(map(str.split, lines))
+        lens = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+        toks = list(chain.from_iterable(parts))
+        if not toks:
+            continue
+        fresh = [w for w in dict.fromkeys(toks) if w not in index]
+        if fresh:
+            index.update(zip(fresh, range(len(words), len(words) + len(fresh)), strict=True))
+            words.extend(fresh)
+        ids = np.fromiter(map(index.__getitem__, toks), dtype=np.int32, count=len(toks))
+        if len(words) > len(counts):
+            counts = np.concatenate([counts, np.zeros(max(len(words), len(counts)), np.int64)])
+        counts[: len(words)] += np.bincount(ids, minlength=len(words))
+        out.write(ids.tobytes())  # (tofile needs a real file; out may be in memory)
+        lens = lens[lens > 0]
+        if (lens > max_len).any():  # cut long lines into sentences, as LineSentence
+            lens = np.concatenate(
+                [np.r_[np.full(n // max_len, max_len), [n % max_len]] for n in lens.tolist()]
+            )
             lens = lens[lens > 0]
-            if (lens > max_len).any():  # cut long lines into sentences, as LineSentence
-                lens = np.concatenate(
-                    [np.r_[np.full(n // max_len, max_len), [n % max_len]] for n in lens.tolist()]
-                )
-                lens = lens[lens > 0]
-            lens_parts.append(lens)
-            n_tokens += len(toks)
-            report(n_tokens, done)
+        lens_parts.append(lens)
+        n_tokens += len(toks)
+        report(n_tokens, done)
     lens = np.concatenate(lens_parts) if lens_parts else np.zeros(0, np.int64)
     return _Scan(
         words=words,
@@ -356,40 +405,63 @@ def keep_probabilities(counts, sample: float) -> np.ndarray:
     return np.minimum(p, 1.0)
 
 
-def _vocabulary(scan: _Scan, config: Word2VecConfig, path: Path):
-    """``(kept corpus ids in vocabulary order, id_map)``: frequent first, ties by first use."""
+def _vocabulary(scan: _Scan, min_count: int, max_vocab: int | None, where):
+    """``(kept corpus ids in vocabulary order, id_map)``: frequent first, ties by first use.
+    ``where`` names the corpus in errors."""
     if scan.n_tokens == 0:
-        raise DataError(f"{path}: the corpus is empty (no words in {scan.n_lines} line(s))")
+        raise DataError(f"{where}: the corpus is empty (no words in {scan.n_lines} line(s))")
     counts = scan.counts
     order = np.argsort(-counts, kind="stable")
-    keep = order[counts[order] >= config.min_count]
+    keep = order[counts[order] >= min_count]
     if len(keep) == 0:
         top = int(order[0])
         raise DataError(
-            f"{path}: no word occurs at least min_count={config.min_count} times (the most "
+            f"{where}: no word occurs at least min_count={min_count} times (the most "
             f"frequent, {scan.words[top]!r}, occurs {int(counts[top])} time(s) in "
             f"{scan.n_tokens} tokens); lower min_count or use a larger corpus"
         )
-    if config.max_vocab is not None:
-        keep = keep[: config.max_vocab]
+    if max_vocab is not None:
+        keep = keep[:max_vocab]
     id_map = np.full(len(counts), -1, dtype=np.int32)
     id_map[keep] = np.arange(len(keep), dtype=np.int32)
     return keep, id_map
 
 
+def initial_weights(n_words: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(syn0, syn1neg)``, both ``(n_words, dim)`` float32: gensim's start, the word
+    vectors uniform in ``[-1, 1) / dim`` from ``seed``, the output vectors zero."""
+    rng = np.random.default_rng(seed)
+    syn0 = (rng.random((n_words, dim), dtype=np.float32) * 2 - 1) / np.float32(dim)
+    return syn0, np.zeros((n_words, dim), dtype=np.float32)
+
+
+def sampling_tables(counts, sample: float, ns_exponent: float):
+    """The kernel's tables for a vocabulary's ``counts``: ``(sample_int, cum_table, guide)``,
+    the subsampling thresholds (keep probability times 2**32), the cumulative noise table
+    and its guide table (see :func:`noise_table`, :func:`keep_probabilities`)."""
+    from xmodal.text._word2vec_kernels import guide_table
+
+    p_keep = keep_probabilities(counts, sample)
+    sample_int = np.minimum(np.round(p_keep * 2**32), 2**32).astype(np.int64)
+    cum_table = noise_table(counts, ns_exponent)
+    return sample_int, cum_table, guide_table(cum_table)
+
+
 # ---------------------------------------------------------------- training
 
 
-def _job_seed(seed: int, epoch: int, job: int) -> int:
-    # splitmix64 of (seed, epoch, job): independent streams, the same on every run.
+def job_seed(seed: int, epoch: int, job: int) -> int:
+    """The random seed of ``job`` of ``epoch`` (48 bits, for the kernel's generator):
+    splitmix64 of (seed, epoch, job), independent streams, the same on every run."""
     x = (seed * 0x9E3779B97F4A7C15 + epoch * 0xBF58476D1CE4E5B9 + job + 1) & (2**64 - 1)
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & (2**64 - 1)
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & (2**64 - 1)
     return (x ^ (x >> 31)) & ((1 << 48) - 1)
 
 
-def _jobs(sent_ends: np.ndarray, batch_words: int) -> np.ndarray:
-    """``(n_jobs + 1,)`` sentence boundaries: each job holds about ``batch_words`` tokens."""
+def job_bounds(sent_ends: np.ndarray, batch_words: int) -> np.ndarray:
+    """``(n_jobs + 1,)`` sentence boundaries: each job holds whole sentences, about
+    ``batch_words`` tokens (the first sentence that reaches a multiple of it ends a job)."""
     total = int(sent_ends[-1])
     marks = np.arange(batch_words, total, batch_words)
     cuts = np.searchsorted(sent_ends, marks, side="left") + 1
@@ -466,22 +538,16 @@ def _hms(seconds: float) -> str:
 
 def _train(scan: _Scan, keep, id_map, config: Word2VecConfig, reporter: _Reporter):
     """Run the epochs; return ``(syn0, stats)``."""
-    from xmodal.text._word2vec_kernels import guide_table, sg_neg_job, sigmoid_tables
+    from xmodal.text._word2vec_kernels import sg_neg_job, sigmoid_tables
 
     counts = scan.counts[keep]
-    n_words, dim = len(keep), config.dim
-    rng = np.random.default_rng(config.seed)
-    # gensim's initialisation: uniform in [-1, 1) / dim; output vectors start at zero.
-    syn0 = (rng.random((n_words, dim), dtype=np.float32) * 2 - 1) / np.float32(dim)
-    syn1neg = np.zeros((n_words, dim), dtype=np.float32)
-    p_keep = keep_probabilities(counts, config.sample)
-    sample_int = np.minimum(np.round(p_keep * 2**32), 2**32).astype(np.int64)
-    cum_table = noise_table(counts, config.ns_exponent)
-    guide = guide_table(cum_table)
+    dim = config.dim
+    syn0, syn1neg = initial_weights(len(keep), dim, config.seed)
+    sample_int, cum_table, guide = sampling_tables(counts, config.sample, config.ns_exponent)
     sig, logsig = sigmoid_tables()
     ids = np.memmap(scan.ids_path, dtype=np.int32, mode="r", shape=(scan.n_tokens,))
     sent_ends = scan.sent_ends
-    bounds = _jobs(sent_ends, config.batch_words)
+    bounds = job_bounds(sent_ends, config.batch_words)
     n_jobs = len(bounds) - 1
     total_jobs = n_jobs * config.epochs
     total_words = scan.n_tokens * config.epochs
@@ -509,14 +575,14 @@ def _train(scan: _Scan, keep, id_map, config: Word2VecConfig, reporter: _Reporte
                 s0, s1 = int(bounds[j]), int(bounds[j + 1])
                 t0 = int(sent_ends[s0 - 1]) if s0 > 0 else 0
                 t1 = int(sent_ends[s1 - 1])
-                p0 = (epoch * scan.n_tokens + t0) / total_words
-                p1 = (epoch * scan.n_tokens + t1) / total_words
-                a0 = config.alpha - (config.alpha - config.min_alpha) * p0
-                a1 = config.alpha - (config.alpha - config.min_alpha) * p1
+                a0 = linear_alpha(config.alpha, config.min_alpha,
+                                  epoch * scan.n_tokens + t0, total_words)  # fmt: skip
+                a1 = linear_alpha(config.alpha, config.min_alpha,
+                                  epoch * scan.n_tokens + t1, total_words)  # fmt: skip
                 effective, loss, pairs = sg_neg_job(
                     syn0, syn1neg, np.asarray(ids[t0:t1]), sent_ends[s0:s1] - t0, id_map,
                     sample_int, cum_table, guide, sig, logsig, config.window, config.negative,
-                    a0, a1, _job_seed(config.seed, epoch, j), buf, work,
+                    a0, a1, job_seed(config.seed, epoch, j), buf, work,
                 )  # fmt: skip
                 with lock:
                     state["words"] += t1 - t0
@@ -580,6 +646,16 @@ def _train(scan: _Scan, keep, id_map, config: Word2VecConfig, reporter: _Reporte
     return syn0, stats
 
 
+def query_neighbours(vectors: WordVectors, query: str, *, topn: int = 10):
+    """The ``topn`` words nearest to ``query``, ``[(word, cosine), ...]``: a word's
+    neighbours, or for ``"king - man + woman"`` (see :func:`parse_arithmetic`) those of
+    the arithmetic, its words left out (3CosAdd)."""
+    positive, negative = parse_arithmetic(query)
+    if len(positive) == 1 and not negative:
+        return vectors.most_similar(positive[0], topn=topn)
+    return vectors.arithmetic(positive=positive, negative=negative, topn=topn)
+
+
 def train_word2vec(
     corpus_path,
     config: Word2VecConfig | None = None,
@@ -627,7 +703,7 @@ def train_word2vec(
             reporter(TrainingProgress("scan", 0, config.epochs, scan.n_tokens, n_bytes,
                                       scan.n_tokens / max(scan.seconds, 1e-9), float("nan"),
                                       scan.seconds, bytes_done=n_bytes, done=True))  # fmt: skip
-        keep, id_map = _vocabulary(scan, config, path)
+        keep, id_map = _vocabulary(scan, config.min_count, config.max_vocab, path)
         syn0, stats = _train(scan, keep, id_map, config, reporter)
     counts = scan.counts[keep]
     meta = {

@@ -13,6 +13,10 @@
 Both compare words case-insensitively by default: a question word matches the most
 frequent vocabulary word that is equal to it up to case.
 
+- :func:`category_precision` needs no file: given groups of words of one kind (colours,
+  shapes, ...), how often a word's nearest neighbours are of its own kind, with the level
+  a random ranking would reach.
+
 Example::
 
     result = evaluate_analogies(wv, "questions-words.txt", restrict_vocab=30000)
@@ -21,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,8 +34,8 @@ import numpy as np
 from xmodal._checks import check_bool, check_positive_int
 from xmodal.errors import DataError, ParameterError
 
-__all__ = ["AnalogyResult", "AnalogySection", "SimilarityResult", "evaluate_analogies",
-           "evaluate_similarity"]  # fmt: skip
+__all__ = ["AnalogyResult", "AnalogySection", "SimilarityResult", "category_precision",
+           "evaluate_analogies", "evaluate_similarity"]  # fmt: skip
 
 _BATCH = 256  # questions scored per matrix product
 _TOPN = 5  # gensim looks at the 5 best answers for one that is not a question word
@@ -276,3 +281,50 @@ def evaluate_similarity(
         n_pairs=len(gold),
         n_oov=n_oov,
     )
+
+
+def category_precision(vectors, categories: Mapping[str, Sequence[str]]) -> dict[str, float]:
+    """How often a word's nearest neighbours are words of its own category.
+
+    A category's words found in ``vectors`` (a :class:`WordVectors`) are ``m`` (at least
+    2, else the category is left out); each of them scores the fraction of its ``m - 1``
+    nearest words (cosine over the whole vocabulary, itself left out, ties by vocabulary
+    order) that are of its category: R-precision, averaged over the category's words.
+    Returns that per category, ``mean`` over every scored word, and ``chance``: the same
+    mean for a random ranking, ``(m - 1) / (V - 1)`` per word. ``{}`` if no category
+    has two words in the vocabulary.
+
+    >>> from xmodal.text.word2vec_vectors import WordVectors
+    >>> wv = WordVectors(["red", "cat", "blue", "dog"], [[1, 0], [0, 1], [0.9, 0.2], [0.2, 0.9]])
+    >>> category_precision(wv, {"colour": ["red", "blue", "pink"], "animal": ["cat", "dog"]})
+    {'colour': 1.0, 'animal': 1.0, 'mean': 1.0, 'chance': 0.3333333333333333}
+    """
+    from xmodal.text.word2vec_vectors import WordVectors
+
+    if not isinstance(vectors, WordVectors):
+        raise ParameterError(f"vectors must be WordVectors. Found: {type(vectors).__name__}")
+    if not isinstance(categories, Mapping):
+        raise ParameterError(f"categories must map names to words. Found: {categories!r:.80}")
+    unit = vectors.unit_vectors
+    n = len(vectors)
+    out: dict[str, float] = {}
+    scores, chances = [], []
+    for name, words in categories.items():
+        if isinstance(words, str) or not isinstance(words, Sequence):
+            raise ParameterError(f"categories[{name!r}] must be a list of words. Found: {words!r}")
+        rows = [vectors.key_to_index[w] for w in dict.fromkeys(words) if w in vectors]
+        m = len(rows)
+        if m < 2:
+            continue
+        sims = unit[rows] @ unit.T  # (m, V)
+        sims[np.arange(m), rows] = -np.inf
+        nearest = np.argsort(-sims, axis=1, kind="stable")[:, : m - 1]
+        hits = np.isin(nearest, rows).mean(axis=1)
+        out[name] = float(hits.mean())
+        scores += hits.tolist()
+        chances += [(m - 1) / (n - 1)] * m
+    if not scores:
+        return {}
+    out["mean"] = float(np.mean(scores))
+    out["chance"] = float(np.mean(chances))
+    return out
