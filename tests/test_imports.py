@@ -4,7 +4,7 @@ two modules import each other, however indirectly.
 
 The layers, lowest first (docs/architecture.md):
 
-    0  the package root, errors, _checks, _io, _espeak
+    0  the package root, errors, _checks, _io, _espeak, _registry
     1  representations: audio, text, vision, nn          (never each other)
     2  world                                             (the embedded data)
     3  data, metrics, viz                                (never each other)
@@ -29,7 +29,7 @@ import xmodal
 ROOT = Path(xmodal.__file__).parent
 
 LAYERS = {
-    "": 0, "errors": 0, "_checks": 0, "_io": 0, "_espeak": 0,
+    "": 0, "errors": 0, "_checks": 0, "_io": 0, "_espeak": 0, "_registry": 0,
     "audio": 1, "text": 1, "vision": 1, "nn": 1,
     "world": 2,
     "data": 3, "metrics": 3, "viz": 3,

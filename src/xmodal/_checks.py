@@ -1,12 +1,15 @@
 """Validation at the public boundary: every check raises ParameterError naming the value.
 
 Internal invariants use ``assert``; anything a user can pass goes through here, so the
-messages read the same everywhere: ``"<name> must be ... Found: <value>"``.
+messages read the same everywhere: ``"<name> must be ... Found: <value>"``. The one
+exception, :func:`check_index`, raises what a list raises (TypeError, IndexError), as
+``Dataset.__getitem__`` must.
 """
 
 from __future__ import annotations
 
 import numbers
+import operator
 
 import numpy as np
 import torch
@@ -18,6 +21,8 @@ __all__ = [
     "check_bool",
     "check_choice",
     "check_dropout",
+    "check_index",
+    "check_int_vector",
     "check_positive_int",
     "check_positive_number",
 ]
@@ -63,6 +68,31 @@ def check_choice(value, name: str, choices) -> str:
     if value not in choices:
         options = ", ".join(repr(c) for c in choices)
         raise ParameterError(f"{name} must be one of {options}. Found: {value!r}")
+    return value
+
+
+def check_index(index, size: int, what: str) -> int:
+    """``index`` as a position in ``[0, size)``, counted from the end when negative, as a
+    list does: TypeError for a float or str, IndexError naming ``what`` (e.g. "VQAv2")
+    when it is out of range."""
+    i = operator.index(index)
+    if i < 0:
+        i += size
+    if not 0 <= i < size:
+        raise IndexError(f"{what} index out of range: {index} (size {size})")
+    return i
+
+
+def check_int_vector(value, name: str, n: int) -> torch.Tensor:
+    """``value`` (a tensor, or a list that is converted) if it is an integer tensor of
+    shape ``(n,)``, e.g. one length or id per row of a batch."""
+    if not isinstance(value, torch.Tensor):
+        value = torch.as_tensor(value)
+    if value.shape != (n,) or value.is_floating_point():
+        raise ParameterError(
+            f"{name} must be an integer tensor of shape ({n},). "
+            f"Found {value.dtype} {tuple(value.shape)}"
+        )
     return value
 
 
@@ -130,13 +160,7 @@ def check_padded(tokens, lengths, name: str = "tokens") -> tuple[torch.Tensor, t
             else type(tokens).__name__
         )
         raise ParameterError(f"{name} must be an integer tensor (B, L). Found: {found}")
-    if not isinstance(lengths, torch.Tensor):
-        lengths = torch.as_tensor(lengths)
-    if lengths.shape != (tokens.shape[0],) or lengths.is_floating_point():
-        raise ParameterError(
-            f"lengths must be an integer tensor of shape ({tokens.shape[0]},). "
-            f"Found {lengths.dtype} {tuple(lengths.shape)}"
-        )
+    lengths = check_int_vector(lengths, "lengths", tokens.shape[0])
     if tokens.shape[0] == 0:
         raise ParameterError(f"{name} is empty: nothing to encode")
     if int(lengths.min()) < 1 or int(lengths.max()) > tokens.shape[1]:

@@ -66,6 +66,21 @@ def _frames(args) -> dict:
                 window=args.window)  # fmt: skip
 
 
+_FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg")
+
+
+def _add_figure_options(p: argparse.ArgumentParser) -> None:
+    """``--out`` and ``--dpi`` of a command that draws a figure (:func:`_save_figure`)."""
+    p.add_argument("--out", required=True, help="figure to write (.png, .pdf, .svg)")
+    p.add_argument("--dpi", type=int, default=120, help="resolution of a raster figure")
+
+
+def _add_run_option(p: argparse.ArgumentParser, metavar: str = "DIR",
+                    help: str = "a run folder") -> None:  # fmt: skip
+    """``--run``, the run folder a command loads its trained model from (``args.run_dir``)."""
+    p.add_argument("--run", dest="run_dir", required=True, metavar=metavar, help=help)
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The command line parser; ``argv`` names the task of ``xmodal predict TASK``, whose own
     options (the fields of its ``PredictOptions``) it then accepts."""
@@ -85,8 +100,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         description="Draw the waveform, spectrogram, mel spectrogram and MFCC of FILE.",
     )  # fmt: skip
     show.add_argument("file", metavar="FILE", help="a sound file (WAV, FLAC, OGG, ...)")
-    show.add_argument("--out", required=True, help="figure to write (.png, .pdf, .svg)")
-    show.add_argument("--dpi", type=int, default=120, help="resolution of a raster figure")
+    _add_figure_options(show)
     _add_frame_options(show, mel=True)
     show.set_defaults(run=_audio_show)
 
@@ -184,10 +198,9 @@ def _add_world_commands(commands) -> None:
         "--domain", required=True, metavar="|".join(WORLD_DOMAINS), help="what to draw"
     )
     pre.add_argument("-n", type=int, default=16, help="how many samples (default: %(default)s)")
-    pre.add_argument("--out", required=True, help="figure to write (.png, .pdf, .svg)")
+    _add_figure_options(pre)
     pre.add_argument("--seed", type=int, default=0, help="world seed (default: %(default)s)")
     pre.add_argument("--split", default="train", help="world split (default: %(default)s)")
-    pre.add_argument("--dpi", type=int, default=120, help="resolution of a raster figure")
     pre.add_argument("--cache-dir", default=None, metavar="DIR", help=_CACHE_HELP)
     pre.set_defaults(run=_world_preview)
 
@@ -258,7 +271,7 @@ def _add_engine_commands(commands, predict_options=None) -> None:
         "print them and write RUN/eval-SPLIT.json.",
     )  # fmt: skip
     ev.add_argument("task", metavar="TASK", help="the run's task")
-    ev.add_argument("--run", dest="run_dir", required=True, metavar="DIR", help="a run folder")
+    _add_run_option(ev)
     ev.add_argument("--split", default="test", help="data split (default: %(default)s)")
     ev.set_defaults(run=_eval)
 
@@ -271,7 +284,7 @@ def _add_engine_commands(commands, predict_options=None) -> None:
     )  # fmt: skip
     pr.add_argument("task", metavar="TASK", help="the run's task")
     pr.add_argument("inputs", nargs="*", metavar="INPUT", help="files or texts")
-    pr.add_argument("--run", dest="run_dir", required=True, metavar="DIR", help="a run folder")
+    _add_run_option(pr)
     pr.add_argument("--out", default=None, metavar="DIR",
                     help="folder for the outputs (default: RUN/predictions)")  # fmt: skip
     defaults = {} if predict_options is None else vars(predict_options.parse_args([]))
@@ -291,8 +304,7 @@ def _add_retrieval_commands(commands) -> None:
         "not images are skipped and counted. Search it with `xmodal predict retrieval --run "
         "RUN --index OUT --text ...`.",
     )  # fmt: skip
-    ix.add_argument("--run", dest="run_dir", required=True, metavar="RUN",
-                    help="a retrieval run folder")  # fmt: skip
+    _add_run_option(ix, "RUN", "a retrieval run folder")
     ix.add_argument("--images", required=True, metavar="FOLDER", help="the image folder")
     ix.add_argument("--out", required=True, metavar="OUT", help="the index folder to write")
     ix.add_argument("--kind", default="flat", choices=["flat", "ivf", "hnsw"],
@@ -405,8 +417,7 @@ def _add_word2vec_commands(commands) -> None:
     pl.add_argument("--method", default="pca", metavar="pca|tsne",
                     help="projection (default: %(default)s)")  # fmt: skip
     pl.add_argument("--seed", type=int, default=0, help="t-SNE seed (default: %(default)s)")
-    pl.add_argument("--out", required=True, help="figure to write (.png, .pdf, .svg)")
-    pl.add_argument("--dpi", type=int, default=120, help="resolution of a raster figure")
+    _add_figure_options(pl)
     pl.set_defaults(run=_w2v_plot)
 
 
@@ -494,23 +505,30 @@ def _predict(args) -> int:
     return 0
 
 
-def _out_path(value: str, suffixes: tuple[str, ...]) -> Path:
+def _out_path(value: str, suffixes: tuple[str, ...] = _FIGURE_SUFFIXES) -> Path:
     path = Path(value)
     if path.suffix.lower() not in suffixes:
         raise ParameterError(f"--out must end in {' or '.join(suffixes)}. Found: {value}")
     return path
 
 
+def _save_figure(fig, out: Path, dpi: int) -> None:
+    from xmodal._io import atomic_path
+
+    # Drawn to a temporary file and renamed: an interrupted run leaves no half figure.
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=out.suffix.lstrip(".").lower())
+
+
 def _audio_show(args) -> int:
     from xmodal.audio import load
     from xmodal.viz import audio_figure
 
-    out = _out_path(args.out, (".png", ".pdf", ".svg", ".jpg"))
+    out = _out_path(args.out)
     y, sr = load(args.file, sr=args.sr)
     fig = audio_figure(y, sr=sr, n_mels=args.n_mels, n_mfcc=args.n_mfcc,
                        title=Path(args.file).name, **_frames(args))  # fmt: skip
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=args.dpi)
+    _save_figure(fig, out, args.dpi)
     print(f"wrote {out} ({len(y) / sr:.2f} s at {sr} Hz)")
     return 0
 
@@ -587,15 +605,12 @@ def _world_export(args) -> int:
 
 
 def _world_preview(args) -> int:
-    from xmodal._io import atomic_path
     from xmodal.world.preview import preview
 
-    out = _out_path(args.out, (".png", ".pdf", ".svg", ".jpg"))
+    out = _out_path(args.out)
     fig = preview(_world(args.seed), args.domain, n=args.n, split=args.split,
                   cache_dir=args.cache_dir)  # fmt: skip
-    # Drawn to a temporary file and renamed: an interrupted run leaves no half figure.
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=args.dpi, format=out.suffix.lstrip(".").lower())
+    _save_figure(fig, out, args.dpi)
     print(f"wrote {out} ({args.n} {args.domain} of {args.split}, world seed {args.seed})")
     return 0
 
@@ -684,7 +699,7 @@ def _w2v_neighbors(args) -> int:
 def _w2v_plot(args) -> int:
     from xmodal.viz.projection import plot_projection
 
-    out = _out_path(args.out, (".png", ".pdf", ".svg", ".jpg"))
+    out = _out_path(args.out)
     pairs = []
     for item in args.analogy:
         a, sep, b = item.partition(":")
@@ -695,8 +710,7 @@ def _w2v_plot(args) -> int:
         raise ParameterError("give words to plot and/or --analogy A:B pairs")
     wv = _w2v_load(args.dir)
     fig = plot_projection(wv, args.words, analogies=pairs, method=args.method, seed=args.seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=args.dpi)
+    _save_figure(fig, out, args.dpi)
     n = len(dict.fromkeys([*args.words, *(w for p in pairs for w in p)]))
     print(f"wrote {out} ({args.method}, {n} words, {len(pairs)} arrows)")
     return 0

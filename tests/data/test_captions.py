@@ -8,9 +8,11 @@ import torch
 
 from xmodal.data.captions import (
     CaptionedImages,
+    all_captions,
     caption_rows,
     collate_captioned,
     duplicate_captions,
+    image_captions,
 )
 from xmodal.errors import DataError
 from xmodal.text.vocab import PAD_ID, Vocabulary
@@ -77,3 +79,17 @@ def test_duplicate_captions_counts_captions_another_image_has():
     # "a red circle" (3 copies over images 0 and 1) and "a star" (images 1 and 2) count.
     assert duplicate_captions(caps) == 5
     assert duplicate_captions([["a b", "a b"], ["c"]]) == 0  # same image: no ambiguity
+
+
+def test_image_captions_come_from_the_set_or_from_the_world_s_scenes():
+    from xmodal.world import World
+    from xmodal.world.datasets import make_dataset
+
+    captions = [["a red circle", "a circle"], ["a blue square"]]
+    assert image_captions(_Images(captions)) == captions
+    assert all_captions(_Images(captions)) == ["a red circle", "a circle", "a blue square"]
+    world = World(seed=0)
+    view = make_dataset(world, "captioning", "val", size=3)
+    got = image_captions(view, world)
+    assert got == [view[i]["captions"] for i in range(3)] and all(len(cs) == 5 for cs in got)
+    assert all_captions(view, world) == [c for cs in got for c in cs]

@@ -50,9 +50,13 @@ def test_items_are_the_world_scenes(world, coco, split):
         assert item["captions"] == [_tokens(c) for c in scene.captions]
         assert item["index"] == i and item["filename"] == f"world_{split}_{i:06d}.png"
     assert ds.captions == [ds[i]["captions"] for i in range(len(ds))]
-    assert ds[-1]["index"] == len(ds) - 1
-    with pytest.raises(IndexError):
+    assert ds[-1]["index"] == len(ds) - 1 and ds[-len(ds)]["index"] == 0
+    with pytest.raises(IndexError, match=rf"KarpathyCaptions index out of range: {len(ds)} "):
         ds[len(ds)]
+    with pytest.raises(IndexError, match=r"out of range: -\d+ \(size"):
+        ds[-len(ds) - 1]
+    with pytest.raises(TypeError):
+        ds[1.0]
 
 
 def test_batches_through_a_dataloader_at_a_chosen_size(coco):
@@ -113,6 +117,18 @@ def test_broken_files_name_the_entry_and_field(coco, tmp_path):
             r"images\[1\]\.sentences\[2\] has no field 'tokens'",
         ),
         (lambda d: d["images"][0].update(split="dev"), r"images\[0\]\.split is 'dev'"),
+        (
+            lambda d: d["images"].insert(2, "x.png"),
+            r"images\[2\] must be an object. Found: 'x.png'",
+        ),
+        (
+            lambda d: d["images"][1]["sentences"].append(["a", "dog"]),
+            r"images\[1\]\.sentences\[\d\] must be an object. Found: \['a', 'dog'\]",
+        ),
+        (
+            lambda d: d["images"][4].update(filename=7),
+            r"images\[4\]\.filename must be a str. Found: int",
+        ),
     ]
     for edit, message in cases:
         with pytest.raises(DataError, match=message):

@@ -1,6 +1,8 @@
 """Questions grouped by image: the world's scenes hold the questions of its VQA view in
 its order, the answer classes are the most frequent answers and keep their file's bytes,
-out-of-vocabulary words are named, and a question of no words is refused."""
+a run's vocabularies round-trip through its folder, the figures' questions take the
+families in turn, out-of-vocabulary words are named, and a question of no words is
+refused."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import torch
 
 from xmodal.data.questions import (
     QuestionSplit,
+    QuestionVocabulary,
+    figure_questions,
     load_answers,
     save_answers,
     top_answers,
@@ -70,3 +74,31 @@ def test_unknown_words_are_named_and_empty_questions_refused():
         unknown_words(vocab, " ?! ")
     with pytest.raises(ParameterError, match="must be a string"):
         unknown_words(vocab, 3)
+
+
+def test_the_vocabularies_of_a_run_round_trip_and_make_its_datasets(tmp_path):
+    split = world_questions(make_dataset(World(seed=0), "vqa", "train", size=30))
+    vocab = QuestionVocabulary.build(split, top_k=4, normalize=normalize_answer)
+    assert (vocab.answers, vocab.majority) == top_answers(split, 4, normalize=normalize_answer)
+    assert vocab.words.itos == Vocabulary.build(split.questions).itos
+    vocab.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(QuestionVocabulary.files)
+    again = QuestionVocabulary.load(tmp_path, normalize=normalize_answer)
+    assert again == vocab and again.words.itos == vocab.words.itos
+    item = again.dataset(split, max_len=24)[1]
+    assert item["question_index"] == list(range(10, 20))
+    assert item["target"].shape == (10, 4) and "referents" not in item
+    assert "referents" in again.dataset(split, max_len=24, referents=True)[0]
+
+
+def test_the_figures_questions_take_the_families_in_turn():
+    split = world_questions(make_dataset(World(seed=0), "vqa", "val", size=40))
+    shown = figure_questions(split, 6)
+    assert len(shown) == len(split.groups) == 4  # no more than the images
+    assert [shown[g] in split.groups[g] for g in range(4)] == [True] * 4
+    families = sorted(set(split.families))
+    for g, i in enumerate(shown):
+        wanted = families[g % len(families)]
+        has = any(split.families[j] == wanted for j in split.groups[g])
+        assert split.families[i] == wanted if has else i == split.groups[g][g]
+    assert figure_questions(split, 0) == []

@@ -10,7 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from xmodal.errors import ParameterError
-from xmodal.matching.arithmetic import arithmetic_success, embedding_arithmetic, tag_metrics
+from xmodal.matching.arithmetic import (
+    arithmetic_success,
+    embedding_arithmetic,
+    tag_metrics,
+    world_space_metrics,
+)
 
 
 def test_the_query_is_the_normalised_sum():
@@ -127,3 +132,41 @@ def test_tag_metrics_on_a_perfect_and_a_reversed_space():
     assert worst["tag_i2t_rprec"] < 50.0 and worst["tag_t2i_P@2"] < 50.0
     with pytest.raises(ParameterError, match="one row per tag"):
         tag_metrics(emb, tag_emb[:2], tags, truth)
+
+
+def test_world_space_metrics_score_the_world_s_objects_with_the_words_the_vocabulary_has():
+    from types import SimpleNamespace
+
+    from xmodal.text.vocab import Vocabulary
+    from xmodal.world import World
+    from xmodal.world.schema import COLOURS, SHAPES
+
+    world, n = World(seed=0), 12
+    words = [*COLOURS, *SHAPES]
+    axis = dict(zip(words, torch.eye(len(words)), strict=True))
+    objects = [
+        [(o.colour, o.shape) for o in world.scene("test", i, audio=False).objects] for i in range(n)
+    ]
+    emb = torch.stack(
+        [F.normalize(sum(axis[c] + axis[s] for c, s in objs), dim=0) for objs in objects]
+    )
+    known = [w for w in words if w not in (words[0], list(SHAPES)[1])]  # two words never seen
+    asked = []
+
+    def texts(ws):
+        asked.append(list(ws))
+        return torch.stack([axis[w] for w in ws])
+
+    embed = SimpleNamespace(vocab=Vocabulary.build([" ".join(known)]), texts=texts)
+    got = world_space_metrics(emb, world, "test", embed)
+    assert asked == [known]  # one pass over the words the vocabulary holds, in order
+    vectors = {w: axis[w] for w in known}
+    shapes = [s for s in SHAPES if s in known]
+    want = arithmetic_success(emb, vectors, objects, shapes, k=5)
+    truth = [{w for pair in objs for w in pair} for objs in objects]
+    want.update(tag_metrics(emb, torch.stack([axis[w] for w in known]), known, truth, k=10))
+    assert got == want
+    # An image whose one object's shape has no word cannot have it taken away: no query.
+    singles = sum(len(objs) == 1 and objs[0][1] in shapes for objs in objects)
+    assert got["arithmetic_queries"] == singles * (len(shapes) - 1) > 0
+    assert any(len(objs) == 1 and objs[0][1] not in shapes for objs in objects)

@@ -1,10 +1,13 @@
 """Galleries: embedding in batches equals embedding at once, ranked hits equal a sort of
-the scores, image and caption galleries find what brute force finds, and an image folder
-indexed to disk (gallery.json written atomically) opens back with clear errors."""
+the scores, image and caption galleries find what brute force finds, an image folder
+indexed to disk (gallery.json written atomically) opens back with clear errors, and the
+searches of ``xmodal predict retrieval`` (text, image, arithmetic, tags) find what brute
+force finds, every input checked before a gallery is made."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,15 +16,20 @@ import torch.nn.functional as F
 from PIL import Image
 
 from xmodal.errors import DataError, ParameterError
+from xmodal.matching.arithmetic import embedding_arithmetic
 from xmodal.matching.gallery import (
     GALLERY_FILE,
     CaptionGallery,
+    Embedder,
     ImageGallery,
+    check_query_text,
     embed_batches,
     index_image_folder,
     is_image_path,
     open_image_gallery,
     ranked,
+    search_queries,
+    split_galleries,
     tag_words,
 )
 from xmodal.matching.index import VectorIndex
@@ -152,3 +160,136 @@ def test_tag_words_and_image_paths():
     assert tag_words(words) == ["red", "circle", "star"]
     assert is_image_path("query.PNG") and is_image_path("x/y.jpeg")
     assert not is_image_path("a red circle")
+
+
+# ----------------------------------------------------------------------------- searches
+
+CAPTIONS = [["a red circle", "a circle"], ["a blue square"], ["a green star", "a star"]]
+
+
+@pytest.fixture(scope="module")
+def joint():
+    """A small random joint embedding, its vocabulary and three 16x16 images."""
+    from xmodal.matching.joint import JointEmbedding
+    from xmodal.text.vocab import Vocabulary
+
+    torch.manual_seed(0)
+    vocab = Vocabulary.build([c for cs in CAPTIONS for c in cs])
+    model = JointEmbedding(
+        len(vocab), encoder_kwargs={"channels": 4}, embed_dim=8, word_dim=4, hidden=4
+    )
+    return model.train(), vocab, torch.rand(3, 3, 16, 16)
+
+
+def test_the_embedder_is_the_model_in_eval_mode_batch_by_batch(joint):
+    model, vocab, images = joint
+    embed = Embedder(model, 2, vocab=vocab, max_len=4)
+    texts = [c for cs in CAPTIONS for c in cs]
+    got = embed.texts(texts)
+    assert not model.training and not got.requires_grad
+    with torch.no_grad():
+        want = model.embed_texts(*vocab.encode_batch(texts, max_len=4))
+        assert torch.allclose(got, want, atol=1e-6)  # padding changes nothing
+        assert torch.allclose(embed.images(images), model.embed_images(images), atol=1e-6)
+    assert embed.check("a red zebra") == "a red zebra"
+    with pytest.raises(
+        ParameterError, match=r"no word is in the vocabulary \(out of vocabulary: zebra\)"
+    ):
+        check_query_text("zebra", vocab)
+    with pytest.raises(ParameterError, match="query text '  ' has no words"):
+        check_query_text("  ", vocab)
+
+
+def test_a_split_s_galleries_name_images_and_own_captions(joint):
+    model, vocab, images = joint
+    embed = Embedder(model, 2, vocab=vocab, max_len=8)
+    image_gallery, caption_gallery = split_galleries(images, CAPTIONS, embed, split="val")
+    assert image_gallery.index.names == ["val/0", "val/1", "val/2"]
+    assert torch.equal(image_gallery.image(1), images[1])
+    assert caption_gallery.texts == [c for cs in CAPTIONS for c in cs]
+    assert caption_gallery.owners == ["val/0", "val/0", "val/1", "val/2", "val/2"]
+
+
+def test_searches_find_what_brute_force_finds_and_write_their_figures(joint, tmp_path):
+    model, vocab, images = joint
+    embed = Embedder(model, 2, vocab=vocab, max_len=8)
+    path = tmp_path / "q.png"
+    Image.fromarray((images[2] * 255).round().byte().permute(1, 2, 0).numpy()).save(path)
+    made = []
+
+    def split():
+        made.append(1)
+        return images, CAPTIONS
+
+    records = search_queries(
+        ["a red circle", str(path)],
+        tmp_path / "out",
+        embed,
+        read_image=_read,
+        split=split,
+        k=2,
+        image=[str(path)],
+        minus=["circle"],
+        plus=["star"],
+        tags=True,
+    )
+    assert len(made) == 1  # the galleries are made once
+    text, first, second = records
+    assert [r["kind"] for r in records] == ["text", "arithmetic", "arithmetic"]
+    img = embed.images(images)
+    want = (img @ embed.texts(["a red circle"])[0]).topk(2).indices.tolist()
+    assert [h["index"] for h in text["results"]] == want and "tags" not in text
+    assert [h["image"] for h in text["results"]] == [f"test/{j}" for j in want]
+    assert first["input"] == "q.png - circle + star" and first["results"] == second["results"]
+    query = embed.images(_read(path)[None])[0]
+    minus, plus = embed.texts(["circle", "star"])
+    want = (img @ embedding_arithmetic(query, [minus], [plus])).topk(2).indices.tolist()
+    assert [h["index"] for h in first["results"]] == want
+    words = tag_words(vocab.itos[len(vocab.specials) :])
+    vec = embedding_arithmetic(query, [minus], [plus])
+    want = (embed.texts(words) @ vec).topk(2).indices.tolist()
+    assert [t["tag"] for t in first["tags"]] == [words[j] for j in want]
+    assert first["text"].endswith("| tags: " + ", ".join(words[j] for j in want))
+    names = [Path(f).name for r in records for f in r["files"]]
+    assert names == ["text-0_top_images.png", "q-1_top_images.png", "q-2_top_images.png"]
+    # An image query without arithmetic: the split's top captions.
+    (record,) = search_queries(
+        [], tmp_path / "out", embed, read_image=_read, split=split, k=3, image=[str(path)]
+    )
+    texts = [c for cs in CAPTIONS for c in cs]
+    want = (embed.texts(texts) @ query).topk(3).indices.tolist()
+    assert [h["caption"] for h in record["results"]] == [texts[j] for j in want]
+    assert record["kind"] == "image" and record["files"][0].endswith("q-0_top_captions.png")
+
+
+@pytest.mark.parametrize(
+    "inputs, options, message",
+    [
+        ([], {}, "needs a text or an image query. Found none"),
+        (["a red circle"], {"minus": ["circle"]}, "--minus and --plus apply to an image query"),
+        (["a red circle"], {"k": 0}, "top_k must be an integer >= 1"),
+        (["a red circle", "zebra"], {}, "out of vocabulary: zebra"),
+        (["missing.png"], {}, "missing.png"),
+        (["q.png"], {"plus": ["zebra"]}, "out of vocabulary: zebra"),
+    ],
+)
+def test_bad_queries_are_refused_before_any_gallery_is_made(
+    joint, tmp_path, inputs, options, message
+):
+    model, vocab, images = joint
+    Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(tmp_path / "q.png")
+    inputs = [str(tmp_path / x) if x.endswith(".png") else x for x in inputs]
+
+    def split():
+        raise AssertionError("a gallery was made")
+
+    options = {"k": 2, **options}
+    with pytest.raises((ParameterError, DataError), match=message):
+        search_queries(
+            inputs,
+            tmp_path,
+            Embedder(model, 2, vocab=vocab, max_len=8),
+            read_image=_read,
+            split=split,
+            **options,
+        )

@@ -212,10 +212,22 @@ def _broken(exported: Path, tmp_path: Path, edit) -> Path:
     return root
 
 
+def _edit_layer2(root: Path, edit) -> None:
+    layer2 = json.loads((root / "layer2.json").read_text())
+    edit(layer2)
+    (root / "layer2.json").write_text(json.dumps(layer2))
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [
         (lambda l1, r: l1[1].pop("instructions"), r"\[1\] has no field 'instructions'"),
+        (lambda l1, r: l1.insert(1, 5), r"layer1.json: \[1\] must be an object. Found: 5"),
+        (lambda l1, r: l1[2].update(title=["soup"]), r"\[2\]\.title must be a str. Found: list"),
+        (
+            lambda l1, r: _edit_layer2(r, lambda l2: l2[0]["images"].append("a.jpg")),
+            r"layer2.json: \[0\]\.images\[\d\] must be an object. Found: 'a.jpg'",
+        ),
         (lambda l1, r: l1[0].pop("title"), r"\[0\] has no field 'title'"),
         (
             lambda l1, r: l1[2].update(ingredients=[]),

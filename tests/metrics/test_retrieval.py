@@ -10,6 +10,7 @@ import torch
 
 from xmodal.errors import ParameterError
 from xmodal.metrics import fold_average, retrieval_ceiling, retrieval_metrics, retrieval_ranks
+from xmodal.metrics.retrieval import world_retrieval_ceiling
 
 SIMS = torch.tensor([[0.9, 0.1, 0.8, 0.2], [0.3, 0.7, 0.6, 0.5]])
 TEXT_IMAGE = torch.tensor([0, 0, 1, 1])
@@ -135,3 +136,19 @@ def test_ceiling_of_ambiguous_texts_is_their_expected_random_pick():
 def test_ceiling_needs_a_bool_matrix():
     with pytest.raises(ParameterError, match="true_of must be a bool matrix"):
         retrieval_ceiling(torch.ones(2, 2), torch.tensor([0, 1]))
+
+
+def test_world_ceiling_is_the_ceiling_of_the_world_s_own_caption_parser():
+    from xmodal.world import World
+
+    world, n = World(seed=0), 8
+    got = world_retrieval_ceiling(world, "test", n)
+    scenes = [world.scene("test", i, audio=False) for i in range(n)]
+    texts = [c for s in scenes for c in s.captions]
+    truth = torch.tensor([[world.caption_is_true(c, s) for c in texts] for s in scenes])
+    # The world writes true captions: each is true of its own image, and of others too.
+    assert truth[torch.arange(5 * n) // 5, torch.arange(5 * n)].all()
+    assert got == retrieval_ceiling(truth, torch.arange(5 * n) // 5)
+    assert 0.0 < got["t2i_R@1"] < 100.0
+    with pytest.raises(ParameterError, match="n must be an integer >= 1"):
+        world_retrieval_ceiling(world, "test", 0)

@@ -23,8 +23,8 @@ from xmodal.cli import main
 from xmodal.data.images import load_image
 from xmodal.engine import load_run
 from xmodal.errors import DataError, ParameterError
-from xmodal.text.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary
 from xmodal.tasks.caption import CaptionSets, CaptionTask, collate_sets
+from xmodal.text.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary
 from xmodal.world import World
 from xmodal.world.datasets import make_dataset
 

@@ -1,7 +1,8 @@
 """The ``gpt`` task end to end through the CLI on a tiny text file and a tiny world (CPU, a
 few seconds a run): the run folder, metrics that agree with each other, eval from
 safetensors without pickle, predict, exact resume, word level, the world's captions,
-one-line errors for bad data and settings; and the text-LM data code it stands on."""
+one-line errors for bad data and settings. The text-LM data code it stands on is tested in
+tests/text/test_lm_data.py."""
 
 from __future__ import annotations
 
@@ -19,40 +20,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.tasks.conftest import one_line_error, read_metrics, tiny, train_tiny
 from xmodal.cli import main
 from xmodal.engine import load_run
-from xmodal.errors import DataError, ParameterError
 from xmodal.tasks.gpt import GPTConfig, GPTDataConfig, GPTTask
-from xmodal.text.lm_data import (
-    UNKNOWN_CHAR,
-    CharTokenizer,
-    TokenBlocks,
-    WordTokenizer,
-    build_tokenizer,
-    collate_blocks,
-    load_tokenizer,
-    read_text,
-    split_text,
-)
-from xmodal.text.vocab import EOS_ID, Vocabulary
+from xmodal.text.lm_data import CharTokenizer, TokenBlocks, WordTokenizer, split_text
+from xmodal.text.vocab import Vocabulary
 
-TINY = [
-    "model.n_layer=1", "model.n_embd=16", "model.n_head=2", "model.block_size=16",
-    "model.dropout=0.1", "data.batch_size=8",
-    "trainer.max_epochs=1", "trainer.accelerator=cpu", "trainer.devices=1",
-    "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "eval.n_samples=2", "eval.max_new_tokens=12",
-]  # fmt: skip
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (a loaded machine makes a second one wait)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# conftest's tiny gpt, with dropout: a run on a text file (whose split sizes do not apply)
+DROPOUT = "model.dropout=0.1"
 
 
 def _corpus(n_lines: int = 60, seed: int = 0) -> str:
@@ -72,15 +50,8 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def _train(runs: Path, *overrides: str) -> Path:
-    """``xmodal train gpt`` (tiny) into a new ``runs/gpt/<time>``; its folder."""
-    before = set((runs / "gpt").glob("*")) if (runs / "gpt").is_dir() else set()
-    assert main(["train", "gpt", "--runs-dir", str(runs), *TINY, *overrides]) == 0
-    (folder,) = set((runs / "gpt").glob("*")) - before
-    return folder
-
-
-def _metrics(run_dir: Path) -> dict:
-    return json.loads((run_dir / "metrics.json").read_text())
+    """``xmodal train gpt`` (tiny, with dropout) into a new ``runs/gpt/<time>``."""
+    return train_tiny("gpt", runs, DROPOUT, *overrides)
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -89,13 +60,6 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 def _same_weights(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def _error(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err  # one line, no traceback
-    assert err[0].startswith("xmodal: error: "), err
-    return err[0]
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +97,7 @@ def test_train_writes_the_whole_run_folder(trained, corpus):
     train_text, val_text, test_text = split_text(text, val_fraction=0.05, test_fraction=0.05)
     tok = CharTokenizer.load(d / "chars.json")
     assert tok.itos[1:] == sorted(set(train_text))
-    metrics = _metrics(d)
+    metrics = read_metrics(d)
     for split, part in (("val", val_text), ("test", test_text)):
         m = metrics[split]
         assert set(m) == {"loss", "perplexity", "bits_per_char", "accuracy", "tokens"}
@@ -169,7 +133,7 @@ def test_logs_have_the_validation_loss(run_dir):
     (val,) = [float(r["val/loss"]) for r in rows if r.get("val/loss")]
     assert math.isfinite(val) and val > 0
     assert [int(r["step"]) for r in rows if r["train/loss_step"]] == list(
-        range(_metrics(run_dir)["train"]["steps"])
+        range(read_metrics(run_dir)["train"]["steps"])
     )
 
 
@@ -185,10 +149,10 @@ def test_eval_loads_safetensors_without_pickle_and_reproduces_the_metrics(
     for split in ("test", "val"):
         assert main(["eval", "gpt", "--run", str(run_dir), "--split", split]) == 0
         saved = json.loads((run_dir / f"eval-{split}.json").read_text())
-        assert saved == _metrics(run_dir)[split]
+        assert saved == read_metrics(run_dir)[split]
     capsys.readouterr()
     assert main(["eval", "gpt", "--run", str(run_dir), "--split", "dev"]) == 1
-    assert "split must be one of 'train', 'val', 'test'. Found: 'dev'" in _error(capsys)
+    assert "split must be one of 'train', 'val', 'test'. Found: 'dev'" in one_line_error(capsys)
 
 
 def test_predict_prints_a_continuation_of_each_prompt(run_dir, tmp_path, capsys):
@@ -217,7 +181,7 @@ def test_predict_prints_a_continuation_of_each_prompt(run_dir, tmp_path, capsys)
 def test_data_path_spelling_and_seed(run_dir, corpus, tmp_path):
     again = _train(tmp_path, f"data.path={corpus}")
     assert _same_weights(_weights(again), _weights(run_dir))
-    assert _metrics(again)["test"] == _metrics(run_dir)["test"]
+    assert read_metrics(again)["test"] == read_metrics(run_dir)["test"]
     other = _train(tmp_path, f"data={corpus}", "seed=1")
     assert not _same_weights(_weights(other), _weights(run_dir))
 
@@ -229,9 +193,9 @@ def test_resume_equals_a_straight_two_epoch_run(run_dir, corpus, tmp_path):
     assert main(["train", "gpt", "--resume", str(resumed), "trainer.max_epochs=2"]) == 0
     straight = _train(tmp_path / "runs", f"data={corpus}", "trainer.max_epochs=2")
     assert _same_weights(_weights(resumed), _weights(straight))
-    assert _metrics(resumed)["test"] == _metrics(straight)["test"]
+    assert read_metrics(resumed)["test"] == read_metrics(straight)["test"]
     assert not _same_weights(_weights(resumed), _weights(run_dir))
-    assert _metrics(resumed)["train"]["epochs"] == 2
+    assert read_metrics(resumed)["train"]["epochs"] == 2
     assert (resumed / "figures" / "samples.txt").read_text() == (
         straight / "figures" / "samples.txt"
     ).read_text()
@@ -245,7 +209,7 @@ def test_word_level(corpus, tmp_path, capsys):
     vocab = Vocabulary.load(d / "vocab.json")
     assert {"cat", "river", "moon"} <= set(vocab.itos)
     assert not (d / "chars.json").exists()
-    metrics = _metrics(d)
+    metrics = read_metrics(d)
     assert set(metrics["test"]) == {"loss", "perplexity", "accuracy", "tokens"}
     _, _, test_text = split_text(corpus.read_text(), val_fraction=0.05, test_fraction=0.05)
     assert metrics["test"]["tokens"] == len(WordTokenizer(vocab).encode(test_text)) - 1
@@ -271,7 +235,7 @@ def test_the_world_captions_are_the_default_data(tmp_path):
     assert texts["val"].startswith("\n".join(first) + "\n")
     assert len(texts["train"].splitlines()) == 40 * 5  # five captions a scene
     assert CharTokenizer.load(d / "chars.json").itos[1:] == sorted(set(texts["train"]))
-    assert _metrics(d)["test"]["tokens"] == len(texts["test"]) - 1
+    assert read_metrics(d)["test"]["tokens"] == len(texts["test"]) - 1
     assert [p.name for p in (d / "figures").glob("attention*.png")] == ["attention_layer0.png"]
 
 
@@ -297,7 +261,7 @@ def test_the_world_captions_are_the_default_data(tmp_path):
 )
 def test_bad_config_is_one_line_and_makes_no_run_folder(tmp_path, capsys, overrides, message):
     assert main(["train", "gpt", "--runs-dir", str(tmp_path), *overrides]) == 1
-    assert message in _error(capsys)
+    assert message in one_line_error(capsys)
     assert not (tmp_path / "gpt").exists()
 
 
@@ -313,29 +277,22 @@ def test_bad_config_is_one_line_and_makes_no_run_folder(tmp_path, capsys, overri
 def test_bad_text_files_are_named(tmp_path, capsys, content, message):
     path = tmp_path / "bad.txt"
     path.write_bytes(content)
-    assert main(["train", "gpt", "--runs-dir", str(tmp_path / "runs"), *TINY, f"data={path}"]) == 1
-    err = _error(capsys)
+    argv = ["train", "gpt", "--runs-dir", str(tmp_path / "runs"), *tiny("gpt", DROPOUT)]
+    assert main([*argv, f"data={path}"]) == 1
+    err = one_line_error(capsys)
     assert f"text file '{path}'" in err and message in err
     assert list((tmp_path / "runs" / "gpt").glob("*")) == []  # no half-made run folder
 
 
 def test_missing_and_too_short_files(tmp_path, capsys):
     missing = tmp_path / "missing.txt"
-    assert main(["train", "gpt", "--runs-dir", str(tmp_path), *TINY, f"data={missing}"]) == 1
-    assert f"text file '{missing}' does not exist" in _error(capsys)
+    argv = ["train", "gpt", "--runs-dir", str(tmp_path), *tiny("gpt", DROPOUT)]
+    assert main([*argv, f"data={missing}"]) == 1
+    assert f"text file '{missing}' does not exist" in one_line_error(capsys)
     short = tmp_path / "short.txt"
     short.write_text("word " * 40)
-    argv = [
-        "train",
-        "gpt",
-        "--runs-dir",
-        str(tmp_path),
-        *TINY,
-        f"data={short}",
-        "model.block_size=256",
-    ]
-    assert main(argv) == 1
-    err = _error(capsys)
+    assert main([*argv, f"data={short}", "model.block_size=256"]) == 1
+    err = one_line_error(capsys)
     n = len(split_text(short.read_text(), val_fraction=0.05, test_fraction=0.05)[0])
     assert f"the train part of {str(short)!r} holds {n} tokens" in err
     assert "block_size + 1 = 257" in err and "lower model.block_size" in err
@@ -347,85 +304,3 @@ def test_gpt_is_listed_by_xmodal_tasks(capsys):
     rows = {line.split()[0]: line.split(None, 3) for line in lines[1:]}
     assert rows["gpt"] == [GPTTask.name, GPTTask.family, GPTTask.default_data, GPTTask.summary]
     assert GPTTask.family == "representations"
-
-
-# ----------------------------------------------------------------------------- data code
-
-
-def test_read_text_normalises_and_refuses(tmp_path):
-    path = tmp_path / "t.txt"
-    path.write_bytes("\ufeffline one\r\nline two\rend".encode())
-    assert read_text(path) == "line one\nline two\nend"
-    with pytest.raises(DataError, match="is not a file"):
-        read_text(tmp_path)
-    path.write_bytes("caf\u00e9".encode("latin-1"))
-    with pytest.raises(DataError, match="byte 0xe9 at offset 3"):
-        read_text(path)
-
-
-def test_split_text_is_contiguous_and_cuts_between_words():
-    text = _corpus(100)
-    train, val, test = split_text(text, val_fraction=0.1, test_fraction=0.2)
-    assert train + val + test == text
-    assert abs(len(train) - 0.7 * len(text)) < 20 and abs(len(test) - 0.2 * len(text)) < 20
-    for left, right in ((train, val), (val, test)):  # no word is cut in two
-        assert left[-1].isspace() or right[0].isspace()
-    with pytest.raises(DataError, match="the val part of a 5-character text holds no text"):
-        split_text("abcde", val_fraction=0.01, test_fraction=0.01)
-    with pytest.raises(ParameterError, match="val_fraction must be in \\(0, 1\\). Found: 0"):
-        split_text(text, val_fraction=0, test_fraction=0.1)
-
-
-def test_token_blocks_shift_by_one_and_cover_the_text():
-    ids = torch.arange(100)
-    train = TokenBlocks(ids, 16)
-    assert len(train) == (100 - 16) // 16 == 5
-    for epoch in range(6):
-        train.set_epoch(epoch, seed=3)
-        assert 0 <= train.offset <= 15
-        for i in range(len(train)):
-            item = train[i]
-            assert len(item["x"]) == 16 and torch.equal(item["y"], item["x"] + 1)
-            assert int(item["x"][0]) == train.offset + 16 * i
-    offsets = set()
-    for epoch in range(6):
-        train.set_epoch(epoch, seed=3)
-        offsets.add(train.offset)
-    assert len(offsets) > 1  # the cut moves between epochs ...
-    train.set_epoch(2, seed=3)
-    first = train.offset
-    train.set_epoch(2, seed=3)
-    assert train.offset == first  # ... as a pure function of (seed, epoch)
-
-    scoring = TokenBlocks(ids, 16, full=False)
-    batch = collate_blocks([scoring[i] for i in range(len(scoring))])
-    assert batch["x"].shape == (7, 16) and scoring.n_targets == 99
-    targets = batch["y"][batch["y"] != -100]
-    assert torch.equal(targets, ids[1:])  # every next token exactly once
-    assert (batch["x"][-1, 3:] == 0).all() and (batch["y"][-1, 3:] == -100).all()
-    with pytest.raises(DataError, match="the text holds 10 tokens; a training block needs"):
-        TokenBlocks(torch.arange(10), 16)
-
-
-def test_char_tokenizer_round_trip_and_file(tmp_path):
-    tok = build_tokenizer("char", "hello world\n")
-    assert tok.decode(tok.encode("hello\nworld")) == "hello\nworld"
-    assert tok.encode("hex") == [tok.stoi["h"], tok.stoi["e"], 0]
-    assert tok.decode([0]) == UNKNOWN_CHAR and tok.separator_id == tok.stoi["\n"]
-    tok.save(tmp_path / "chars.json")
-    assert load_tokenizer("char", tmp_path).itos == tok.itos
-    (tmp_path / "chars.json").write_text('{"format": "other"}')
-    with pytest.raises(DataError, match="is not a character vocabulary"):
-        CharTokenizer.load(tmp_path / "chars.json")
-    with pytest.raises(ParameterError, match="level must be one of 'char', 'word'. Found: 'bpe'"):
-        build_tokenizer("bpe", "text")
-
-
-def test_word_tokenizer_lines_end_with_eos(tmp_path):
-    tok = build_tokenizer("word", "a red circle\nthe blue square\n")
-    ids = tok.encode("a red circle\nthe")
-    assert ids[3] == EOS_ID and len(ids) == 5
-    assert tok.decode(ids) == "a red circle\nthe"
-    assert tok.decode(tok.encode("a green circle")) == "a <unk> circle"
-    tok.save(tmp_path / "vocab.json")
-    assert load_tokenizer("word", tmp_path).vocab == tok.vocab

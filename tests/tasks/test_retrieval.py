@@ -1,6 +1,8 @@
-"""The ``retrieval`` task end to end through the CLI, on a tiny world: the run folder, eval
-from safetensors without pickle, predict on texts and image files, one-line errors, exact
-resume, the task listing, and the batches and losses a training step sees."""
+"""The ``retrieval`` task end to end through the CLI, on a tiny world (``conftest.TINY``):
+its metrics, eval from safetensors without torch.load, predict on texts and image files
+(arithmetic, tags, a saved index), one-line errors, exact resume from a finished run, the
+task listing, and the batches a training step sees. What every task must do is checked by
+``test_contract.py``."""
 
 from __future__ import annotations
 
@@ -9,32 +11,25 @@ import math
 import pickle
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
+from tests.tasks.conftest import one_line_error, read_metrics, save_png, train_tiny, world_png
 from xmodal.cli import main
 from xmodal.data.captions import CaptionedImages, collate_captioned
 from xmodal.engine import load_run
 from xmodal.matching.arithmetic import arithmetic_success, embedding_arithmetic, tag_metrics
+from xmodal.matching.gallery import tag_words
 from xmodal.tasks.retrieval import RetrievalTask
 from xmodal.text.vocab import Vocabulary
 from xmodal.world import World
 from xmodal.world.datasets import make_dataset
 from xmodal.world.schema import COLOURS, SHAPES
 
-TRAIN, VAL, TEST = 16, 8, 8
-TINY = [
-    f"data.train_size={TRAIN}", f"data.val_size={VAL}", f"data.test_size={TEST}",
-    "data.batch_size=8", "data.num_workers=0",
-    "model.channels=16", "model.hidden=16", "model.word_dim=8", "model.embed_dim=16",
-    "trainer.max_epochs=1", "trainer.accelerator=cpu", "trainer.devices=1",
-    "trainer.log_every_n_steps=1",
-    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-    "eval.batch_size=8", "eval.n_figures=0",
-]  # fmt: skip
+TRAIN, VAL, TEST = 16, 8, 8  # conftest.TINY["retrieval"]'s split sizes
 RECALLS = [f"{d}_R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)]
 RANKS = ["i2t_medr", "i2t_meanr", "t2i_medr", "t2i_meanr"]
 WORLD_ONLY = ["arithmetic_top5", "arithmetic_chance", "arithmetic_queries", "tag_i2t_rprec",
@@ -42,14 +37,8 @@ WORLD_ONLY = ["arithmetic_top5", "arithmetic_chance", "arithmetic_queries", "tag
 
 
 def _train(runs: Path, *overrides: str) -> Path:
-    before = set((runs / "retrieval").glob("*")) if (runs / "retrieval").is_dir() else set()
-    assert main(["train", "retrieval", "--runs-dir", str(runs), *TINY, *overrides]) == 0
-    (folder,) = set((runs / "retrieval").glob("*")) - before
-    return folder
-
-
-def _metrics(run_dir: Path) -> dict:
-    return json.loads((run_dir / "metrics.json").read_text())
+    """A tiny run without figures (unless ``overrides`` ask for some)."""
+    return train_tiny("retrieval", runs, "eval.n_figures=0", *overrides)
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -60,13 +49,6 @@ def _same_weights(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _error(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("xmodal: error: "), err
-    return err[0]
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     return _train(tmp_path_factory.mktemp("retrieval-runs"), "eval.n_figures=2")
@@ -74,23 +56,16 @@ def run_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def scene_png(tmp_path_factory) -> Path:
-    image = make_dataset(World(seed=0), "captioning", "test", size=1)[0]["image"]
-    path = tmp_path_factory.mktemp("images") / "scene.png"
-    array = (image * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    Image.fromarray(array, mode="RGB").save(path)
-    return path
+    return world_png(tmp_path_factory.mktemp("images") / "scene.png")
 
 
 # ----------------------------------------------------------------------------- train
 
 
-def test_train_writes_the_run_folder_and_the_retrieval_metrics(run_dir):
+def test_train_writes_the_retrieval_metrics_and_figure(run_dir):
     d = run_dir
-    for name in ("config.yaml", "run.json", "vocab.json", "checkpoints/last.ckpt",
-                 "model.safetensors", "model.json", "metrics.json", "report.html"):  # fmt: skip
-        assert (d / name).is_file(), name
     assert json.loads((d / "run.json").read_text())["task"] == "retrieval"
-    test = _metrics(d)["test"]
+    test = read_metrics(d)["test"]
     assert set(test) == {*RECALLS, *RANKS, "rsum", "duplicate_captions", "n_images", "n_texts",
                          *WORLD_ONLY}  # fmt: skip
     assert test["n_images"] == TEST and test["n_texts"] == 5 * TEST
@@ -148,7 +123,7 @@ def test_eval_loads_safetensors_without_pickle_and_reproduces_the_metrics(run_di
     monkeypatch.setattr(pickle, "loads", no_pickle)
     assert main(["eval", "retrieval", "--run", str(run_dir)]) == 0
     saved = json.loads((run_dir / "eval-test.json").read_text())
-    assert saved == _metrics(run_dir)["test"]
+    assert saved == read_metrics(run_dir)["test"]
 
 
 # ----------------------------------------------------------------------------- predict
@@ -209,7 +184,7 @@ def test_predict_options_text_image_tags_and_arithmetic(run_dir, scene_png, tmp_
         assert [h["index"] for h in r["results"]] == want
     # image → tags: the vocabulary's content words ranked by the image's vector.
     query = _embed(task, model, images=load_image(scene_png, size=64)[None])[0]
-    words = task._tag_words()
+    words = tag_words(task.vocab.itos[len(task.vocab.specials) :])
     assert "circle" in words and "a" not in words and "<pad>" not in words
     want = (_embed(task, model, words) @ query).topk(3).indices.tolist()
     assert [t["tag"] for t in records[2]["tags"]] == [words[j] for j in want]
@@ -233,7 +208,7 @@ def test_predict_options_text_image_tags_and_arithmetic(run_dir, scene_png, tmp_
         (["--image", str(scene_png), "--plus", "zebra"], "out of vocabulary: zebra"),
     ]:
         assert main(["predict", "retrieval", "--run", str(run_dir), *extra]) == 1
-        assert message in _error(capsys)
+        assert message in one_line_error(capsys)
 
 
 def test_index_a_folder_then_search_it(run_dir, scene_png, tmp_path, capsys):
@@ -243,8 +218,7 @@ def test_index_a_folder_then_search_it(run_dir, scene_png, tmp_path, capsys):
     (folder / "sub").mkdir(parents=True)
     images = make_dataset(World(seed=0), "captioning", "val", size=3)
     for i in range(3):
-        array = (images[i]["image"] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        Image.fromarray(array).save(folder / ("sub" if i == 2 else ".") / f"v{i}.png")
+        save_png(images[i]["image"], folder / ("sub" if i == 2 else ".") / f"v{i}.png")
     (folder / "readme.txt").write_text("not an image")
     (folder / "broken.png").write_bytes(b"\x89PNG broken")
     index = tmp_path / "index"
@@ -277,18 +251,18 @@ def test_index_a_folder_then_search_it(run_dir, scene_png, tmp_path, capsys):
     for broken in ("{not json", '{"folder": "x"}'):
         gallery.write_text(broken)
         assert main(argv) == 1
-        assert "is not a gallery file of `xmodal retrieval index`" in _error(capsys)
+        assert "is not a gallery file of `xmodal retrieval index`" in one_line_error(capsys)
     gallery.write_text(good)
     VectorIndex.build(torch.eye(4)[:3], names=["a", "b", "c"]).save(index)
     assert main(argv) == 1
-    assert "holds 4-d vectors but this run's model embeds in 16-d" in _error(capsys)
+    assert "holds 4-d vectors but this run's model embeds in 16-d" in one_line_error(capsys)
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "a.txt").write_text("x")
     argv = ["retrieval", "index", "--run", str(run_dir), "--images", str(empty),
             "--out", str(tmp_path / "i2")]  # fmt: skip
     assert main(argv) == 1
-    assert "no readable image" in _error(capsys)
+    assert "no readable image" in one_line_error(capsys)
 
 
 @pytest.mark.parametrize(
@@ -301,7 +275,7 @@ def test_index_a_folder_then_search_it(run_dir, scene_png, tmp_path, capsys):
 def test_predict_refuses_empty_and_unknown_texts(run_dir, tmp_path, capsys, query, message):
     argv = ["predict", "retrieval", "--run", str(run_dir), "a red circle", query]
     assert main([*argv, "--out", str(tmp_path / "out")]) == 1
-    assert message in _error(capsys)
+    assert message in one_line_error(capsys)
     assert not (tmp_path / "out" / "predictions.json").exists()
 
 
@@ -311,7 +285,7 @@ def test_predict_on_a_file_that_is_not_an_image_names_it(run_dir, tmp_path, caps
     for bad in (fake, tmp_path / "missing.jpg"):
         argv = ["predict", "retrieval", "--run", str(run_dir), str(bad)]
         assert main([*argv, "--out", str(tmp_path / "out")]) == 1
-        assert str(bad) in _error(capsys)
+        assert str(bad) in one_line_error(capsys)
 
 
 def test_transformer_text_encoder_trains_evaluates_and_predicts(tmp_path, capsys):
@@ -320,7 +294,7 @@ def test_transformer_text_encoder_trains_evaluates_and_predicts(tmp_path, capsys
     task, model = load_run(d)
     assert type(model.text).__name__ == "TransformerTextEncoder"
     assert len(model.text.blocks) == 1
-    test = _metrics(d)["test"]
+    test = read_metrics(d)["test"]
     assert 0.0 <= test["i2t_R@1"] <= 100.0
     assert main(["predict", "retrieval", "--run", str(d), "--text", "a red circle"]) == 0
     assert "a red circle: test/" in capsys.readouterr().out
@@ -333,7 +307,7 @@ def test_karpathy_export_of_the_world_trains_like_the_world(run_dir, tmp_path):
                  sizes={"train": TRAIN, "val": VAL, "test": TEST})  # fmt: skip
     data = [f"data.json={out / 'dataset_coco.json'}", f"data.root={out}"]
     d = _train(tmp_path / "runs", "data=karpathy", *data, "eval.n_figures=2")
-    test, world = _metrics(d)["test"], _metrics(run_dir)["test"]
+    test, world = read_metrics(d)["test"], read_metrics(run_dir)["test"]
     # The same images (lossless PNG) and words: the same vocabulary, training and scores;
     # arithmetic and tags need the world's objects.
     assert Vocabulary.load(d / "vocab.json") == Vocabulary.load(run_dir / "vocab.json")
@@ -358,8 +332,7 @@ def test_a_5k_test_split_is_scored_in_1k_folds():
     torch.manual_seed(0)
     img, txt = torch.randn(2000, 4), torch.randn(10000, 4)
     task._split_images = lambda split: img
-    task.embed_images = lambda model, images: images
-    task.embed_texts = lambda model, texts: txt
+    task.embedder = lambda model: SimpleNamespace(images=lambda images: images, texts=lambda t: txt)
     got = task.evaluate(None, "test")
     want = fold_average(img @ txt.T, torch.arange(10000) // 5, n_folds=2)
     assert {k: got[k] for k in want} == pytest.approx(want)
@@ -386,7 +359,7 @@ def test_a_5k_test_split_is_scored_in_1k_folds():
 )
 def test_bad_config_is_one_line_and_makes_no_run_folder(tmp_path, capsys, overrides, message):
     assert main(["train", "retrieval", "--runs-dir", str(tmp_path), *overrides]) == 1
-    assert message in _error(capsys)
+    assert message in one_line_error(capsys)
     assert not (tmp_path / "retrieval").exists()
 
 
@@ -400,7 +373,7 @@ def test_a_run_of_another_task_is_refused(tmp_path, capsys):
         toy = train("toy", run_dir=tmp_path / "toy", overrides=["trainer.max_epochs=1"])
         capsys.readouterr()  # what training the toy printed (Lightning's log) is not ours
         assert main(["predict", "retrieval", "--run", str(toy.run_dir), "a red circle"]) == 1
-        assert "holds a 'toy' run, not 'retrieval'" in _error(capsys)
+        assert "holds a 'toy' run, not 'retrieval'" in one_line_error(capsys)
     finally:
         unregister_task("toy")
 
@@ -420,7 +393,7 @@ def test_resume_equals_a_straight_two_epoch_run(tmp_path, loss):
     straight = _train(tmp_path / "b", *extra, "trainer.max_epochs=2")
     assert _same_weights(_weights(resumed), _weights(straight))
     assert not _same_weights(_weights(resumed), _weights(first))
-    assert _metrics(resumed)["test"] == _metrics(straight)["test"]
+    assert read_metrics(resumed)["test"] == read_metrics(straight)["test"]
 
 
 # ----------------------------------------------------------------------------- listing
@@ -463,18 +436,3 @@ def test_batches_hold_every_caption_and_steps_pick_seeded_subsets():
         draws.add(tuple(task._rows(batch, 2).tolist()))
     assert len(draws) > 1  # other epochs, other captions
     assert task._rows(batch, None).tolist() == list(range(3 * n))
-
-
-def test_semantic_ceiling_of_a_world_split():
-    from xmodal.metrics import retrieval_ceiling
-
-    task = RetrievalTask(RetrievalTask.Config())
-    task.config.data.test_size = TEST
-    got = task.semantic_ceiling("test")
-    scenes = [task.world.scene("test", i, audio=False) for i in range(TEST)]
-    texts = [c for s in scenes for c in s.captions]
-    truth = torch.tensor([[task.world.caption_is_true(c, s) for c in texts] for s in scenes])
-    # The world writes true captions: each is true of its own image, and of others too.
-    assert truth[torch.arange(5 * TEST) // 5, torch.arange(5 * TEST)].all()
-    assert got == retrieval_ceiling(truth, torch.arange(5 * TEST) // 5)
-    assert 0.0 < got["t2i_R@1"] < 100.0

@@ -1,7 +1,8 @@
 """The ``vqa`` task end to end through the CLI on a tiny world (run folder, metrics per
-family, figures, eval from safetensors, predict on (image, question) pairs, bad input as
-one-line errors), its batches (every question of each image, with where its objects are),
-the encoder's pretraining and the VQA v2 loader on the world's export."""
+family, figures, predict on (image, question) pairs, bad input as one-line errors), its
+batches (every question of each image, with where its objects are), the encoder's
+pretraining and the VQA v2 loader on the world's export. Eval from the exported weights
+is the contract suite's (tests/tasks/test_contract.py)."""
 
 from __future__ import annotations
 
@@ -12,45 +13,24 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.tasks.conftest import one_line_error, tiny, train_tiny, world_png
 from xmodal.cli import main
 from xmodal.data.questions import collate_questions, world_questions
 from xmodal.data.vqa import VQAv2, annotations_file, questions_file
 from xmodal.errors import DataError, ParameterError
-from xmodal.tasks.vqa import VQATask, pretrain_encoder
-from xmodal.vision import create_encoder
+from xmodal.tasks.vqa import VQATask
 from xmodal.world import World
 from xmodal.world.datasets import make_dataset
 from xmodal.world.export import export, image_id, question_id
 
-TRAIN, VAL, TEST = 120, 40, 60  # questions: 12, 4 and 6 scenes
-TINY = [
-    f"data.train_size={TRAIN}", f"data.val_size={VAL}", f"data.test_size={TEST}",
-    "data.batch_size=4", "data.num_workers=0", "model.channels=16", "model.hidden=16",
-    "model.word_dim=8", "model.embed_dim=16", "model.attention_dim=8",
-    "model.classifier_hidden=16", "model.pretrain_steps=2", "trainer.max_epochs=1",
-    "trainer.accelerator=cpu", "trainer.devices=1", "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false", "eval.batch_size=8",
-]  # fmt: skip
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TRAIN, VAL, TEST = 120, 40, 60  # conftest's tiny vqa: questions of 12, 4 and 6 scenes
 FAMILIES = ("colour", "count", "exist", "relation", "shape")
 
 
 def _train(runs: Path, *overrides: str) -> Path:
-    assert main(["train", "vqa", "--runs-dir", str(runs), *TINY, *overrides]) == 0
-    (folder,) = (runs / "vqa").glob("*")
-    return folder
-
-
-def _error(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("xmodal: error: "), err
-    return err[0]
-
-
-def _save_png(image: torch.Tensor, path: Path) -> Path:
-    array = (image * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    Image.fromarray(array, mode="RGB").save(path)
-    return path
+    return train_tiny("vqa", runs, *overrides)
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +40,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def scene_png(tmp_path_factory) -> Path:
-    image = make_dataset(World(seed=0), "vqa", "test", size=1)[0]["image"]
-    return _save_png(image, tmp_path_factory.mktemp("images") / "scene.png")
+    return world_png(tmp_path_factory.mktemp("images") / "scene.png")
 
 
 @pytest.fixture(scope="module")
@@ -115,13 +94,6 @@ def test_the_compositional_split_scores_the_held_out_combinations_apart(tmp_path
     assert absent and set(absent) <= {"no", "zero"}
 
 
-def test_eval_reproduces_the_metrics_from_the_exported_weights(run_dir, capsys):
-    assert main(["eval", "vqa", "--run", str(run_dir), "--split", "test"]) == 0
-    again = json.loads((run_dir / "eval-test.json").read_text())
-    first = json.loads((run_dir / "metrics.json").read_text())["test"]
-    assert again == pytest.approx(first)
-
-
 # ----------------------------------------------------------------------------- predict
 
 
@@ -170,7 +142,7 @@ def test_bad_predict_input_is_one_line(run_dir, scene_png, tmp_path, capsys, inp
     txt.write_text("not an image")
     inputs = [x.format(png=scene_png, txt=txt) for x in inputs]
     assert main(["predict", "vqa", "--run", str(run_dir), "--out", str(tmp_path), *inputs]) == 1
-    assert message in _error(capsys)
+    assert message in one_line_error(capsys)
 
 
 @pytest.mark.parametrize(
@@ -185,8 +157,8 @@ def test_bad_predict_input_is_one_line(run_dir, scene_png, tmp_path, capsys, inp
     ],
 )
 def test_bad_config_is_one_line(tmp_path, capsys, overrides, message):
-    assert main(["train", "vqa", "--runs-dir", str(tmp_path), *TINY, *overrides]) == 1
-    assert message in _error(capsys)
+    assert main(["train", "vqa", "--runs-dir", str(tmp_path), *tiny("vqa", *overrides)]) == 1
+    assert message in one_line_error(capsys)
     assert not (tmp_path / "vqa").exists() or not any((tmp_path / "vqa").iterdir())
 
 
@@ -200,11 +172,11 @@ def test_vqa_is_listed_by_xmodal_tasks(capsys):
 
 
 def _fitting_task(run_dir: Path, *overrides: str) -> VQATask:
-    """A TINY-config task set up for training in ``run_dir``."""
+    """A tiny-config task set up for training in ``run_dir``."""
     from xmodal.engine.config import load_config
     from xmodal.tasks.vqa import VQAConfig
 
-    task = VQATask(load_config(VQAConfig, overrides=[*TINY, *overrides]))
+    task = VQATask(load_config(VQAConfig, overrides=tiny("vqa", *overrides)))
     task.setup(run_dir, "fit")
     return task
 
@@ -215,10 +187,10 @@ def test_batches_hold_every_question_of_each_image(tmp_path):
     assert batch["image"].shape == (2, 3, 64, 64)
     assert batch["image_index"].tolist() == [0] * 10 + [1] * 10
     assert batch["question_index"].tolist() == [*range(10), *range(30, 40)]
-    assert batch["target"].shape == (20, len(task.answers))
+    assert batch["target"].shape == (20, len(task.vocab.answers))
     labels = batch["target"].argmax(dim=1).tolist()
     truth = [task.data("train").answers[i][0] for i in batch["question_index"].tolist()]
-    assert [task.answers[j] for j in labels] == truth
+    assert [task.vocab.answers[j] for j in labels] == truth
     assert bool((batch["target"].sum(dim=1) == 1).all())
 
 
@@ -352,18 +324,6 @@ def test_training_on_the_worlds_export_reports_answer_types(vqa_export, tmp_path
 # ----------------------------------------------------------------------------- pretraining
 
 
-def test_pretraining_lowers_the_loss_and_changes_only_the_encoder():
-    torch.manual_seed(0)
-    encoder = create_encoder("small-cnn", channels=16).eval()
-    before = [p.detach().clone() for p in encoder.parameters()]
-    losses = pretrain_encoder(encoder, World(seed=0), 20, steps=40, seed=0, lr=5e-3,
-                              batch_size=8)  # fmt: skip
-    assert len(losses) == 40
-    assert sum(losses[-5:]) / 5 < 0.5 * losses[0]  # the labels' base rates at the least
-    assert all(not torch.equal(a, b) for a, b in zip(before, encoder.parameters(), strict=True))
-    assert not encoder.training  # its mode is given back
-
-
 def test_the_encoder_trains_at_its_own_learning_rate(tmp_path):
     task = _fitting_task(tmp_path, "model.pretrain_steps=0")
     config = task.config
@@ -377,7 +337,7 @@ def test_the_encoder_trains_at_its_own_learning_rate(tmp_path):
 
 
 def test_build_model_pretrains_the_encoder_unless_the_run_resumes(tmp_path):
-    task = _fitting_task(tmp_path)  # TINY: model.pretrain_steps=2
+    task = _fitting_task(tmp_path)  # tiny: model.pretrain_steps=2
 
     def encoder_weights():
         torch.manual_seed(0)

@@ -1,36 +1,34 @@
-"""GAN-INT-CLS: the networks' shapes, the losses against hand-computed values, interpolation,
-training through the engine (both networks change), predict and bad input."""
+"""GAN-INT-CLS (:mod:`xmodal.translation.text_to_image`): the networks' shapes, the losses
+against hand-computed values, interpolation, DiffAugment, the discriminator's and the
+generator's objectives, one step of both networks, sampling and predict's records."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 import torch
 
 from xmodal.errors import ParameterError
-from xmodal.tasks.text2image import (
-    Text2ImageConfig,
-    Text2ImageDataConfig,
-    Text2ImageEvalConfig,
-    Text2ImageModelConfig,
-    Text2ImageOptimConfig,
-    collate_pairs,
-    image_grid,
-    named_attributes,
-    wrong_indices,
-)
 from xmodal.translation.text_to_image import (
     Discriminator,
     Generator,
     TextToImageGAN,
     aux_loss,
+    caption_grid_records,
     diff_augment,
     discriminator_loss,
+    discriminator_objective,
+    encode_caption,
+    encode_parts,
+    gan_int_cls_step,
+    generate_images,
     generator_loss,
+    generator_objective,
+    image_caption_loss,
     interpolate_texts,
     mismatched,
+    wrong_indices,
 )
 
 
@@ -226,23 +224,6 @@ def test_aux_loss_is_the_cross_entropy_over_the_named_attributes_only():
         aux_loss([colour, shape], [named_colour])
 
 
-def test_named_attributes_reads_what_the_caption_says_about_the_object():
-    from xmodal.world import COLOURS, SHAPES, WorldObject
-
-    obj = WorldObject("triangle", "purple", "large", 30, 30, 10)
-    c, s = list(COLOURS).index("purple"), list(SHAPES).index("triangle")
-    assert named_attributes("a scene with a large purple triangle in the forest", obj) == (c, s)
-    assert named_attributes("a purple object", obj) == (c, -1)
-    assert named_attributes("there is one triangle", obj) == (-1, s)
-    assert named_attributes("one thing", obj) == (-1, -1)
-    assert named_attributes("a large object in a forest", obj) == (-1, -1)
-    assert named_attributes("no purple triangles", obj) == (-1, -1)  # claims none
-    items = [{"image": torch.zeros(3, 4, 4), "tokens": torch.tensor([1, 2]), "label": 0,
-              "named": named_attributes(t, obj), "index": 0}
-             for t in ("a purple object", "one thing")]  # fmt: skip
-    assert collate_pairs(items)["named"].tolist() == [[c, -1], [-1, -1]]
-
-
 def test_hinge_losses_equal_the_hand_computed_values():
     rr = torch.tensor([2.0, 0.5])  # real image, right text: relu(1 - s) = 0, 0.5
     rw = torch.tensor([0.5, -3.0])  # real image, wrong text: relu(1 + s) = 1.5, 0
@@ -302,15 +283,6 @@ def test_wrong_captions_come_from_another_class():
     assert wrong_indices(torch.tensor([3, 3])).tolist() == [1, 0]  # all alike: the next one
 
 
-def test_image_grid_places_each_image():
-    imgs = torch.zeros(3, 3, 4, 4)
-    imgs[1] = 0.5
-    grid = image_grid(imgs, nrow=2, pad=1)
-    assert grid.shape == (3, 2 * 5 + 1, 2 * 5 + 1)
-    assert float(grid[0, 1, 6]) == 0.5 and float(grid[0, 1, 1]) == 0.0
-    assert float(grid[0, 6, 6]) == 1.0  # the empty cell stays white
-
-
 def test_generate_is_seeded_and_checks_the_noise():
     torch.manual_seed(0)
     model = TextToImageGAN(10, word_dim=4, hidden=4, text_dim=8, proj_dim=4, noise_dim=6,
@@ -323,380 +295,210 @@ def test_generate_is_seeded_and_checks_the_noise():
         model.generate(tokens, lengths, torch.zeros(1, 5))
 
 
-def test_a_frozen_sentence_encoder_gets_no_gradients_and_stays_in_eval_mode():
-    from xmodal.tasks.text2image import Text2ImageTask
-
-    model = TextToImageGAN(10, word_dim=4, hidden=4, text_dim=8, proj_dim=4, noise_dim=6,
-                           ngf=4, ndf=4, image_size=32, freeze_text=True)  # fmt: skip
-    model.train()
-    assert model.generator.training and not model.text.training
-    assert not any(p.requires_grad for p in model.text.parameters())
-    task = Text2ImageTask(Text2ImageConfig())
-    opt_d, opt_g = task.configure_optimizers(model)
-    in_d = {id(p) for g in opt_d.param_groups for p in g["params"]}
-    assert in_d == {id(p) for p in model.discriminator.parameters()}
-    unfrozen = TextToImageGAN(10, word_dim=4, hidden=4, text_dim=8, proj_dim=4, noise_dim=6,
-                              ngf=4, ndf=4, image_size=32)  # fmt: skip
-    opt_d, _ = task.configure_optimizers(unfrozen)
-    in_d = {id(p) for g in opt_d.param_groups for p in g["params"]}
-    assert {id(p) for p in unfrozen.text.parameters()} <= in_d  # trained with D
-
-
-def _step_task(**model):
-    """A text2image task, its (untrained) model and one batch of 4 world pairs at 32x32."""
-    from xmodal.text.vocab import Vocabulary
-    from xmodal.tasks.text2image import Text2ImageTask
-
-    config = Text2ImageConfig(
-        model=Text2ImageModelConfig(word_dim=4, hidden=4, text_dim=8, proj_dim=4, noise_dim=6,
-                                    ngf=4, ndf=4, aux_stride=4, augment="none", **model),
-        data=Text2ImageDataConfig(train_size=4, batch_size=4, image_size=32),
-    )  # fmt: skip
-    task = Text2ImageTask(config)
-    scenes = task._scenes("train", 4)
-    task.vocab = Vocabulary.build([c for s in scenes for c in s.captions], min_freq=1)
-    torch.manual_seed(0)
-    model = task.build_model().train()
-    pairs = task.pairs("train")
-    return task, model, collate_pairs([pairs[k] for k in (0, 5, 10, 15)])
-
-
-def test_the_generator_step_leaves_the_discriminators_gradients_alone():
-    task, model, batch = _step_task()
-    D = model.discriminator
-    opt_d, opt_g = task.configure_optimizers(model)
-    seen: list[dict] = []
-
-    class Step:  # the engine's ManualStep, recording D's gradients after each backward
-        optimizers = (opt_d, opt_g)
-
-        def backward(self, loss):
-            loss.backward()
-            seen.append({n: p.grad.clone() for n, p in D.named_parameters()
-                         if p.grad is not None})  # fmt: skip
-
-        def clip_gradients(self, optimizer):
-            pass
-
-    g_before = [p.detach().clone() for p in model.generator.parameters()]
-    task._losses(model, batch, Step())
-    after_d, after_g = seen
-    assert after_d and after_d.keys() == after_g.keys()  # D's loss reached D, ...
-    for name, grad in after_d.items():  # ... the generator's loss did not
-        assert torch.equal(grad, after_g[name]), name
-    assert all(p.requires_grad for p in D.parameters())  # unfrozen after the step
-    changed = [not torch.equal(a, b) for a, b in zip(g_before, model.generator.parameters(),
-                                                    strict=True)]  # fmt: skip
-    assert all(changed)  # ... and G learnt through the frozen D
-
-
 @torch.no_grad()
 def test_a_batch_norm_discriminator_encodes_real_and_fake_images_apart():
     torch.manual_seed(0)
     a, b = torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32) * 0.2
-    task, model, _ = _step_task(d_norm="batch")
-    D = model.discriminator.train()  # batch statistics
-    mid, h = task._encode(D, [a, b])
+    D = Discriminator(text_dim=8, proj_dim=4, ndf=4, image_size=32, norm="batch",
+                      cond="projection", aux_classes=(7, 6), aux_stride=4)  # fmt: skip
+    D.train()  # batch statistics
+    mid, h = encode_parts(D, [a, b])
     (mid_a, h_a), (mid_b, h_b) = D.encode_image(a), D.encode_image(b)
     assert torch.allclose(mid, torch.cat([mid_a, mid_b]), atol=1e-6)
     assert torch.allclose(h, torch.cat([h_a, h_b]), atol=1e-6)
     assert not torch.allclose(h, D.encode_image(torch.cat([a, b]))[1], atol=1e-3)
-    task, model, _ = _step_task(d_norm="spectral")
-    D = model.discriminator.eval()  # no batch statistics: one batch (stored power iteration)
-    mid, h = task._encode(D, [a, b])
+    D = Discriminator(text_dim=8, proj_dim=4, ndf=4, image_size=32, norm="spectral",
+                      cond="projection", aux_classes=(7, 6), aux_stride=4)  # fmt: skip
+    D.eval()  # no batch statistics: one batch (stored power iteration)
+    mid, h = encode_parts(D, [a, b])
     both = D.encode_image(torch.cat([a, b]))
     assert torch.allclose(mid, both[0]) and torch.allclose(h, both[1])
 
 
-def test_the_scenes_are_rendered_once_for_every_use(monkeypatch):
-    task, _, _ = _step_task()
-    calls = []
-    render = type(task.world).scene
-
-    def counted(world, split, index, **kwargs):
-        calls.append((split, index))
-        return render(world, split, index, **kwargs)
-
-    monkeypatch.setattr(type(task.world), "scene", counted)
-    task._rendered.clear()
-    pairs = task.pairs("train", 6)
-    assert len(pairs) == 6 * task.world.config.n_captions
-    images, scenes = task._real("train", 6)
-    task.pairs("train", 3)
-    assert sorted(calls) == [("train", i) for i in range(6)]  # each scene once
-    assert images.shape == (6, 3, 32, 32) and images.dtype == torch.uint8
-    item = pairs[task.world.config.n_captions + 1]  # scene 1, its second caption
-    assert item["index"] == 1 and torch.equal(item["image"], images[1].float() / 255)
-    assert item["tokens"].tolist() == task.vocab.encode(scenes[1].captions[1], max_len=24)
-
-
-def test_config_errors_name_the_value():
-    with pytest.raises(ParameterError, match="model.text_encoder must be one of"):
-        Text2ImageModelConfig(text_encoder="bert")
-    with pytest.raises(ParameterError, match="match_weight needs a joint embedding"):
-        Text2ImageModelConfig(text_encoder="joint", match_weight=1.0)
-    with pytest.raises(ParameterError, match="model.ngf must be an integer >= 1. Found: 0"):
-        Text2ImageModelConfig(ngf=0)
-    with pytest.raises(ParameterError, match="model.beta must be in"):
-        Text2ImageModelConfig(beta=2.0)
-    with pytest.raises(ParameterError, match="data.image_size must be a power of two"):
-        Text2ImageDataConfig(image_size=48)
-    with pytest.raises(ParameterError, match="optim.beta1 must be in"):
-        Text2ImageOptimConfig(beta1=1.0)
-    for key, bad in (("upsample", "bicubic"), ("d_norm", "group"), ("gan_loss", "wgan"),
-                     ("augment", "colour"), ("d_cond", "film")):  # fmt: skip
-        with pytest.raises(ParameterError, match=f"model.{key} must be one of.*{bad}"):
-            Text2ImageModelConfig(**{key: bad})
-    for key, bad, says in (("aux_weight", -1.0, "must be .*Found: -1"),
-                           ("text_aux_weight", -0.5, "must be .*Found: -0.5"),
-                           ("aux_fake", 1, "must be true or false. Found: 1"),
-                           ("aux_pretrain_lr", 0.0, "must be .*Found: 0"),
-                           ("aux_pretrain_steps", -5, "must be .*Found: -5")):  # fmt: skip
-        with pytest.raises(ParameterError, match=f"model.{key} {says}"):
-            Text2ImageModelConfig(**{key: bad})
-    with pytest.raises(ParameterError, match="aux_weight needs single-object scenes"):
-        Text2ImageConfig(model=Text2ImageModelConfig(aux_weight=1.0),
-                         data=Text2ImageDataConfig(objects=2))  # fmt: skip
-    with pytest.raises(ParameterError, match="eval.n_captions must be >= 100"):
-        Text2ImageEvalConfig(n_captions=50)
-    assert Text2ImageConfig().trainer.max_epochs >= 1
-
-
-# ------------------------------------------------------------------ through the engine
-
-TINY = [
-    "data.train_size=8", "data.val_size=4", "data.test_size=100", "data.batch_size=4",
-    "data.num_workers=0", "data.image_size=32", "model.ngf=4", "model.ndf=4",
-    "model.word_dim=8", "model.hidden=8", "model.text_dim=8", "model.proj_dim=8",
-    "model.noise_dim=8", "model.pretrain_steps=2", "model.aux_pretrain_steps=5",
-    "eval.n_captions=100",
-    "eval.n_diversity=4", "eval.n_noises=2",
-    "eval.classifier_steps=2", "eval.retrieval_steps=2", "eval.evaluator_images=16",
-    "eval.n_grid=2", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false", "trainer.accelerator=cpu",
-    "trainer.checkpoint_every_n_steps=0",
-]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    from xmodal.engine import train
-
-    return train("text2image", runs_dir=tmp_path_factory.mktemp("runs"), overrides=TINY)
-
-
-def test_training_through_the_engine_changes_both_networks(run):
-    from xmodal.engine.run import load_run
-
-    task, model = load_run(run.run_dir)
-    torch.manual_seed(run.config.seed)  # the engine seeds before build_model
-    start = task.build_model()
-    for part in ("generator", "discriminator", "text"):  # the text: by its pre-training
-        before = torch.cat([p.flatten() for p in getattr(start, part).parameters()])
-        after = torch.cat([p.flatten() for p in getattr(model, part).parameters()])
-        assert not torch.allclose(before, after), part
-    assert not any(p.requires_grad for p in model.text.parameters())  # frozen
-    assert run.metrics["train"]["steps"] == 2 * 10  # 40 pairs / 4: two optimizer steps each
-    test = run.metrics["test"]
-    percents = ("attribute_accuracy", "shape_accuracy", "colour_accuracy",
-                "classifier_real_accuracy", "retrieval_p1")  # fmt: skip
-    for key in percents:
-        assert 0.0 <= test[key] <= 100.0, key
-    assert test["attribute_accuracy"] <= min(test["shape_accuracy"], test["colour_accuracy"])
-    for key in ("diversity", "diversity_real"):  # RMS distance of images in [0, 1]
-        assert 0.0 <= test[key] <= 1.0, key
-    assert test["retrieval_chance"] == 1.0
-    assert (run.run_dir / "evaluator.pt").is_file()
-    assert (run.run_dir / "figures" / "epochs" / "epoch-000.png").is_file()
-    assert "epoch-000.png" in (run.run_dir / "report.html").read_text()
-
-
-def test_eval_reuses_the_cached_evaluators(run):
-    from xmodal.engine.run import evaluate
-
-    again = evaluate(run.run_dir)
-    assert again["classifier_real_accuracy"] == run.metrics["test"]["classifier_real_accuracy"]
-    assert again["attribute_accuracy"] == run.metrics["test"]["attribute_accuracy"]
-
-
-def test_predict_writes_a_grid_and_reports_unknown_words(run, tmp_path):
-    from xmodal.engine.run import predict
-
-    out = tmp_path / "grid.png"
-    records = predict(run.run_dir, ["a large red zebra", "a circle"], tmp_path, n=3, seed=1,
-                      out_file=out)  # fmt: skip
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert records[0]["unknown_words"] == ["zebra"] and "<unk>: zebra" in records[0]["text"]
-    assert records[1]["unknown_words"] == []
-    saved = json.loads((tmp_path / "predictions.json").read_text())
-    assert saved[0]["files"] == [str(out)]
-
-
-def test_predict_cli_takes_out_as_the_grid_file(run, tmp_path, capsys):
-    from xmodal.cli import main
-
-    out = tmp_path / "g.png"
-    code = main(["predict", "text2image", "--run", str(run.run_dir), "a blue star", "-n", "2",
-                 "--seed", "3", "--out", str(out)])  # fmt: skip
-    assert code == 0 and out.is_file()
-    assert "2 images in" in capsys.readouterr().out
-
-
-def test_predict_bad_input(run, tmp_path):
-    from xmodal.engine.run import predict
-
-    with pytest.raises(ParameterError, match="has no words"):
-        predict(run.run_dir, ["  "], tmp_path)
-    with pytest.raises(ParameterError, match="has no words"):
-        predict(run.run_dir, ["?!"], tmp_path)
-    with pytest.raises(ParameterError, match="-n must be an integer >= 1. Found: 0"):
-        predict(run.run_dir, ["a red circle"], tmp_path, n=0)
-    with pytest.raises(ParameterError, match="must be a .png file"):
-        predict(run.run_dir, ["a red circle"], tmp_path, out_file=tmp_path / "x.jpg")
-
-
-def test_text_run_takes_a_retrieval_runs_vocabulary_and_frozen_text_encoder(tmp_path):
-    from xmodal.engine import train
-    from xmodal.engine.run import load_run, predict
-
-    retrieval = train("retrieval", runs_dir=tmp_path, overrides=[
-        "data.train_size=8", "data.val_size=4", "data.test_size=8", "data.batch_size=4",
-        "data.num_workers=0", "model.channels=8", "model.embed_dim=16", "model.word_dim=8",
-        "model.hidden=8", "eval.n_figures=0", "trainer.max_epochs=1",
-        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-        "trainer.accelerator=cpu",
-    ])  # fmt: skip
-    run = train("text2image", runs_dir=tmp_path,
-                overrides=[*TINY, f"model.text_run={retrieval.run_dir}"])  # fmt: skip
-    assert (run.run_dir / "text_encoder.json").is_file()
-    assert (run.run_dir / "vocab.json").read_text() == (
-        retrieval.run_dir / "vocab.json"
-    ).read_text()
-    _, source = load_run(retrieval.run_dir)
-    _, model = load_run(run.run_dir)
-    for (name, a), b in zip(source.text.state_dict().items(), model.text.state_dict().values(),
-                            strict=True):  # fmt: skip
-        assert torch.equal(a, b), name  # frozen: exactly the retrieval run's weights
-    records = predict(run.run_dir, ["a red circle"], tmp_path / "p", n=2)
-    assert records[0]["unknown_words"] == []
-    with pytest.raises(ParameterError, match="holds a 'text2image' run, not 'retrieval'"):
-        train("text2image", runs_dir=tmp_path, overrides=[*TINY, f"model.text_run={run.run_dir}"])
-
-
-def test_the_matching_loss_trains_the_generator_towards_its_caption(tmp_path):
-    import csv
-
-    from xmodal.engine import train
-
-    run = train("text2image", runs_dir=tmp_path, overrides=[*TINY, "model.match_weight=1.0"])
-    with open(run.run_dir / "logs" / "csv" / "metrics.csv", newline="") as f:
-        values = [float(r["train/g_match_epoch"]) for r in csv.DictReader(f)
-                  if r.get("train/g_match_epoch")]  # fmt: skip
-    assert values and all(v > 0 for v in values)  # logged, a cross entropy over the batch
-    plain = train("text2image", runs_dir=tmp_path, overrides=[*TINY, "model.match_weight=0"])
-    with open(plain.run_dir / "logs" / "csv" / "metrics.csv", newline="") as f:
-        assert "train/g_match_epoch" not in next(csv.reader(f))
-
-
-def test_the_auxiliary_classifiers_train_on_real_labels_and_judge_the_fakes(tmp_path):
-    import csv
-
-    from xmodal.engine import train
-    from xmodal.engine.run import load_run
-
-    run = train("text2image", runs_dir=tmp_path,
-                overrides=[*TINY, "model.aux_weight=1.0", "model.aux_fake=false"])  # fmt: skip
-    with open(run.run_dir / "logs" / "csv" / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    for key in ("d_aux_colour", "d_aux_shape", "g_aux_colour", "g_aux_shape"):
-        values = [float(r[f"train/{key}_epoch"]) for r in rows if r.get(f"train/{key}_epoch")]
-        assert values and all(v >= 0 for v in values), key  # cross entropies
-    task, model = load_run(run.run_dir)  # the heads are saved and rebuilt with the run
-    assert model.discriminator.aux_classes == (6, 5)
-    torch.manual_seed(run.config.seed)
-    start = task.build_model()
-    for a, b in zip(start.discriminator.aux.parameters(), model.discriminator.aux.parameters(),
-                    strict=True):  # fmt: skip
-        assert not torch.equal(a, b)  # trained
-    plain = train("text2image", runs_dir=tmp_path, overrides=[*TINY, "model.aux_weight=0"])
-    assert len(load_run(plain.run_dir)[1].discriminator.aux) == 0
-    # A run saved before the option existed (no aux_weight in its config) has no heads.
-    saved = plain.run_dir / "config.yaml"
-    lines = saved.read_text().splitlines(keepends=True)
-    saved.write_text("".join(line for line in lines if "aux_weight:" not in line))
-    assert len(load_run(plain.run_dir)[1].discriminator.aux) == 0
-    # One saved before the "generated" class (no aux_fake) is rebuilt with K classes.
-    meta = json.loads((run.run_dir / "model.json").read_text())
-    del meta["config"]["model"]["aux_fake"]
-    (run.run_dir / "model.json").write_text(json.dumps(meta))
-    saved = run.run_dir / "config.yaml"
-    lines = saved.read_text().splitlines(keepends=True)
-    saved.write_text("".join(line for line in lines if "aux_fake:" not in line))
-    assert load_run(run.run_dir)[1].discriminator.aux_classes == (6, 5)
-
-
-def test_the_generated_class_of_the_classifiers_is_trained_on_fakes(tmp_path):
-    import csv
-
-    from xmodal.engine import train
-    from xmodal.engine.run import load_run
-
-    run = train("text2image", runs_dir=tmp_path, overrides=TINY)  # the default: K+1
-    with open(run.run_dir / "logs" / "csv" / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    key = "train/d_aux_generated_epoch"
-    values = [float(r[key]) for r in rows if r.get(key)]
-    assert values and all(v > 0 for v in values)  # the "generated" class's cross entropy
-    _, model = load_run(run.run_dir)
-    assert model.discriminator.aux_classes == (7, 6)  # colours + 1, shapes + 1
-
-
-def test_pretraining_the_classifiers_trains_only_their_path_and_keeps_the_global_seed():
-    from xmodal.tasks.text2image import Text2ImageTask
-
-    config = Text2ImageConfig(
-        model=Text2ImageModelConfig(aux_weight=1.0, aux_pretrain_steps=3),
-        data=Text2ImageDataConfig(train_size=8, batch_size=4, image_size=32),
-    )
-    task = Text2ImageTask(config)
+def _tac_discriminator() -> Discriminator:
     torch.manual_seed(0)
-    d = Discriminator(text_dim=8, proj_dim=4, ndf=4, image_size=32, norm="spectral",
-                      cond="projection", aux_classes=(6, 5), aux_stride=4)  # fmt: skip
-    before = {k: v.clone() for k, v in d.state_dict().items()}
-    state = torch.random.get_rng_state()
-    task._pretrain_aux(d)
-    assert torch.equal(torch.random.get_rng_state(), state)  # the GAN's draws are unchanged
-    after = {k: v.clone() for k, v in d.state_dict().items()}
-    changed = {k for k in before if not torch.equal(before[k], after[k])}
-    # encode.0 and encode.2 (stride 4) and the heads learn; the layers above do not
-    trained = {k.split(".parametrizations")[0] for k in changed if k.endswith("original")}
-    assert trained == {"encode.0", "encode.2", "aux.0", "aux.1"}
-    assert set(task.aux_pretrain_log) == {"seconds", "colour", "shape"}
-    # model.aux_pretrain_lr replaces D's learning rate there
-    faster = Text2ImageTask(Text2ImageConfig(
-        model=Text2ImageModelConfig(aux_weight=1.0, aux_pretrain_steps=3, aux_pretrain_lr=1e-2),
-        data=config.data,
-    ))  # fmt: skip
-    d.load_state_dict(before)
-    faster._pretrain_aux(d)
-    again = d.state_dict()
-    assert not torch.equal(again["aux.1.parametrizations.weight.original"],
-                           after["aux.1.parametrizations.weight.original"])  # fmt: skip
+    return Discriminator(text_dim=8, proj_dim=4, ndf=4, image_size=32, norm="spectral",
+                         cond="projection", aux_classes=(7, 6), aux_stride=4).eval()  # fmt: skip
 
 
-def test_the_text_attribute_term_changes_only_the_sentence_pretraining(tmp_path):
+@torch.no_grad()
+def test_the_discriminator_objective_is_the_matching_aware_loss_plus_the_classifiers():
+    D = _tac_discriminator()
+    real, fake = torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32)
+    text, wrong = torch.randn(4, 8), torch.randn(4, 8)
+    truth = [torch.tensor([0, 1, 2, 3]), torch.tensor([4, 3, 2, 1])]
+    loss, logs = discriminator_objective(D, real, fake, text, wrong, loss="hinge", truth=truth,
+                                         aux_weight=0.5, aux_fake=True)  # fmt: skip
+    mid, h = D.encode_image(torch.cat([real, fake]))
+    gan, _ = discriminator_loss(D.score(h[:4], text), D.score(h[:4], wrong), D.score(h[4:], text),
+                                loss="hinge")  # fmt: skip
+    heads = D.classify(mid)
+    on_real, parts = aux_loss([x[:4] for x in heads], truth)
+    on_fake, _ = aux_loss([x[4:] for x in heads], [torch.full((4,), 6), torch.full((4,), 5)])
+    assert float(loss) == pytest.approx(float(gan + 0.5 * (on_real + on_fake)), rel=1e-5)
+    assert logs["d_aux_colour"] == pytest.approx(parts[0], rel=1e-5)
+    assert logs["d_aux_generated"] == pytest.approx(float(on_fake), rel=1e-5)
+    shape_acc = float((heads[1][:4].argmax(1) == truth[1]).float().mean())
+    assert logs["d_aux_shape_acc"] == pytest.approx(shape_acc)
+    plain, plain_logs = discriminator_objective(D, real, fake, text, wrong, loss="hinge")
+    assert float(plain) == pytest.approx(float(gan), rel=1e-5)  # no truth: no classifiers
+    assert not any(k.startswith("d_aux") for k in plain_logs)
+
+
+def test_the_generator_objective_reaches_the_images_and_not_the_discriminator():
+    D = _tac_discriminator()
+    made = torch.rand(8, 3, 32, 32, requires_grad=True)  # right sentences, then interpolated
+    conds = [torch.randn(4, 8), torch.randn(4, 8)]
+    named = [torch.tensor([0, -1, 2, -1]), torch.tensor([-1, -1, 1, 0])]
+    loss, logs = generator_objective(D, made, conds, loss="hinge", named=named, aux_weight=2.0)
+    loss.backward()
+    assert made.grad is not None and float(made.grad.abs().sum()) > 0
+    assert all(p.grad is None for p in D.parameters())  # D stayed frozen ...
+    assert all(p.requires_grad for p in D.parameters())  # ... and is unfrozen after
+    with torch.no_grad():
+        mid, h = D.encode_image(made)
+        judged = D.score(h, torch.cat(conds))
+        gan, _ = generator_loss(judged[:4], judged[4:], loss="hinge")
+        aux, parts = aux_loss(D.classify(mid[:4]), named)
+    assert float(loss.detach()) == pytest.approx(float(gan + 2.0 * aux), rel=1e-5)
+    assert logs["g_aux_shape"] == pytest.approx(parts[1], rel=1e-5) and "g_interp" in logs
+    only_right, logs = generator_objective(D, made[:4].detach(), conds[:1], loss="hinge")
+    assert "g_interp" not in logs and "g_aux_colour" not in logs
+
+
+def test_the_image_caption_loss_picks_each_image_s_own_caption():
+    class Matcher(torch.nn.Module):
+        def embed_images(self, images):
+            return torch.nn.functional.normalize(images.flatten(1)[:, :3], dim=1)
+
+        def logit_scale(self):
+            return torch.tensor(2.0, requires_grad=True)
+
+    images = torch.rand(3, 3, 4, 4)
+    text = torch.nn.functional.normalize(torch.randn(3, 3), dim=1)
+    img = Matcher().embed_images(images)
+    logits = 2.0 * img @ text.T
+    want = sum(-float(torch.log_softmax(logits[i], 0)[i]) for i in range(3)) / 3
+    assert float(image_caption_loss(Matcher(), images, text)) == pytest.approx(want, rel=1e-5)
+
+
+def test_encode_caption_reads_unknown_words_as_unk_and_refuses_an_empty_caption():
     from xmodal.text.vocab import Vocabulary
-    from xmodal.tasks.text2image import Text2ImageTask
 
-    task = Text2ImageTask(Text2ImageConfig(data=Text2ImageDataConfig(image_size=32)))
-    images, scenes = task._real("train", 8)
-    task.vocab = Vocabulary.build([c for s in scenes for c in s.captions], min_freq=1)
-    sizes = {"word_dim": 8, "hidden": 8, "embed_dim": 8}
-    states = []
-    for weight in (0.0, 1.0):
-        torch.manual_seed(5)
-        joint = task._train_joint(images, scenes, steps=3, seed=0, text_aux=weight, **sizes)
-        states.append((torch.random.get_rng_state(), joint.state_dict()))
-    assert torch.equal(states[0][0], states[1][0])  # the heads take nothing from the seed
-    text = [k for k in states[0][1] if k.startswith("text.")]
-    assert any(not torch.equal(states[0][1][k], states[1][1][k]) for k in text)
+    vocab = Vocabulary.build(["a red circle", "a blue square"], min_freq=1)
+    ids, unknown = encode_caption(vocab, "a red zebra", max_len=24)
+    assert ids == vocab.encode("a red zebra", max_len=24) and unknown == ["zebra"]
+    assert encode_caption(vocab, "A Blue square.", max_len=24)[1] == []
+    for bad in ("  ", "?!"):
+        with pytest.raises(ParameterError, match="has no words"):
+            encode_caption(vocab, bad, max_len=24)
+    with pytest.raises(ParameterError, match="must be a string"):
+        encode_caption(vocab, 5, max_len=24)
+
+
+@torch.no_grad()
+def test_generate_images_gives_every_caption_the_same_noises_in_any_batching():
+    torch.manual_seed(0)
+    model = TextToImageGAN(10, word_dim=4, hidden=4, text_dim=8, proj_dim=4, noise_dim=6,
+                           ngf=4, ndf=4, image_size=32).eval()  # fmt: skip
+    ids = [[1, 5, 2], [1, 6, 7, 2]]
+    out = generate_images(model, ids, n=3, seed=4)
+    assert out.shape == (6, 3, 32, 32)
+    noise = torch.randn(3, 6, generator=torch.Generator().manual_seed(4))
+    for c, caption in enumerate(ids):  # caption c's images: its k-th under noise row k
+        tokens = torch.tensor([caption] * 3)
+        direct = model.generate(tokens, torch.tensor([len(caption)] * 3), noise)
+        assert torch.allclose(out[3 * c : 3 * c + 3], direct, atol=1e-6)
+    assert torch.allclose(generate_images(model, ids, n=3, seed=4, batch_size=2), out, atol=1e-6)
+    assert not torch.allclose(generate_images(model, ids, n=3, seed=5), out)
+    with pytest.raises(ParameterError, match="n must be an integer >= 1"):
+        generate_images(model, ids, n=0)
+
+
+def _step_batch(n: int = 4) -> tuple[TextToImageGAN, dict]:
+    """An untrained GAN with TAC-GAN's classifiers (K+1) and a batch of ``n`` (image,
+    caption) pairs, two of them of class 0, in the layout of ``collate_pairs``."""
+    torch.manual_seed(0)
+    model = TextToImageGAN(10, word_dim=4, hidden=4, text_dim=8, proj_dim=4, noise_dim=6,
+                           ngf=4, ndf=4, image_size=32, d_norm="spectral", d_cond="projection",
+                           aux_classes=(7, 6), aux_stride=4)  # fmt: skip
+    batch = {
+        "image": torch.rand(n, 3, 32, 32),
+        "tokens": torch.randint(3, 10, (n, 5)),
+        "lengths": torch.full((n,), 5),
+        "label": torch.tensor([0, 0, 7, 13])[:n],
+        "named": torch.tensor([[0, 0], [0, -1], [-1, 2], [2, 3]])[:n],
+    }
+    return model.train(), batch
+
+
+def test_a_gan_step_updates_d_before_g_is_judged_and_logs_every_term():
+    import copy
+
+    model, batch = _step_batch()
+    runs = {}
+    for bump in (0.0, 1.0):  # D's judge changed (or not) by its update
+        gan, seen = copy.deepcopy(model), []
+
+        def update(i: int, loss: torch.Tensor, gan=gan, seen=seen, bump=bump) -> None:
+            seen.append((i, float(loss.detach())))
+            if i == 0:
+                with torch.no_grad():
+                    gan.discriminator.judge.parametrizations.weight.original.add_(bump)
+
+        torch.manual_seed(1)
+        loss, logs = gan_int_cls_step(gan, batch, loss="hinge", aux_weight=1.0, aux_fake=True,
+                                      update=update)  # fmt: skip
+        runs[bump] = seen, loss, logs
+    seen, loss, logs = runs[1.0]
+    assert [i for i, _ in seen] == [0, 1]  # D's optimizer, then G's
+    assert seen[0][1] == pytest.approx(logs["d_loss"]) and seen[1][1] == pytest.approx(
+        logs["g_loss"]
+    )
+    assert float(loss) == pytest.approx(logs["d_loss"] + logs["g_loss"])
+    assert runs[0.0][2]["d_loss"] == logs["d_loss"]  # D's loss: before its update
+    assert runs[0.0][2]["g_loss"] != logs["g_loss"]  # G's: judged by the updated D
+    for key in (
+        "d_real_right",
+        "d_real_wrong",
+        "d_fake_right",
+        "g_fake",
+        "g_interp",
+        "d_aux_colour",
+        "d_aux_shape",
+        "d_aux_generated",
+        "g_aux_colour",
+        "g_aux_shape",
+    ):
+        assert key in logs, key
+    _, plain = gan_int_cls_step(model, batch, interpolation=False)  # no update, no TAC-GAN
+    assert "g_interp" not in plain and "d_aux_colour" not in plain and "g_match" not in plain
+
+
+def test_a_gan_step_adds_the_matching_term_under_the_matcher():
+    class Matcher(torch.nn.Module):
+        def embed_images(self, images):
+            return torch.nn.functional.normalize(images.flatten(1)[:, :8], dim=1)
+
+        def logit_scale(self):
+            return torch.tensor(2.0)
+
+    model, batch = _step_batch()
+    model.eval()  # the same D and G in both calls (no power iteration, no batch statistics)
+    torch.manual_seed(2)
+    _, without = gan_int_cls_step(model, batch, matcher=Matcher(), match_weight=0.0)
+    torch.manual_seed(2)
+    _, logs = gan_int_cls_step(model, batch, matcher=Matcher(), match_weight=0.5)
+    assert "g_match" not in without and logs["g_match"] > 0
+    assert logs["g_loss"] == pytest.approx(without["g_loss"] + 0.5 * logs["g_match"], rel=1e-5)
+
+
+def test_predict_records_name_the_grid_and_the_unknown_words():
+    records = caption_grid_records(["a red zebra", "a circle"], [["zebra"], []], 3, "out/g.png")
+    assert records[0] == {
+        "input": "a red zebra",
+        "text": "3 images in out/g.png  [not in the vocabulary, read as <unk>: zebra]",
+        "unknown_words": ["zebra"],
+        "files": ["out/g.png"],
+    }
+    assert records[1]["text"] == "3 images in out/g.png" and records[1]["unknown_words"] == []

@@ -9,10 +9,13 @@ from matplotlib.figure import Figure
 
 from xmodal.viz.figure import save_figure
 from xmodal.viz.retrieval import (
+    hit_rows,
     plot_image_to_recipes,
     plot_query_captions,
     plot_ranked_images,
+    plot_recipe_hits,
     plot_recipe_to_images,
+    plot_text_to_images,
     recipe_text,
 )
 
@@ -88,3 +91,38 @@ def test_image_to_recipes_and_back_put_the_query_first_and_frame_the_match():
     assert len(axes) == 6 and [t.get_text() for t in axes[0].texts] == [text]
     assert [_framed(ax) for ax in axes[1:3]] == [False, True]
     assert not axes[5].axison  # the second query has one hit
+
+
+def test_text_to_images_titles_each_caption_with_its_image_and_frames_it():
+    images = _images(3)
+    ranking = [[(1, 0.9), (0, 0.5)], [(1, 0.8), (2, 0.1)]]
+    fig = plot_text_to_images(["a red circle", "a star"], images, ranking)
+    axes = fig.axes
+    assert len(axes) == 4
+    assert axes[0].texts[0].get_text() == "'a red circle' (test image 0)"
+    assert [ax.get_xlabel() for ax in axes] == ["#1 0.90", "#0 0.50", "#1 0.80", "#2 0.10"]
+    assert [_framed(ax) for ax in axes] == [False, True, True, False]
+    assert (axes[0].images[0].get_array() == images[1].permute(1, 2, 0).numpy()).all()
+
+
+def test_hit_rows_label_each_hit_and_mark_the_query_s_own():
+    rows = hit_rows([[(2, 0.5), (0, 0.25)], [(1, 1.0)]], lambda q: f"q{q}", lambda j: f"h{j}")
+    assert rows == [
+        ("q0", [("h2", "#2 0.50", False), ("h0", "#0 0.25", True)]),
+        ("q1", [("h1", "#1 1.00", True)]),
+    ]
+
+
+def test_recipe_hits_draw_both_directions_of_a_recipe_source():
+    class Source:
+        recipes = [dict(RECIPE, title=f"soup {k}") for k in range(2)]
+
+        def __getitem__(self, i):
+            return {"image": _images(2)[i]}
+
+    to_recipes, to_images = plot_recipe_hits(Source(), [[(1, 0.9), (0, 0.2)]], [[(0, 0.7)]])
+    query, first, second = to_recipes.axes
+    assert query.images and first.texts[0].get_text().startswith("SOUP 1")
+    assert [first.get_xlabel(), _framed(first), _framed(second)] == ["#1 0.90", False, True]
+    query, hit = to_images.axes
+    assert query.texts[0].get_text().startswith("SOUP 0") and hit.images and _framed(hit)

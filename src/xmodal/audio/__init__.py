@@ -9,65 +9,20 @@ are re-exported here::
     M = audio.mfcc(y=y, sr=sr)                  # (13, frames)
 """
 
-from xmodal.audio.functional import (
-    amplitude_to_db,
-    db_to_amplitude,
-    db_to_power,
-    dct_matrix,
-    delta,
-    fft_frequencies,
-    get_window,
-    griffinlim,
-    hz_to_mel,
-    istft,
-    mel_filterbank,
-    mel_frequencies,
-    mel_to_hz,
-    melspectrogram,
-    mfcc,
-    mu_law_decode,
-    mu_law_encode,
-    power_law_compress,
-    power_law_decompress,
-    power_to_db,
-    spectral_convergence,
-    spectrogram,
-    stft,
-)
+from xmodal.audio import functional
+from xmodal.audio.functional import *  # noqa: F403 - the names of functional.__all__
 from xmodal.audio.io import available_formats, info, load, resample, save
 from xmodal.audio.transforms import MFCC, GriffinLim, MelSpectrogram, Spectrogram
 
 __all__ = [
+    *functional.__all__,
     "MFCC",
     "GriffinLim",
     "MelSpectrogram",
     "Spectrogram",
-    "amplitude_to_db",
     "available_formats",
-    "db_to_amplitude",
-    "db_to_power",
-    "dct_matrix",
-    "delta",
-    "fft_frequencies",
-    "get_window",
-    "griffinlim",
-    "hz_to_mel",
     "info",
-    "istft",
     "load",
-    "mel_filterbank",
-    "mel_frequencies",
-    "mel_to_hz",
-    "melspectrogram",
-    "mfcc",
-    "mu_law_decode",
-    "mu_law_encode",
-    "power_law_compress",
-    "power_law_decompress",
-    "power_to_db",
     "resample",
     "save",
-    "spectral_convergence",
-    "spectrogram",
-    "stft",
 ]

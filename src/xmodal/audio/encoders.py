@@ -40,7 +40,7 @@ Encoders are made by name::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -49,10 +49,10 @@ from torch import nn
 from xmodal._checks import (
     as_signal,
     check_bool,
-    check_choice,
     check_positive_int,
     check_positive_number,
 )
+from xmodal._registry import Registry
 from xmodal.audio import functional as F
 from xmodal.audio.transforms import MelSpectrogram
 from xmodal.errors import ParameterError
@@ -209,24 +209,15 @@ class AudioEncoder(nn.Module):
 
 # --------------------------------------------------------------------------- registry
 
-_ENCODERS: dict[str, Callable[..., AudioEncoder]] = {}
-
-
-def register_encoder(name: str):
-    """Decorator: make ``fn(**kwargs) -> AudioEncoder`` available as ``create_encoder(name)``."""
-
-    def wrap(fn: Callable[..., AudioEncoder]) -> Callable[..., AudioEncoder]:
-        if name in _ENCODERS:
-            raise ParameterError(f"encoder name is already registered. Found: {name!r}")
-        _ENCODERS[name] = fn
-        return fn
-
-    return wrap
+_ENCODERS = Registry("encoder")
+# Decorator: make ``fn(**kwargs) -> AudioEncoder`` (a function or a class) available as
+# ``create_encoder(name, **kwargs)``.
+register_encoder = _ENCODERS.register
 
 
 def list_encoders() -> list[str]:
     """Names :func:`create_encoder` accepts, sorted."""
-    return sorted(_ENCODERS)
+    return _ENCODERS.names()
 
 
 def create_encoder(name: str, **kwargs) -> AudioEncoder:
@@ -235,8 +226,7 @@ def create_encoder(name: str, **kwargs) -> AudioEncoder:
     >>> create_encoder("mel-tcn", channels=64).feature_info
     FeatureInfo(channels=64, stride=160, receptive_field=5200)
     """
-    check_choice(name, "name", list_encoders())
-    return _ENCODERS[name](**kwargs)
+    return _ENCODERS.create(name, **kwargs)
 
 
 # --------------------------------------------------------------------------- SoundNet

@@ -32,6 +32,7 @@ __all__ = [
     "collate_images",
     "collate_sets",
     "duplicate_captions",
+    "image_captions",
 ]
 
 
@@ -84,17 +85,21 @@ def collate_images(items: list[dict]) -> dict:
     }
 
 
-def all_captions(images: Dataset, world=None) -> list[str]:
-    """Every caption of ``images`` in order, without decoding an image: a Karpathy set
+def image_captions(images: Dataset, world=None) -> list[list[str]]:
+    """The captions of each image of ``images``, without decoding an image: a Karpathy set
     keeps them in ``captions``; the world's view reads them from ``world``'s scenes."""
     captions = getattr(images, "captions", None)
     if captions is not None:
-        return [c for cs in captions for c in cs]
+        return [list(cs) for cs in captions]
     return [
-        c
+        list(world.scene(images.split, i, audio=False, questions=False).captions)
         for i in range(len(images))
-        for c in world.scene(images.split, i, audio=False, questions=False).captions
     ]
+
+
+def all_captions(images: Dataset, world=None) -> list[str]:
+    """Every caption of ``images`` in order (:func:`image_captions`, flattened)."""
+    return [c for cs in image_captions(images, world) for c in cs]
 
 
 class CaptionedImages(Dataset):

@@ -31,15 +31,14 @@ Example:
 from __future__ import annotations
 
 import numbers
-import operator
 import os
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
-from xmodal._checks import check_bool
-from xmodal.data._json import read_json
+from xmodal._checks import check_bool, check_index
+from xmodal.data._json import field, objects, read_json
 from xmodal.data.images import _check_size, load_image
 from xmodal.errors import DataError, ParameterError
 
@@ -90,27 +89,13 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def _field(entry: dict, key: str, kind, where: str, path: Path):
-    if key not in entry:
-        raise DataError(f"{path}: {where} has no field {key!r}")
-    value = entry[key]
-    if not isinstance(value, kind):
-        raise DataError(
-            f"{path}: {where}.{key} must be a {kind.__name__}. Found: {type(value).__name__}"
-        )
-    return value
-
-
 def _captions(entry: dict, where: str, path: Path) -> list[str]:
-    sentences = _field(entry, "sentences", list, where, path)
+    sentences = field(entry, "sentences", list, where, path)
     if not sentences:
         raise DataError(f"{path}: {where} has no sentences")
     captions = []
-    for j, sentence in enumerate(sentences):
-        at = f"{where}.sentences[{j}]"
-        if not isinstance(sentence, dict):
-            raise DataError(f"{path}: {at} must be an object. Found: {sentence!r}")
-        tokens = _field(sentence, "tokens", list, at, path)
+    for at, sentence in objects(sentences, f"{where}.sentences", path):
+        tokens = field(sentence, "tokens", list, at, path)
         if not tokens or not all(isinstance(t, str) for t in tokens):
             raise DataError(
                 f"{path}: {at}.tokens must be a non-empty list of words. Found: {tokens!r}"
@@ -179,17 +164,14 @@ class KarpathyCaptions(Dataset):
         self._paths: list[Path] = []
         self._filenames: list[str] = []
         self._captions: list[list[str]] = []
-        for i, entry in enumerate(data["images"]):
-            where = f"images[{i}]"
-            if not isinstance(entry, dict):
-                raise DataError(f"{self.json_path}: {where} must be an object. Found: {entry!r}")
-            entry_split = _field(entry, "split", str, where, self.json_path)
+        for where, entry in objects(data["images"], "images", self.json_path):
+            entry_split = field(entry, "split", str, where, self.json_path)
             if entry_split not in KARPATHY_SPLITS:
                 raise DataError(
                     f"{self.json_path}: {where}.split is {entry_split!r}; "
                     f"the splits are {list(KARPATHY_SPLITS)}"
                 )
-            filename = _field(entry, "filename", str, where, self.json_path)
+            filename = field(entry, "filename", str, where, self.json_path)
             folder = entry.get("filepath", "")
             if not isinstance(folder, str):
                 raise DataError(f"{self.json_path}: {where}.filepath must be a string")
@@ -203,12 +185,7 @@ class KarpathyCaptions(Dataset):
         return len(self._paths)
 
     def __getitem__(self, index) -> dict:
-        i = operator.index(index)  # TypeError for a float or str, as a list gives
-        n = len(self._paths)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"KarpathyCaptions index out of range: {index} (size {n})")
+        i = check_index(index, len(self._paths), "KarpathyCaptions")
         return {
             "image": load_image(self._paths[i], size=self.image_size),
             "captions": list(self._captions[i]),

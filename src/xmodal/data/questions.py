@@ -8,6 +8,9 @@ scene, as the view numbers its questions) and :func:`vqa_questions` from a
 split's questions with a vocabulary and its answers as soft targets over the answer
 classes; :func:`collate_questions` makes batches of them. :func:`top_answers` picks the
 classes; :func:`save_answers` / :func:`load_answers` keep them in a run folder.
+:class:`QuestionVocabulary` holds both vocabularies of a run (question words, answer
+classes), built from the training split, saved, loaded, and makes the datasets.
+:func:`figure_questions` picks a question of each image to show.
 
     >>> split = world_questions(make_dataset(world, "vqa", "train", size=120))
     >>> ds = QuestionsByImage(split, vocab, classes, max_len=24)
@@ -23,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -34,9 +38,11 @@ from xmodal.text.vocab import PAD_ID, UNK_ID, Vocabulary, tokenize
 
 __all__ = [
     "QuestionSplit",
+    "QuestionVocabulary",
     "QuestionsByImage",
     "collate_questions",
     "described_pairs",
+    "figure_questions",
     "image_question_pairs",
     "load_answers",
     "save_answers",
@@ -137,6 +143,20 @@ def vqa_questions(ds) -> QuestionSplit:
         source=ds,
         image_keys=[g[0] for g in by_image.values()],
     )
+
+
+def figure_questions(split: QuestionSplit, n: int) -> list[int]:
+    """One question (its index in ``split``) about each of the first ``n`` images, to
+    show: image ``g`` gets a question of the ``g``-th family in turn (the families sorted,
+    from the first again after the last) where it has one, else its question ``g`` (modulo
+    its number of questions)."""
+    families = sorted(set(split.families))
+    picked = []
+    for g in range(min(n, len(split.groups))):
+        qs = split.groups[g]
+        wanted = families[g % len(families)]
+        picked.append(next((i for i in qs if split.families[i] == wanted), qs[g % len(qs)]))
+    return picked
 
 
 def top_answers(
@@ -269,3 +289,68 @@ def collate_questions(items: list[dict]) -> dict:
     if "referents" in items[0]:
         batch["referents"] = torch.cat([it["referents"] for it in items])
     return batch
+
+
+@dataclass
+class QuestionVocabulary:
+    """The vocabularies of a VQA run: the question ``words`` (saved as ``vocab.json``),
+    the answer classes (``answers``, the most frequent training answers) and the most
+    frequent answer (``majority``, both saved as ``answers.json``). ``normalize`` maps a
+    human answer to its class (VQA files: :func:`~xmodal.metrics.vqa.normalize_answer`;
+    None: answers as they are).
+
+        >>> vocab = QuestionVocabulary.build(train, top_k=1000, min_freq=1)
+        >>> vocab.save(run_dir)                      # vocab.json, answers.json
+        >>> ds = vocab.dataset(val, max_len=24)      # a QuestionsByImage
+    """
+
+    words: Vocabulary
+    answers: list[str]
+    majority: str
+    normalize: Callable[[str], str] | None = None
+
+    files: ClassVar[tuple[str, str]] = ("vocab.json", "answers.json")
+
+    @classmethod
+    def build(
+        cls,
+        train: QuestionSplit,
+        *,
+        top_k: int,
+        min_freq: int = 1,
+        normalize: Callable[[str], str] | None = None,
+    ) -> QuestionVocabulary:
+        """The words of ``train``'s questions (at least ``min_freq`` times) and its
+        ``top_k`` most frequent answers (:func:`top_answers`)."""
+        words = Vocabulary.build(train.questions, min_freq=min_freq)
+        answers, majority = top_answers(train, top_k, normalize=normalize)
+        return cls(words, answers, majority, normalize)
+
+    def save(self, folder: str | Path) -> None:
+        """Write ``vocab.json`` and ``answers.json`` in ``folder``, atomically."""
+        self.words.save(Path(folder) / self.files[0])
+        save_answers(Path(folder) / self.files[1], self.answers, self.majority)
+
+    @classmethod
+    def load(
+        cls, folder: str | Path, *, normalize: Callable[[str], str] | None = None
+    ) -> QuestionVocabulary:
+        """What :meth:`save` wrote in ``folder``."""
+        words = Vocabulary.load(Path(folder) / cls.files[0])
+        answers, majority = load_answers(Path(folder) / cls.files[1])
+        return cls(words, answers, majority, normalize)
+
+    def dataset(
+        self, split: QuestionSplit, *, max_len: int, referents: bool = False
+    ) -> QuestionsByImage:
+        """``split``'s questions by image, encoded with these vocabularies
+        (:class:`QuestionsByImage`)."""
+        classes = {a: j for j, a in enumerate(self.answers)}
+        return QuestionsByImage(
+            split,
+            self.words,
+            classes,
+            normalize=self.normalize,
+            max_len=max_len,
+            referents=referents,
+        )

@@ -35,7 +35,8 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from xmodal.data._json import read_json
+from xmodal._checks import check_index
+from xmodal.data._json import field, objects, read_json
 from xmodal.data.images import _check_size, load_image
 from xmodal.errors import DataError, ParameterError
 
@@ -54,20 +55,9 @@ def _read_json(path: Path, kind: type, what: str):
     return data
 
 
-def _field(entry: dict, key: str, kind: type, where: str, path: Path):
-    if key not in entry:
-        raise DataError(f"{path}: {where} has no field {key!r}")
-    value = entry[key]
-    if not isinstance(value, kind):
-        raise DataError(
-            f"{path}: {where}.{key} must be a {kind.__name__}. Found: {type(value).__name__}"
-        )
-    return value
-
-
 def _texts(entry: dict, key: str, where: str, path: Path) -> list[str]:
     """``entry[key]``, a non-empty list of ``{"text": str}``, as a list of strings."""
-    items = _field(entry, key, list, where, path)
+    items = field(entry, key, list, where, path)
     if not items:
         rid = entry.get("id")
         raise DataError(f"{path}: {where} (recipe {rid!r}) is empty: it has no {key}")
@@ -76,7 +66,7 @@ def _texts(entry: dict, key: str, where: str, path: Path) -> list[str]:
         at = f"{where}.{key}[{j}]"
         if not isinstance(item, dict):
             raise DataError(f'{path}: {at} must be an object {{"text": ...}}. Found: {item!r}')
-        texts.append(_field(item, "text", str, at, path))
+        texts.append(field(item, "text", str, at, path))
     return texts
 
 
@@ -134,28 +124,18 @@ class Recipe1M(Dataset):
         )
 
         images: dict[str, str] = {}
-        for i, entry in enumerate(layer2):
-            where = f"[{i}]"
-            if not isinstance(entry, dict):
-                raise DataError(f"{layer2_path}: {where} must be an object. Found: {entry!r}")
-            rid = _field(entry, "id", str, where, layer2_path)
-            files = _field(entry, "images", list, where, layer2_path)
-            for j, image in enumerate(files):
-                if not isinstance(image, dict):
-                    raise DataError(
-                        f"{layer2_path}: {where}.images[{j}] must be an object. Found: {image!r}"
-                    )
-                name = _field(image, "id", str, f"{where}.images[{j}]", layer2_path)
+        for where, entry in objects(layer2, "", layer2_path):
+            rid = field(entry, "id", str, where, layer2_path)
+            files = field(entry, "images", list, where, layer2_path)
+            for at, image in objects(files, f"{where}.images", layer2_path):
+                name = field(image, "id", str, at, layer2_path)
                 images.setdefault(rid, name)  # the first image of a recipe
 
         self._recipes: list[dict] = []
         self._images: list[str] = []
-        for i, entry in enumerate(layer1):
-            where = f"[{i}]"
-            if not isinstance(entry, dict):
-                raise DataError(f"{layer1_path}: {where} must be an object. Found: {entry!r}")
-            rid = _field(entry, "id", str, where, layer1_path)
-            partition = _field(entry, "partition", str, where, layer1_path)
+        for where, entry in objects(layer1, "", layer1_path):
+            rid = field(entry, "id", str, where, layer1_path)
+            partition = field(entry, "partition", str, where, layer1_path)
             if partition not in RECIPE1M_SPLITS:
                 raise DataError(
                     f"{layer1_path}: {where}.partition is {partition!r} (recipe {rid!r}); "
@@ -163,7 +143,7 @@ class Recipe1M(Dataset):
                 )
             recipe = {
                 "id": rid,
-                "title": _field(entry, "title", str, where, layer1_path),
+                "title": field(entry, "title", str, where, layer1_path),
                 "ingredients": _texts(entry, "ingredients", where, layer1_path),
                 "instructions": _texts(entry, "instructions", where, layer1_path),
                 "dish": None,
@@ -198,12 +178,7 @@ class Recipe1M(Dataset):
         return nested if nested.is_file() else flat
 
     def __getitem__(self, index) -> dict:
-        i = operator.index(index)  # TypeError for a float or str, as a list gives
-        n = len(self._recipes)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"Recipe1M index out of range: {index} (size {n})")
+        i = check_index(index, len(self._recipes), "Recipe1M")
         recipe = self._recipes[i]
         try:
             image = load_image(self.image_path(i), size=self.image_size)

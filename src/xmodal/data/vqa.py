@@ -48,6 +48,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from xmodal._checks import check_index
 from xmodal.data._json import read_json
 from xmodal.data.images import _check_size, load_image
 from xmodal.errors import DataError, ParameterError
@@ -251,12 +252,7 @@ class VQAv2(Dataset):
         return len(self._items)
 
     def __getitem__(self, index) -> dict:
-        i = operator.index(index)
-        n = len(self._items)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"VQAv2 index out of range: {index} (size {n})")
+        i = check_index(index, len(self._items), "VQAv2")
         item = self._items[i]
         return {
             "image": load_image(self.image_path(item["image_id"]), size=self.image_size),

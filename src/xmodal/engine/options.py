@@ -10,7 +10,8 @@ checks keyword options against the same fields, so no default is written twice::
         tags: bool = option(False, "also give each image's top words")
 
 A field named ``top_k`` becomes ``--top-k``; ``list[...]`` fields repeat (``--text a
---text b``); ``bool`` fields are switches; ``flags`` adds short forms.
+--text b``, and their help says so); ``bool`` fields are switches; ``flags`` adds short
+forms; the help shows each other option's default.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ def add_option_arguments(parser, options_cls: type | None) -> None:
         if item is bool and not repeats:
             parser.add_argument(*names, dest=f.name, action="store_true", help=help_text)
             continue
-        if f.default is not None and not repeats:
+        if repeats:
+            help_text = f"{help_text}; repeatable"
+        elif f.default is not None:
             help_text = f"{help_text} (default {f.default})"
         parser.add_argument(
             *names,

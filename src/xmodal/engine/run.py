@@ -9,6 +9,7 @@ A run folder (``runs/<task>/<YYYYmmdd-HHMMSS>/``) holds::
     logs/csv/metrics.csv   every logged value; logs/tensorboard/ the same for TensorBoard
     model.safetensors      exported weights (no pickle) ...
     model.json             ... and what rebuilds the model: {"task", "xmodal_version", "config"}
+    <exports>              the model in its field's formats, if the task has any (Task.export)
     metrics.json           the task's metrics per split + {"train": epochs, steps, seconds (the
                            fit's), setup_seconds (setup + build_model, this session), ...}
     figures/*.png          the task's figures
@@ -541,6 +542,7 @@ def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
         export_weights(model, folder / "model.safetensors")
         _write_json(folder / "model.json", {"task": task, "xmodal_version": _version(),
                                             "config": config_to_dict(cfg)})  # fmt: skip
+        task_obj.export(model, folder)
         device = trainer.strategy.root_device
         model.to(device)
         with torch.no_grad():

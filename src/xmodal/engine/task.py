@@ -206,6 +206,12 @@ class Task:
         """
         raise NotImplementedError
 
+    def export(self, model: nn.Module, run_dir: Path) -> list[str]:
+        """After training, beside ``model.safetensors``: the trained model in its field's
+        own formats (word2vec's ``vectors.bin``, ...), written atomically; the files'
+        names. None by default."""
+        return []
+
     def figures(self, model: nn.Module) -> dict[str, Any]:
         """The task's figures by name: matplotlib ``Figure`` objects, which the engine
         writes as ``figures/<name>.png`` (:func:`xmodal.viz.save_figure`: atomically, one

@@ -9,7 +9,8 @@ an image holding a (``c``, ``s'``) object among its top ``k``.
 
 Tags are single words searched like captions: tag → images ranks the gallery by a word's
 vector, image → tags ranks the words by an image's. :func:`tag_metrics` scores both
-against the attribute words each image really has.
+against the attribute words each image really has. :func:`world_space_metrics` runs both
+on a world split, where each image's objects are known.
 
 Example::
 
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 
 from xmodal.errors import ParameterError
 
-__all__ = ["arithmetic_success", "embedding_arithmetic", "tag_metrics"]
+__all__ = ["arithmetic_success", "embedding_arithmetic", "tag_metrics", "world_space_metrics"]
 
 
 def _vector(x, name: str) -> torch.Tensor:
@@ -84,7 +85,7 @@ def arithmetic_success(
         word_emb: the unit vector of each shape word (a one-word text through the model).
         objects: per gallery image, its objects as ``(colour, shape)`` pairs.
         shapes: the shape words; every image with exactly one object of colour ``c`` and
-            shape ``s`` is a query for every other shape ``s'``.
+            shape ``s`` (one of them) is a query for every other shape ``s'``.
         k: how many results count.
 
     The query image itself is left out of its results. Returns ``arithmetic_top{k}``, the
@@ -105,7 +106,7 @@ def arithmetic_success(
             holders.setdefault(tuple(pair), set()).add(i)
     rows, queries, wanted = [], [], []
     for i, objs in enumerate(objects):
-        if len(objs) != 1:
+        if len(objs) != 1 or objs[0][1] not in shapes:  # no word to take away
             continue
         colour, shape = objs[0]
         for other in shapes:
@@ -175,3 +176,27 @@ def tag_metrics(
         "tag_i2t_rprec": 100.0 * sum(rprec) / max(len(rprec), 1),
         f"tag_t2i_P@{k}": 100.0 * sum(precision) / max(len(precision), 1),
     }
+
+
+def world_space_metrics(image_emb: torch.Tensor, world, split: str, embed) -> dict[str, float]:
+    """:func:`arithmetic_success` (``image − s + s'``, top 5) and :func:`tag_metrics` (top
+    10) on the scenes ``0 .. N - 1`` of a world split, whose images' vectors are
+    ``image_emb (N, D)``. The words are the world's colours and shapes that ``embed.vocab``
+    holds, each embedded as a one-word text by ``embed.texts``
+    (:class:`~xmodal.matching.gallery.Embedder`); the truth is each scene's objects.
+
+        >>> world_space_metrics(img_emb, world, "test", embed)  # doctest: +SKIP
+        {'arithmetic_top5': 95.2, 'arithmetic_chance': 29.0, ..., 'tag_t2i_P@10': 100.0}
+    """
+    from xmodal.text.vocab import UNK_ID
+    from xmodal.world.schema import COLOURS, SHAPES
+
+    scenes = [world.scene(split, i, audio=False, questions=False) for i in range(len(image_emb))]
+    objects = [[(o.colour, o.shape) for o in s.objects] for s in scenes]
+    known = [w for w in (*COLOURS, *SHAPES) if embed.vocab.token_to_id(w) != UNK_ID]
+    shapes = [s for s in SHAPES if s in known]
+    tag_emb = embed.texts(known)
+    out = arithmetic_success(image_emb, dict(zip(known, tag_emb, strict=True)), objects, shapes)
+    truth = [{w for pair in objs for w in pair} for objs in objects]
+    out.update(tag_metrics(image_emb, tag_emb, known, truth, k=10))
+    return out

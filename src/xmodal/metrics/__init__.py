@@ -1,5 +1,5 @@
 """Metrics of what models produce: caption scores (COCO), what a caption says about a world
-scene and where its words looked (grounding), retrieval and VQA."""
+scene and where its words looked (grounding), retrieval, VQA and generated images."""
 
 from xmodal.metrics.captioning import (
     METRICS,
@@ -7,6 +7,7 @@ from xmodal.metrics.captioning import (
     coco_scores,
     leave_one_out_scores,
 )
+from xmodal.metrics.generation import attribute_accuracy, caption_p_at_1, mean_pairwise_rms
 from xmodal.metrics.grounding import (
     attention_grounding,
     content_precision,
@@ -37,4 +38,7 @@ __all__ = [
     "normalize_answer",
     "vqa_accuracy",
     "vqa_scores",
+    "attribute_accuracy",
+    "caption_p_at_1",
+    "mean_pairwise_rms",
 ]

@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -208,6 +209,18 @@ class _Meteor:
         self.proc.wait()
 
 
+@contextmanager
+def _meteor_scorer(java: str | None, use_meteor: bool):
+    """A :class:`_Meteor` for the ``with`` block (None when METEOR is not computed), its
+    JVM stopped when the block ends, however it ends."""
+    scorer = _Meteor(java) if use_meteor else None
+    try:
+        yield scorer
+    finally:
+        if scorer is not None:
+            scorer.close()
+
+
 def _want_meteor(meteor, java: str | None) -> bool:
     if meteor is None:
         if java is None:
@@ -289,12 +302,8 @@ def coco_scores(
     java = _java()
     use_meteor = _want_meteor(meteor, java)
     preds, refs = _tokenize_all(predictions, references, java)
-    scorer = _Meteor(java) if use_meteor else None
-    try:
+    with _meteor_scorer(java, use_meteor) as scorer:
         return _scores(preds, refs, scorer)
-    finally:
-        if scorer is not None:
-            scorer.close()
 
 
 def leave_one_out_scores(
@@ -322,17 +331,13 @@ def leave_one_out_scores(
     """
     tokens, use_meteor, java = _leave_one_out_inputs(references, meteor)
     rounds = min(len(r) for r in tokens)
-    scorer = _Meteor(java) if use_meteor else None
-    try:
+    with _meteor_scorer(java, use_meteor) as scorer:
         totals: dict[str, float] = {}
         for k in range(rounds):
             preds, rest = _leave_out(tokens, [k] * len(tokens))
             for key, value in _scores(preds, rest, scorer).items():
                 totals[key] = totals.get(key, 0.0) + value / rounds
         return totals
-    finally:
-        if scorer is not None:
-            scorer.close()
 
 
 def best_reference_scores(
@@ -367,12 +372,8 @@ def best_reference_scores(
         res = {i: [p] for i, p in enumerate(preds)}
         per_image[:, k] = Cider().compute_score(gts, res)[1]
     preds, rest = _leave_out(tokens, per_image.argmax(1).tolist())
-    scorer = _Meteor(java) if use_meteor else None
-    try:
+    with _meteor_scorer(java, use_meteor) as scorer:
         return _scores(preds, rest, scorer)
-    finally:
-        if scorer is not None:
-            scorer.close()
 
 
 def _leave_one_out_inputs(references, meteor) -> tuple[list[list[str]], bool, str | None]:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xmodal._checks import as_signal, check_bool, check_positive_number
+from xmodal._checks import as_signal, check_bool, check_int_vector, check_positive_number
 from xmodal.errors import ParameterError
 
 __all__ = ["LogitScale", "hinge_triplet_loss", "info_nce_loss"]
@@ -43,14 +43,7 @@ def _pairs(img, txt, image_ids) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     if image_ids is None:
         negatives = ~torch.eye(b, dtype=torch.bool, device=img.device)
     else:
-        if not isinstance(image_ids, torch.Tensor):
-            image_ids = torch.as_tensor(image_ids)
-        if image_ids.shape != (b,) or image_ids.is_floating_point():
-            raise ParameterError(
-                f"image_ids must be an integer tensor of shape ({b},). "
-                f"Found {image_ids.dtype} {tuple(image_ids.shape)}"
-            )
-        image_ids = image_ids.to(img.device)
+        image_ids = check_int_vector(image_ids, "image_ids", b).to(img.device)
         negatives = image_ids[:, None] != image_ids[None, :]
     return img, txt, negatives
 

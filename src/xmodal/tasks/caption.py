@@ -34,7 +34,6 @@ from xmodal.engine.base import (
     EvalConfig,
     ImageDataConfig,
     Section,
-    TaskConfig,
     choice,
     fraction,
     integer,
@@ -45,6 +44,7 @@ from xmodal.engine.config import TrainerConfig
 from xmodal.engine.schedule import AdamConfig
 from xmodal.engine.task import Task
 from xmodal.errors import DataError, ParameterError
+from xmodal.tasks._world import CompositionalConfig
 from xmodal.text.vocab import Vocabulary
 
 __all__ = [
@@ -125,18 +125,12 @@ class CaptionEvalConfig(EvalConfig):
 
 
 @dataclass
-class CaptionConfig(TaskConfig):
+class CaptionConfig(CompositionalConfig):
     model: CaptionModelConfig = field(default_factory=CaptionModelConfig)
     data: CaptionDataConfig = field(default_factory=CaptionDataConfig)
     optim: CaptionOptimConfig = field(default_factory=CaptionOptimConfig)
     eval: CaptionEvalConfig = field(default_factory=CaptionEvalConfig)
     trainer: TrainerConfig = trainer_defaults(max_epochs=8, gradient_clip_val=5.0)
-
-    @property
-    def eval_splits(self) -> tuple[str, ...]:
-        if self.data.name == "world" and self.data.compositional:
-            return ("test", "compositional")
-        return ("test",)
 
 
 # ----------------------------------------------------------------------------- the task

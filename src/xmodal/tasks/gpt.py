@@ -1,45 +1,46 @@
 """The ``gpt`` task: a GPT language model trained, scored and sampled by the engine.
 
-Data: the world's captions by default (``data=world``: every caption of ``train_size``
-scenes, one per line, is the training text; the val and test scenes give the held-out
-text), or any UTF-8 text file (``data=FILE``, short for ``data.name=text data.path=FILE``),
-cut into contiguous train / val / test parts. Tokens are characters (``data.level=char``,
-the default; ``chars.json`` in the run folder) or words (``data.level=word``; line ends
-are ``<eos>``; ``vocab.json``). Training sees the text as blocks of ``model.block_size``
-tokens, cut at a different offset every epoch.
-
-Metrics (``evaluate``) on val and test: the mean next-token cross-entropy (``loss``,
-nats per token), ``perplexity`` = exp(loss), ``bits_per_char`` = loss / ln 2 at character
-level, next-token ``accuracy`` and the number of ``tokens`` scored. Figures: the attention
-maps of a layer over a held-out sentence, and sampled texts (also in ``samples.txt``).
+Data: the world's captions, one a line (``data=world``, the default), or any UTF-8 text
+file (``data=FILE``), its end held out as val and test. Tokens are characters
+(``data.level=char``, ``chars.json``) or words (``data.level=word``, ``vocab.json``).
+Metrics on val and test: next-token ``loss`` (nats per token), ``perplexity``,
+``bits_per_char`` (characters), ``accuracy`` and ``tokens`` scored. Figures: a layer's
+attention over a held-out sentence, and sampled texts. See docs/transformer.md.
 
 Example::
 
-    xmodal train gpt                                      # the world's captions, a few minutes
     xmodal train gpt data=shakespeare.txt model.block_size=256
-    xmodal train gpt data.level=word
     xmodal predict gpt --run runs/gpt/<id> "there is a red"
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from xmodal._checks import check_choice, check_positive_int, check_positive_number
-from xmodal.engine.base import DataConfig, TaskConfig, trainer_defaults
+from xmodal._checks import check_choice
+from xmodal.engine.base import (
+    Section,
+    TaskConfig,
+    choice,
+    fraction,
+    integer,
+    number,
+    trainer_defaults,
+)
 from xmodal.engine.config import TrainerConfig
-from xmodal.engine.schedule import warmup_cosine, world_size
+from xmodal.engine.schedule import AdamConfig, warmup_cosine, world_size
 from xmodal.engine.task import Task
 from xmodal.errors import ParameterError
+from xmodal.tasks._text import HeldOutTextConfig
 from xmodal.text.lm_data import (
     LEVELS,
     TokenBlocks,
@@ -50,6 +51,7 @@ from xmodal.text.lm_data import (
     split_text,
     tokenizer_file,
 )
+from xmodal.text.lm_inference import attention_over, next_token_scores, prompt_ids, sample_texts
 from xmodal.text.transformer import GPT, TransformerConfig, check_transformer_fields
 
 __all__ = [
@@ -83,85 +85,32 @@ class GPTModelConfig:
     bias: bool = True
 
     def __post_init__(self) -> None:
-        check_transformer_fields(prefix="model.", **{f.name: getattr(self, f.name)
-                                                     for f in fields(self)})  # fmt: skip
+        check_transformer_fields(prefix="model.", **dataclasses.asdict(self))
 
 
 @dataclass
-class GPTDataConfig(DataConfig):
-    """Where the text comes from and how it becomes tokens.
-
-    ``name=world`` (default): the captions of the world's scenes (``world_seed``; scenes
-    per split ``train_size`` / ``val_size`` / ``test_size``). ``name=text``: the UTF-8 file
-    ``path``, its last ``val_fraction + test_fraction`` held out. ``data=FILE`` on the
-    command line (``name`` set to a path) means ``name=text path=FILE``; setting ``path``
-    alone also selects it. ``level``: ``char`` or ``word`` (``min_freq`` for words).
-    """
-
-    sources: ClassVar[tuple[str, ...]] = ("world", "text")
+class GPTDataConfig(HeldOutTextConfig):
+    """Where the text comes from (:class:`~xmodal.tasks._text.HeldOutTextConfig`) and how
+    it becomes tokens. ``name=world``: the captions of ``train_size`` / ``val_size`` /
+    ``test_size`` scenes. ``level``: ``char`` or ``word`` (``min_freq`` for words)."""
 
     train_size: int = 1000
     val_size: int = 100
     test_size: int = 200
     # The text is in memory: worker processes would only copy it (and miss set_epoch).
     num_workers: int = 0
-    path: str | None = None
-    level: str = "char"
-    min_freq: int = 1
-    val_fraction: float = 0.05
-    test_fraction: float = 0.05
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ParameterError(
-                f"data.name must be 'world', 'text' or a file path. Found: {self.name!r}"
-            )
-        if self.name not in self.sources:  # `data=FILE`: the name is the file
-            if self.path is not None and self.path != self.name:
-                raise ParameterError(
-                    f"data={self.name!r} names a file, but data.path={self.path!r} names "
-                    "another; give one of them"
-                )
-            self.path, self.name = self.name, "text"
-        elif self.path is not None:
-            self.name = "text"
-        if self.name == "text" and not self.path:
-            raise ParameterError("data.name=text needs data.path (a UTF-8 text file). Found: None")
-        super().__post_init__()
-        check_choice(self.level, "data.level", LEVELS)
-        check_positive_int(self.min_freq, "data.min_freq")
-        for key in ("val_fraction", "test_fraction"):
-            value = getattr(self, key)
-            if not 0.0 < value < 1.0:
-                raise ParameterError(f"data.{key} must be in (0, 1). Found: {value!r}")
-        if self.val_fraction + self.test_fraction >= 1.0:
-            raise ParameterError(
-                "data.val_fraction + data.test_fraction must be < 1. "
-                f"Found: {self.val_fraction} + {self.test_fraction}"
-            )
+    level: str = choice("char", LEVELS)
+    min_freq: int = integer(1)
 
 
 @dataclass
-class GPTOptimConfig:
+class GPTOptimConfig(AdamConfig):
     """AdamW (weight decay on matrices and embeddings only) with a linear warm-up and a
     cosine decay to ``min_lr_ratio * lr``."""
 
-    lr: float = 2e-3
     weight_decay: float = 0.1
-    beta2: float = 0.99
-    warmup_steps: int = 100
     min_lr_ratio: float = 0.1
-
-    def __post_init__(self) -> None:
-        check_positive_number(self.lr, "optim.lr")
-        check_positive_number(self.weight_decay, "optim.weight_decay", allow_zero=True)
-        if not 0.0 <= self.beta2 < 1.0:
-            raise ParameterError(f"optim.beta2 must be in [0, 1). Found: {self.beta2!r}")
-        check_positive_int(self.warmup_steps, "optim.warmup_steps", minimum=0)
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ParameterError(
-                f"optim.min_lr_ratio must be in [0, 1]. Found: {self.min_lr_ratio}"
-            )
+    beta2: float = fraction(0.99)
 
     def configure(self, params, total_steps: int) -> dict:
         """AdamW over ``params`` on the warm-up + cosine plan for ``total_steps``."""
@@ -181,7 +130,7 @@ class GPTOptimConfig:
 
 
 @dataclass
-class GPTEvalConfig:
+class GPTEvalConfig(Section):
     """Scoring, sampling (report samples and ``predict``) and the attention figure.
 
     ``prompt`` starts the report's samples ("" starts a new line). ``attention_text``:
@@ -190,29 +139,24 @@ class GPTEvalConfig:
     heads) choose the map.
     """
 
-    batch_size: int = 64
-    max_new_tokens: int = 200
-    temperature: float = 0.8
-    top_k: int | None = None
-    n_samples: int = 4
+    key: ClassVar[str] = "eval"
+
+    batch_size: int = integer(64)
+    max_new_tokens: int = integer(200)
+    temperature: float = number(0.8, positive=True)
+    top_k: int | None = integer(None, optional=True)
+    n_samples: int = integer(4, minimum=0)
     prompt: str = ""
     attention_text: str | None = None
     attention_layer: int = -1
-    attention_head: int | None = None
+    attention_head: int | None = integer(None, minimum=0, optional=True)
 
     def __post_init__(self) -> None:
-        check_positive_int(self.batch_size, "eval.batch_size")
-        check_positive_int(self.max_new_tokens, "eval.max_new_tokens")
-        check_positive_number(self.temperature, "eval.temperature")
-        if self.top_k is not None:
-            check_positive_int(self.top_k, "eval.top_k")
-        check_positive_int(self.n_samples, "eval.n_samples", minimum=0)
+        super().__post_init__()
         if isinstance(self.attention_layer, bool) or not isinstance(self.attention_layer, int):
             raise ParameterError(
                 f"eval.attention_layer must be an int. Found: {self.attention_layer!r}"
             )
-        if self.attention_head is not None:
-            check_positive_int(self.attention_head, "eval.attention_head", minimum=0)
 
 
 @dataclass
@@ -241,9 +185,7 @@ class GPTConfig(TaskConfig):
         return ("val", "test")
 
     def transformer(self, vocab_size: int) -> TransformerConfig:
-        m = self.model
-        return TransformerConfig(vocab_size=vocab_size, **{f.name: getattr(m, f.name)
-                                                           for f in fields(m)})  # fmt: skip
+        return TransformerConfig(vocab_size=vocab_size, **dataclasses.asdict(self.model))
 
 
 # ----------------------------------------------------------------------------- the task
@@ -263,6 +205,7 @@ class GPTTask(Task):
         self.tokenizer = None
         self._ids: dict[str, torch.Tensor] = {}
         self._train_blocks: TokenBlocks | None = None
+        self._text_parts: dict[str, str] | None = None
 
     # ------------------------------------------------------------------ data
 
@@ -279,24 +222,19 @@ class GPTTask(Task):
     def text_data(self, split: str) -> str:
         """The part of the file ``data.path`` for ``split``: its last fractions held out."""
         d = self.config.data
-        if not hasattr(self, "_text_parts"):
-            parts = split_text(read_text(d.path), val_fraction=d.val_fraction,
-                               test_fraction=d.test_fraction)  # fmt: skip
+        if self._text_parts is None:
+            parts = split_text(
+                read_text(d.path), val_fraction=d.val_fraction, test_fraction=d.test_fraction
+            )
             self._text_parts = dict(zip(SPLITS, parts, strict=True))
         return self._text_parts[split]
-
-    def _where(self, split: str) -> str:
-        d = self.config.data
-        source = "the world's captions" if d.name == "world" else repr(d.path)
-        return f"{split} part of {source}"
 
     def ids(self, split: str) -> torch.Tensor:
         """The token ids of ``split`` (``train``, ``val`` or ``test``), ``(N,)``."""
         check_choice(split, "split", SPLITS)
         if split not in self._ids:
-            self._ids[split] = torch.tensor(
-                self.tokenizer.encode(self.data(split)), dtype=torch.long
-            )
+            ids = self.tokenizer.encode(self.data(split))
+            self._ids[split] = torch.tensor(ids, dtype=torch.long)
         return self._ids[split]
 
     def artifacts(self) -> list[str]:
@@ -311,16 +249,19 @@ class GPTTask(Task):
             self.tokenizer = load_tokenizer(d.level, run_dir)
 
     def _blocks(self, split: str, *, full: bool) -> TokenBlocks:
-        return TokenBlocks(self.ids(split), self.config.model.block_size, full=full,
-                           name=self._where(split))  # fmt: skip
+        d = self.config.data
+        source = "the world's captions" if d.name == "world" else repr(d.path)
+        name = f"{split} part of {source}"
+        return TokenBlocks(self.ids(split), self.config.model.block_size, full=full, name=name)
 
     def train_dataloader(self) -> DataLoader:
         self._train_blocks = self._blocks("train", full=True)
         return self.train_loader(self._train_blocks, collate_fn=collate_blocks)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self._blocks("val", full=False), batch_size=self.config.eval.batch_size,
-                          shuffle=False, collate_fn=collate_blocks)  # fmt: skip
+        blocks = self._blocks("val", full=False)
+        batch_size = self.config.eval.batch_size
+        return DataLoader(blocks, batch_size=batch_size, shuffle=False, collate_fn=collate_blocks)
 
     def on_train_epoch_start(self, epoch: int) -> None:
         if self._train_blocks is not None:
@@ -347,89 +288,49 @@ class GPTTask(Task):
 
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
         """Token-weighted loss over every next-token target of ``split``, and what follows."""
-        blocks = self._blocks(split, full=False)
-        loader = DataLoader(blocks, batch_size=self.config.eval.batch_size, shuffle=False,
-                            collate_fn=collate_blocks)  # fmt: skip
-        device = self.model_device(model)
-        total, correct, count = 0.0, 0, 0
-        for batch in loader:
-            x, y = batch["x"].to(device), batch["y"].to(device)
-            logits, _ = model(x)
-            total += float(F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100,
-                                           reduction="sum"))  # fmt: skip
-            valid = y != -100
-            correct += int((logits.argmax(-1) == y)[valid].sum())
-            count += int(valid.sum())
-        assert count == blocks.n_targets
-        loss = total / count
-        metrics = {"loss": loss, "perplexity": math.exp(min(loss, 700.0))}
-        if self.config.data.level == "char":
-            metrics["bits_per_char"] = loss / math.log(2)
-        metrics["accuracy"] = correct / count
-        metrics["tokens"] = count
-        return metrics
-
-    def _prompt_ids(self, text: str) -> tuple[list[int], bool]:
-        """Ids of a prompt (a new line when empty), cut to the context; and whether cut."""
-        ids = self.tokenizer.encode(text) if text else []
-        if not ids:
-            return [self.tokenizer.separator_id], False
-        limit = self.config.model.block_size
-        return ids[-limit:], len(ids) > limit
+        return next_token_scores(
+            model,
+            self._blocks(split, full=False),
+            batch_size=self.config.eval.batch_size,
+            bits_per_char=self.config.data.level == "char",
+        )
 
     def sample(
         self, model: nn.Module, prompt: str, n: int, *, seed: int | None = None
     ) -> list[str]:
-        """``n`` continuations of ``prompt`` (the prompt included), reproducible by ``seed``."""
-        e = self.config.eval
-        device = self.model_device(model)
-        ids, _ = self._prompt_ids(prompt)
-        gen = torch.Generator(device=device).manual_seed(self.config.seed if seed is None else seed)
-        idx = torch.tensor([ids] * n, dtype=torch.long, device=device)
-        out = model.generate(idx, e.max_new_tokens, temperature=e.temperature, top_k=e.top_k,
-                             generator=gen)  # fmt: skip
-        texts = []
-        for row in out.cpu():
-            more = self.tokenizer.decode(row[len(ids) :].tolist())
-            if self.config.data.level == "word" and prompt[-1:].strip() and more[:1].strip():
-                more = " " + more  # words are joined by spaces, the prompt's last one too
-            texts.append(prompt + more)
-        return texts
-
-    def _attention_sentence(self) -> str:
-        text = self.config.eval.attention_text
-        if text is None:
-            lines = [line for line in self.data("val").split("\n") if line.strip()]
-            text = lines[0]
-        return text
+        """``n`` continuations of ``prompt`` (the prompt included), reproducible by ``seed``
+        (default: the run's)."""
+        e, seed = self.config.eval, self.config.seed if seed is None else seed
+        kw = dict(max_new_tokens=e.max_new_tokens, temperature=e.temperature, top_k=e.top_k)
+        return sample_texts(model, self.tokenizer, prompt, n, seed=seed, **kw)
 
     def figures(self, model: nn.Module) -> dict:
+        from xmodal.viz.text import plot_text_samples
         from xmodal.viz.transformer_attention import plot_attention_map
 
         e = self.config.eval
-        sentence = self._attention_sentence()
-        ids = self.tokenizer.encode(sentence)[
-            : min(_ATTENTION_TOKENS, self.config.model.block_size)
-        ]
-        if not ids:
-            raise ParameterError(f"eval.attention_text has no tokens. Found: {sentence!r}")
-        idx = torch.tensor([ids], device=self.model_device(model))
-        maps = [m[0].cpu() for m in model.attention_maps(idx)]
-        layer = e.attention_layer
-        tokens = [self.tokenizer.decode([i]) for i in ids]
+        sentence = e.attention_text
+        if sentence is None:  # the first held-out line
+            sentence = next(line for line in self.data("val").split("\n") if line.strip())
+        maps, tokens = attention_over(
+            model,
+            self.tokenizer,
+            sentence,
+            max_tokens=min(_ATTENTION_TOKENS, self.config.model.block_size),
+            name="eval.attention_text",
+        )
+        title = f"self-attention over {sentence[:60]!r}"
         figures = {
-            f"attention_layer{layer % len(maps)}": plot_attention_map(
-                maps,
-                tokens,
-                layer=layer,
-                head=e.attention_head,
-                title=f"self-attention over {sentence[:60]!r}",
-            )  # fmt: skip
+            f"attention_layer{e.attention_layer % len(maps)}": plot_attention_map(
+                maps, tokens, layer=e.attention_layer, head=e.attention_head, title=title
+            )
         }
         if e.n_samples:
             samples = self.sample(model, e.prompt, e.n_samples)
+            title = f"samples (temperature {e.temperature:g}, top-k {e.top_k}, "
+            title += f"{e.max_new_tokens} tokens)"
+            figures["samples"] = plot_text_samples(samples, title=title)
             text = "\n\n".join(f"--- sample {k} ---\n{s}" for k, s in enumerate(samples))
-            figures["samples"] = _text_figure(samples, e)
             figures["samples.txt"] = text + "\n"
         return figures
 
@@ -440,27 +341,8 @@ class GPTTask(Task):
             raise ParameterError("predict gpt needs at least one prompt. Found none")
         records = []
         for k, prompt in enumerate(inputs):
-            _, truncated = self._prompt_ids(prompt)
+            _, truncated = prompt_ids(self.tokenizer, prompt, self.config.model.block_size)
             text = self.sample(model, prompt, 1, seed=self.config.seed + k)[0]
-            records.append({"input": prompt, "text": text, "continuation": text[len(prompt) :],
-                            "truncated": truncated, "files": []})  # fmt: skip
+            record = {"input": prompt, "text": text, "continuation": text[len(prompt) :]}
+            records.append({**record, "truncated": truncated, "files": []})
         return records
-
-
-def _text_figure(samples: list[str], e: GPTEvalConfig):
-    """The samples as a figure, so the report shows them."""
-    import textwrap
-
-    from matplotlib.figure import Figure
-
-    blocks = []
-    for k, s in enumerate(samples):
-        lines = [w for line in s.split("\n") for w in (textwrap.wrap(line, 100) or [""])]
-        blocks.append(f"sample {k}:\n" + "\n".join(lines[:12]))
-    body = "\n\n".join(blocks)
-    n_lines = body.count("\n") + 3
-    fig = Figure(figsize=(9, 0.15 * n_lines + 0.4))
-    title = f"samples (temperature {e.temperature:g}, top-k {e.top_k}, {e.max_new_tokens} tokens)"
-    fig.text(0.01, 0.99, title + "\n\n" + body, va="top", ha="left", family="monospace",
-             fontsize=8, parse_math=False)  # fmt: skip
-    return fig

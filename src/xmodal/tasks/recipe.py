@@ -1,32 +1,14 @@
 """The ``recipe`` task: im2recipe (Salvador et al. 2017), recipes and dish pictures matched
 in one space, trained and scored by the engine.
 
-Data: the world's recipes (``data.name=world``, :meth:`xmodal.world.World.recipe`), or a
-Recipe1M-like folder (``data.name=recipe1m data.root=DIR``: ``layer1.json``,
-``layer2.json``, ``classes.json``, ``images/``, the layout
-:func:`xmodal.world.export.export` writes as ``"recipe1m"``; see
-:class:`xmodal.data.recipe1m.Recipe1M`). The vocabulary is built from the training
-recipes' ingredient lines and instructions and saved as ``vocab.json``; the dish classes
-of the semantic regularisation as ``dish_classes.json``.
+Data: the world's recipes or a Recipe1M-like folder (``data.name=recipe1m data.root=DIR``);
+``vocab.json`` and the dish classes (``dish_classes.json``) come from the training set. A
+step embeds the batch's images and recipes once; the loss is InfoNCE or the paper's cosine
+loss plus the shared dish classifier's cross entropy on both sides.
 
-A training step embeds ``data.batch_size`` images and their recipes once, pairs
-``model.negatives`` (20%) of the images with another recipe of the batch (drawn from the
-seed, the epoch and the batch, so a resumed run draws the same) and minimises
-:func:`xmodal.matching.recipe.im2recipe_loss`: the cosine embedding loss with
-``model.margin`` plus ``model.semantic_weight`` of the shared dish classifier's cross
-entropy on both modalities (0 turns the regularisation off).
-
-Metrics (``evaluate``): the paper's protocol, image→recipe (``im2recipe_*``) and
-recipe→image (``recipe2im_*``) median rank and R@1/5/10 on ``eval.draws`` (10) random
-subsets of 1K test recipes, averaged (``1k/...``), and of 10K where the test split holds
-that many (``data.test_size``); plus the shared classifier's dish accuracy on each side.
-
-Example::
-
-    xmodal train recipe                                   # the world, paper-like defaults
-    xmodal train recipe model.semantic_weight=0           # without semantic regularisation
-    xmodal train recipe data.name=recipe1m data.root=exports/recipe1m
-    xmodal predict recipe --run runs/recipe/<id> dish.png
+Metrics: the paper's protocol, image→recipe and recipe→image median rank and R@1/5/10 on
+``eval.draws`` random galleries of 1K (and 10K) test recipes, averaged, and each side's
+dish accuracy. docs/recipe.md has the details and the results.
 """
 
 from __future__ import annotations
@@ -42,15 +24,27 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from xmodal._checks import check_choice, check_positive_int, check_positive_number
+from xmodal._checks import check_positive_int
 from xmodal._io import write_json
-from xmodal.data.recipes import RECIPE_KEYS, EncodedRecipes, WorldRecipes, collate_recipes
-from xmodal.engine.base import EvalConfig, ImageDataConfig, TaskConfig, trainer_defaults
+from xmodal.data.recipes import EncodedRecipes, WorldRecipes, collate_recipes
+from xmodal.engine.base import (
+    EvalConfig,
+    ImageDataConfig,
+    Section,
+    TaskConfig,
+    choice,
+    fraction,
+    integer,
+    number,
+    trainer_defaults,
+)
 from xmodal.engine.config import TrainerConfig
 from xmodal.engine.schedule import AdamConfig, world_size
 from xmodal.engine.task import Task
 from xmodal.errors import DataError, ParameterError
-from xmodal.matching.gallery import embed_batches, ranked
+from xmodal.matching.gallery import Embedder, ranked
+from xmodal.matching.recipe_search import embed_recipe_split, search_recipes
+from xmodal.matching.steps import check_temperature, im2recipe_step
 from xmodal.text.vocab import Vocabulary
 
 __all__ = [
@@ -62,60 +56,38 @@ __all__ = [
     "RecipeTask",
 ]
 
+# The model fields Im2Recipe takes under their own names.
+SIZES = ("embed_dim", "word_dim", "ingredient_hidden", "sentence_hidden", "instruction_hidden")
+
 
 @dataclass
-class RecipeModelConfig:
-    """The im2recipe model and objective.
+class RecipeModelConfig(Section):
+    """The im2recipe model and objective. ``loss``: ``infonce`` (the default: from scratch
+    it learns far faster) or ``cosine`` (the paper's); ``semantic_weight``: the dish
+    classifier's share of the loss (0: none). docs/recipe.md has the details."""
 
-    ``loss``: the matching term, ``infonce`` (symmetric, every other recipe of the batch a
-    negative, learned temperature starting at ``temperature``; the default) or ``cosine``
-    (the paper's cosine embedding loss on pairs); ``margin``: the cosine loss's margin for
-    non-matching pairs (the paper's 0.1); ``negatives``: the fraction of a step's pairs
-    that do not match (the paper's 20%; cosine only); ``semantic_weight``: ``w`` of
-    ``(1 - w) * match + w / 2 * (CE_img + CE_rec)``, the paper code's 0.98 / 0.01 / 0.01
-    at the default 0.02; 0 turns it off.
-
-    InfoNCE is the default because from scratch on the world it learns far faster: at 8
-    epochs image→recipe medR on 1K is 2.0 against 16.1 for the paper's cosine loss (8.8
-    at 24 epochs); docs/recipe.md has the measurements.
-    """
+    key: ClassVar[str] = "model"
 
     encoder: str = "small-cnn"
-    channels: int = 64  # small-cnn width (ignored by the ResNets)
-    embed_dim: int = 256
-    word_dim: int = 64
-    ingredient_hidden: int = 64  # per direction of the ingredient biLSTM
-    sentence_hidden: int = 64
-    instruction_hidden: int = 128
-    loss: str = "infonce"
+    channels: int = integer(64)  # small-cnn width (ignored by the ResNets)
+    embed_dim: int = integer(256)
+    word_dim: int = integer(64)
+    ingredient_hidden: int = integer(64)  # per direction of the ingredient biLSTM
+    sentence_hidden: int = integer(64)
+    instruction_hidden: int = integer(128)
+    loss: str = choice("infonce", ("infonce", "cosine"))
     temperature: float = 0.07  # InfoNCE's starting temperature (learned)
-    margin: float = 0.1
-    negatives: float = 0.2
-    semantic_weight: float = 0.02
+    margin: float = fraction(0.1)  # the cosine loss's, for non-matching pairs (the paper's)
+    negatives: float = fraction(0.2)  # the share of a step's pairs that do not match
+    semantic_weight: float = number(0.02)
     batch_norm: bool = True  # BatchNorm1d before the L2 norm: no collapse to one point
     # A word2vec directory whose vectors initialise the word embedding for training;
     # word_dim must be their dimension.
     word2vec: str | None = None
 
     def __post_init__(self) -> None:
-        check_choice(self.loss, "model.loss", ("infonce", "cosine"))
-        check_positive_number(self.temperature, "model.temperature")
-        if self.temperature < 0.01:
-            raise ParameterError(
-                f"model.temperature must be >= 0.01 (a logit scale <= 100). "
-                f"Found: {self.temperature}"
-            )
-        for name in ("channels", "embed_dim", "word_dim", "ingredient_hidden",
-                     "sentence_hidden", "instruction_hidden"):  # fmt: skip
-            check_positive_int(getattr(self, name), f"model.{name}")
-        check_positive_number(self.margin, "model.margin", allow_zero=True)
-        if self.margin >= 1.0:
-            raise ParameterError(f"model.margin must be in [0, 1) (a cosine). Found: {self.margin}")
-        if not (isinstance(self.negatives, (int, float)) and 0.0 <= self.negatives < 1.0):
-            raise ParameterError(
-                f"model.negatives must be a fraction in [0, 1). Found: {self.negatives!r}"
-            )
-        check_positive_number(self.semantic_weight, "model.semantic_weight", allow_zero=True)
+        super().__post_init__()
+        check_temperature(self.temperature, "model.temperature")
         if self.semantic_weight > 1.0:
             raise ParameterError(
                 f"model.semantic_weight must be in [0, 1]. Found: {self.semantic_weight}"
@@ -124,15 +96,9 @@ class RecipeModelConfig:
 
 @dataclass
 class RecipeDataConfig(ImageDataConfig):
-    """Where the recipes come from.
-
-    ``name=world``: the world's recipes, ``train_size`` / ``val_size`` / ``test_size`` per
-    split, generated once and kept in memory (``test_size >= 10000`` adds the 10K
-    protocol). ``name=recipe1m``: ``root`` is a Recipe1M-like folder; every recipe with an
-    image of each partition is used (the sizes apply to the world only). Recipes longer
-    than the caps are cut: ``max_ingredient_words`` over all ingredient lines,
-    ``max_sentences`` instructions of ``max_sentence_words`` words each.
-    """
+    """Where the recipes come from: ``name=world``, the world's (``*_size`` per split, kept
+    in memory), or ``name=recipe1m``, every recipe with an image under ``root``. Longer
+    recipes are cut to the ``max_*`` caps."""
 
     sources: ClassVar[tuple[str, ...]] = ("world", "recipe1m")
 
@@ -140,15 +106,13 @@ class RecipeDataConfig(ImageDataConfig):
     test_size: int = 2_000
     batch_size: int = 64
     num_workers: int = 0  # the world's recipes are in memory already
-    max_ingredient_words: int = 64
-    max_sentences: int = 16
-    max_sentence_words: int = 32
-    min_freq: int = 1
+    max_ingredient_words: int = integer(64)
+    max_sentences: int = integer(16)
+    max_sentence_words: int = integer(32)
+    min_freq: int = integer(1)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for key in ("min_freq", "max_ingredient_words", "max_sentences", "max_sentence_words"):
-            check_positive_int(getattr(self, key), f"data.{key}")
         if self.name == "recipe1m" and self.root is None:
             raise ParameterError(
                 "data.name=recipe1m needs data.root (the folder with layer1.json, "
@@ -164,13 +128,12 @@ class RecipeOptimConfig(AdamConfig):
 @dataclass
 class RecipeEvalConfig(EvalConfig):
     """The retrieval protocol: ``draws`` random galleries of each size in ``sizes`` (a size
-    over the test split's is skipped; a split under the smallest size is scored whole);
-    ``top_k`` results shown per query by figures and predict, ``n_figures`` test queries
-    each direction."""
+    over the test split's is skipped; a split under the smallest is scored whole);
+    ``top_k`` hits shown per query by figures (``n_figures`` each way) and predict."""
 
     sizes: tuple[int, ...] = (1000, 10000)
-    draws: int = 10
-    top_k: int = 3
+    draws: int = integer(10)
+    top_k: int = integer(3)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -178,8 +141,6 @@ class RecipeEvalConfig(EvalConfig):
             raise ParameterError("eval.sizes must name at least one gallery size. Found: ()")
         for i, s in enumerate(self.sizes):
             check_positive_int(s, f"eval.sizes[{i}]", minimum=2)
-        check_positive_int(self.draws, "eval.draws")
-        check_positive_int(self.top_k, "eval.top_k")
 
 
 @dataclass
@@ -210,14 +171,12 @@ class RecipeTask(Task):
         self._encoded: dict[str, EncodedRecipes] = {}
         self._word_init: torch.Tensor | None = None
         self._epoch = 0
-        self._gallery: tuple | None = None  # predict: (encoded test set, img emb, rec emb)
+        self._gallery: tuple | None = None  # (encoded test set, img emb, rec emb)
 
     # ------------------------------------------------------------------ data
 
     def world_data(self, split: str) -> Dataset:
-        """The world's recipes of ``split``: items with ``image``, ``title``,
-        ``ingredients``, ``instructions``, ``dish``, ``id``, ``index``; ``.recipes`` their
-        text alone."""
+        """The world's recipes of ``split`` (:class:`~xmodal.data.recipes.WorldRecipes`)."""
         return WorldRecipes(self.world, split, self.config.data.size(split))
 
     def recipe1m_data(self, split: str) -> Dataset:
@@ -232,19 +191,17 @@ class RecipeTask(Task):
     def encoded(self, split: str) -> EncodedRecipes:
         if split not in self._encoded:
             d = self.config.data
+            caps = ("max_ingredient_words", "max_sentences", "max_sentence_words")
             self._encoded[split] = EncodedRecipes(
-                self.data(split), self.vocab, self.class_names,
-                max_ingredient_words=d.max_ingredient_words, max_sentences=d.max_sentences,
-                max_sentence_words=d.max_sentence_words,
-            )  # fmt: skip
+                self.data(split), self.vocab, self.class_names, **{k: getattr(d, k) for k in caps}
+            )
         return self._encoded[split]
 
     def artifacts(self) -> list[str]:
         return ["vocab.json", "dish_classes.json"]
 
     def setup(self, run_dir: Path, stage: str) -> None:
-        run_dir = Path(run_dir)
-        vocab_path, classes_path = run_dir / "vocab.json", run_dir / "dish_classes.json"
+        vocab_path, classes_path = Path(run_dir) / "vocab.json", Path(run_dir) / "dish_classes.json"
         if stage == "fit":
             from xmodal.text.word2vec import model_word_init
 
@@ -279,8 +236,7 @@ class RecipeTask(Task):
 
     def val_dataloader(self) -> DataLoader:
         val = self.encoded("val")
-        return DataLoader(val, batch_size=min(100, len(val)), shuffle=False,
-                          collate_fn=collate_recipes)  # fmt: skip
+        return DataLoader(val, min(100, len(val)), shuffle=False, collate_fn=collate_recipes)
 
     def on_train_epoch_start(self, epoch: int) -> None:
         self._epoch = epoch
@@ -290,23 +246,23 @@ class RecipeTask(Task):
     @property
     def n_classes(self) -> int:
         """Classes of the shared classifier: none without semantic regularisation."""
-        if self.config.model.semantic_weight == 0 or not self.class_names:
-            return 0
-        return len(self.class_names)
+        weight, classes = self.config.model.semantic_weight, self.class_names
+        return len(classes) if weight > 0 and classes else 0
 
     def build_model(self) -> nn.Module:
         from xmodal.matching.recipe import Im2Recipe
 
         m = self.config.model
-        sizes = {k: getattr(m, k) for k in ("embed_dim", "word_dim", "ingredient_hidden",
-                                            "sentence_hidden", "instruction_hidden")}  # fmt: skip
         return Im2Recipe(
-            len(self.vocab), n_classes=self.n_classes, encoder=m.encoder,
+            len(self.vocab),
+            n_classes=self.n_classes,
+            encoder=m.encoder,
             encoder_kwargs={"channels": m.channels} if m.encoder == "small-cnn" else {},
-            batch_norm=m.batch_norm, **sizes,
+            batch_norm=m.batch_norm,
             word_init=self._word_init,  # training only: eval and predict load the weights
             logit_scale_init=1.0 / m.temperature,
-        )  # fmt: skip
+            **{k: getattr(m, k) for k in SIZES},
+        )
 
     def pairs(self, batch, epoch: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         """``pair_targets`` of a batch, drawn from (seed, epoch, the batch's first items)
@@ -319,26 +275,10 @@ class RecipeTask(Task):
         return pair_targets(len(batch["index"]), negatives=self.config.model.negatives, rng=rng)
 
     def _loss(self, model, batch, epoch: int | None) -> tuple[torch.Tensor, dict[str, float]]:
-        from xmodal.matching.recipe import im2recipe_loss
-
         m = self.config.model
-        img = model.embed_images(batch["image"])  # (B, D)
-        rec = model.embed_recipes(*(batch[k] for k in RECIPE_KEYS))  # (B, D)
-        semantic = {}
-        if model.classifier is not None:
-            labels = batch["label"]
-            semantic = dict(img_logits=model.classify(img), rec_logits=model.classify(rec),
-                            img_labels=labels, rec_labels=labels)  # fmt: skip
-        w = m.semantic_weight if semantic else 0.0
-        if m.loss == "infonce":
-            scale = model.logit_scale()
-            loss, parts = im2recipe_loss(img, rec, logit_scale=scale, semantic_weight=w, **semantic)
-            return loss, {**parts, "logit_scale": float(scale.detach())}
-        rows, target = self.pairs(batch, epoch)
-        return im2recipe_loss(
-            img, rec[rows.to(img.device)], target.to(img.device), margin=m.margin,
-            semantic_weight=w, **semantic,
-        )  # fmt: skip
+        pairs = None if m.loss == "infonce" else self.pairs(batch, epoch)
+        w = m.semantic_weight
+        return im2recipe_step(model, batch, pairs, margin=m.margin, semantic_weight=w)
 
     def training_step(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
         return self._loss(model, batch, self._epoch)
@@ -349,73 +289,43 @@ class RecipeTask(Task):
 
     # ------------------------------------------------------------------ inference
 
-    def embed_images(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        """``(N, 3, H, W)`` → ``(N, D)`` unit vectors (on the CPU), in batches."""
-        model.eval()
-        return embed_batches(model.embed_images, images, batch_size=self.config.eval.batch_size,
-                             device=self.model_device(model))  # fmt: skip
-
     def embed_split(self, model: nn.Module, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Every image and every recipe of ``split`` → ``(img (N, D), rec (N, D))``."""
-        model.eval()
-        data, device = self.encoded(split), self.model_device(model)
-
-        def recipes(rows: range) -> torch.Tensor:
-            batch = data.text_batch(rows)
-            return model.embed_recipes(*(batch[k].to(device) for k in RECIPE_KEYS))
-
-        def images(rows: range) -> torch.Tensor:
-            return model.embed_images(data.image_batch(rows).to(device))
-
-        rows, bs = range(len(data)), self.config.eval.batch_size
-        img = embed_batches(images, rows, batch_size=bs)
-        return img, embed_batches(recipes, rows, batch_size=bs)
+        bs = self.config.eval.batch_size
+        return embed_recipe_split(model, self.encoded(split), batch_size=bs)
 
     def evaluate(self, model: nn.Module, split: str) -> dict:
         from xmodal.metrics.galleries import drawn_galleries
 
         ev = self.config.eval
         img, rec = self.embed_split(model, split)
-        out: dict = drawn_galleries(
-            img, rec, sizes=ev.sizes, draws=ev.draws, seed=self.config.seed,
-            prefixes=("im2recipe", "recipe2im"),
-        )  # fmt: skip
-        out["n_recipes"] = len(img)
-        out["draws"] = ev.draws
-        if model.classifier is not None:
+        directions = ("im2recipe", "recipe2im")
+        sizes, draws, seed = ev.sizes, ev.draws, self.config.seed
+        out = drawn_galleries(img, rec, sizes=sizes, draws=draws, seed=seed, prefixes=directions)
+        out.update(n_recipes=len(img), draws=ev.draws)
+        if model.classifier is not None:  # the shared classifier's dish accuracy
             labels, dev = self.encoded(split).labels, self.model_device(model)
-            with torch.no_grad():
-                for side, emb in (("im", img), ("recipe", rec)):
-                    pred = model.classify(emb.to(dev)).argmax(dim=-1).cpu()
-                    out[f"{side}_class_acc"] = 100.0 * float((pred == labels).double().mean())
+            for side, emb in (("im", img), ("recipe", rec)):
+                pred = model.classify(emb.to(dev)).argmax(dim=-1).cpu()
+                out[f"{side}_class_acc"] = 100.0 * float((pred == labels).double().mean())
         return out
 
     def figures(self, model: nn.Module) -> dict:
         """The first ``eval.n_figures`` test images with their top recipes, and the same
-        recipes with their top images, in the protocol's first gallery (its own match
+        recipes with their top images, in the protocol's first gallery (their own match
         framed)."""
-        from xmodal.viz.retrieval import plot_image_to_recipes, plot_recipe_to_images, recipe_text
+        from xmodal.viz.retrieval import plot_recipe_hits
 
         n = self.config.eval.n_figures
         if n == 0:
             return {}
         data, img, rec = self._gallery_embeddings(model)
         size = min(len(img), min(self.config.eval.sizes))  # the first 1K: the protocol's gallery
-        img, rec, k = img[:size], rec[:size], self.config.eval.top_k
-        queries = list(range(min(n, size)))
-        source = data.source
-        image, recipe = lambda i: source[i]["image"], lambda i: recipe_text(source.recipes[i])
-
-        def rows(query_of, hit_of, ranking) -> list:
-            return [(query_of(q), [(hit_of(j), f"#{j} {s:.2f}", j == q) for j, s in hits])
-                    for q, hits in zip(queries, ranking, strict=True)]  # fmt: skip
-
-        to_recipes = rows(image, recipe, ranked(img[queries] @ rec.T, k))
-        to_images = rows(recipe, image, ranked(rec[queries] @ img.T, k))
-        return {
-            "recipe_test_image_to_recipe": plot_image_to_recipes(to_recipes),
-            "recipe_test_recipe_to_image": plot_recipe_to_images(to_images),
-        }
+        img, rec, k, q = img[:size], rec[:size], self.config.eval.top_k, slice(0, min(n, size))
+        to_recipes, to_images = ranked(img[q] @ rec.T, k), ranked(rec[q] @ img.T, k)
+        figures = plot_recipe_hits(data.source, to_recipes, to_images)
+        names = ("recipe_test_image_to_recipe", "recipe_test_recipe_to_image")
+        return dict(zip(names, figures, strict=True))
 
     # ------------------------------------------------------------------ predict
 
@@ -429,26 +339,12 @@ class RecipeTask(Task):
         """Each input is an image file → the ``eval.top_k`` recipes of the test gallery
         closest to it, best first, with a figure of the image and their text."""
         from xmodal.data.images import load_image
-        from xmodal.viz.figure import save_figure
-        from xmodal.viz.retrieval import plot_image_to_recipes, recipe_text
 
         if not inputs:
             raise ParameterError("predict recipe needs at least one image file")
         # Check every input before the (slow) gallery is embedded.
         queries = [load_image(x, size=self.config.data.image_size) for x in inputs]
         data, _, rec = self._gallery_embeddings(model)
-        recipes = data.source.recipes
-        records = []
-        for n, (x, q) in enumerate(zip(inputs, queries, strict=True)):
-            (top,) = ranked(self.embed_images(model, q[None]) @ rec.T, self.config.eval.top_k)
-            hits = [{"recipe": f"test/{j}", "index": j, "id": recipes[j]["id"],
-                     "title": recipes[j]["title"], "dish": recipes[j]["dish"],
-                     "score": round(s, 4)} for j, s in top]  # fmt: skip
-            shown = [(recipe_text(recipes[h["index"]]), f"{h['recipe']} {h['score']:.2f}", False)
-                     for h in hits]  # fmt: skip
-            path = Path(out_dir) / f"{Path(x).stem}-{n}_top_recipes.png"
-            save_figure(plot_image_to_recipes([(q, shown)]), path)
-            text = " | ".join(f"{h['title']} ({h['score']:.2f})" for h in hits)
-            records.append({"input": x, "kind": "image", "results": hits, "text": text,
-                            "files": [str(path)]})  # fmt: skip
-        return records
+        embed, recipes = Embedder(model, self.config.eval.batch_size), data.source.recipes
+        k = self.config.eval.top_k
+        return search_recipes(inputs, queries, out_dir, embed, recipe_emb=rec, recipes=recipes, k=k)

@@ -1,35 +1,25 @@
 """The ``vqa`` task: visual question answering trained and scored by the engine.
 
-Data: the world's VQA view (``data.name=world``: 10 questions per scene, each with one
-certain answer, scored as 10 identical human answers), or a folder in the VQA v2 layout
-(``data.name=vqa data.root=DIR``, :class:`~xmodal.data.vqa.VQAv2`; the world's export
-writes it). A training step takes ``data.batch_size`` images with every question about
-them (:mod:`xmodal.data.questions`), so each image is encoded once. Answers are classes:
-the ``data.top_k`` most frequent training answers (VQA files: normalised), saved as
-``answers.json`` beside ``vocab.json``. The loss is the cross-entropy against the share of
-human answers each class got (:mod:`xmodal.referencing.vqa_losses`); questions none of
-whose answers is a class count in the metrics, never in the loss. SAN on the world also
-holds each hop's map to the objects its question is about (``model.attention_loss``).
-
-Metrics: the official VQA accuracy (:mod:`xmodal.metrics.vqa`) overall and per question
-family (world: exist, count, colour, shape, relation; VQA files: per answer type), the
-majority-answer baseline, and (SAN on the world) each hop's pointing game. Figures:
-validation images with a question each, the predicted and true answer and (SAN) every
-hop's attention map.
+Data: the world's VQA view (``data.name=world``, 10 questions a scene) or a folder in the
+VQA v2 layout (``data.name=vqa data.root=DIR``). A step takes ``data.batch_size`` images
+with every question about them; the answers are classes, the ``data.top_k`` most frequent
+training answers. On the world the image encoder is pretrained on object labels first, and
+SAN's hops are held to the objects of their question (``model.attention_loss``). Metrics:
+the VQA accuracy overall and per question family (or answer type), the majority-answer
+baseline and (SAN on the world) each hop's pointing game. See docs/vqa.md.
 
 Example::
 
     xmodal train vqa                                       # SAN on the world
-    xmodal train vqa model.fusion=product                  # deeper LSTM Q + norm I
     xmodal predict vqa --run runs/vqa/<id> scene.png "what colour is the circle?"
 """
 
 from __future__ import annotations
 
-import re
-from collections import Counter
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -37,30 +27,29 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from xmodal._checks import check_bool, check_choice, check_positive_int, check_positive_number
-from xmodal.data.questions import (
-    QuestionsByImage,
-    QuestionSplit,
-    collate_questions,
-    image_question_pairs,
-    load_answers,
-    save_answers,
-    top_answers,
-    unknown_words,
-    vqa_questions,
-    world_questions,
+from xmodal._checks import check_positive_int
+from xmodal.data import questions as q
+from xmodal.engine.base import (
+    EvalConfig,
+    ImageDataConfig,
+    Section,
+    choice,
+    fraction,
+    integer,
+    number,
+    trainer_defaults,
 )
-from xmodal.engine.base import EvalConfig, ImageDataConfig, TaskConfig, trainer_defaults
 from xmodal.engine.config import TrainerConfig
 from xmodal.engine.fit import fit_steps
 from xmodal.engine.options import option
-from xmodal.engine.schedule import AdamConfig, world_size
+from xmodal.engine.schedule import AdamConfig
 from xmodal.engine.task import Task
 from xmodal.errors import DataError, ParameterError
 from xmodal.metrics.vqa import normalize_answer
-from xmodal.referencing.vqa_inference import AnsweredQuestions, answer_questions
+from xmodal.referencing.vqa import FUSIONS, QUESTION_ENCODERS, READOUTS
+from xmodal.referencing.vqa_inference import answer_pairs, answer_questions, score_answers
 from xmodal.referencing.vqa_losses import attention_loss, soft_cross_entropy
-from xmodal.text.vocab import Vocabulary
+from xmodal.tasks._world import CompositionalConfig
 
 __all__ = [
     "VQAConfig",
@@ -69,67 +58,56 @@ __all__ = [
     "VQAModelConfig",
     "VQAOptimConfig",
     "VQATask",
-    "pretrain_encoder",
 ]
 
-ANSWERS_FILE = "answers.json"
+# The fields of the model section that are not VQAModel's arguments.
+_TASK_FIELDS = ("channels", "pretrain_steps", "attention_loss")
 
 
 @dataclass
-class VQAModelConfig:
+class VQAModelConfig(Section):
     """The model (:class:`~xmodal.referencing.vqa.VQAModel`). ``fusion``: ``san``
     (stacked attention, ``hops`` of them), ``product`` (deeper LSTM Q + norm I) or
     ``concat``; ``question_encoder``: ``lstm``, ``gru`` or ``transformer``."""
 
-    fusion: str = "san"
+    key: ClassVar[str] = "model"
+
+    fusion: str = choice("san", FUSIONS)
     encoder: str = "small-cnn"
-    channels: int = 128  # small-cnn width (ignored by the ResNets)
-    question_encoder: str = "lstm"
-    word_dim: int = 64
-    hidden: int = 128
-    question_layers: int = 1  # recurrent layers, or transformer blocks
-    text_heads: int = 4  # transformer only
-    embed_dim: int = 128
-    attention_dim: int = 64
-    hops: int = 2
-    readout: str = "concat"  # san: [question, every hop's context, pooled product] or "sum"
-    classifier_hidden: int = 512
-    dropout: float = 0.1
-    # World only: steps of object recognition for the image encoder before VQA training
-    # (xmodal.vision.pretrain), as SAN's VGG comes pretrained on ImageNet. 0: none.
-    pretrain_steps: int = 1000
-    # World only (san): the weight of the attention supervision, the cross-entropy of each
-    # hop's map against where the objects its question is about are
-    # (xmodal.world.language.question_referents). 0: none. VQA files have no such truth.
-    attention_loss: float = 1.0
+    channels: int = integer(128)  # small-cnn width (ignored by the ResNets)
+    question_encoder: str = choice("lstm", QUESTION_ENCODERS)
+    word_dim: int = integer(64)
+    hidden: int = integer(128)
+    question_layers: int = integer(1)  # recurrent layers, or transformer blocks
+    text_heads: int = integer(4)  # transformer only
+    embed_dim: int = integer(128)
+    attention_dim: int = integer(64)
+    hops: int = integer(2)
+    readout: str = choice("concat", READOUTS)  # san: [question, each hop's context, ...] or "sum"
+    classifier_hidden: int = integer(512)
+    dropout: float = fraction(0.1)
+    # World only: steps of object recognition for the image encoder before VQA training,
+    # as SAN's VGG comes pretrained on ImageNet (docs/vqa.md). 0: none.
+    pretrain_steps: int = integer(1000, minimum=0)
+    # World only (san): the weight of the attention supervision, each hop's map held to
+    # where the objects its question is about are (docs/vqa.md). 0: none.
+    attention_loss: float = number(1.0)
 
     def __post_init__(self) -> None:
-        from xmodal.referencing.vqa import FUSIONS, QUESTION_ENCODERS, READOUTS
-
-        check_choice(self.fusion, "model.fusion", FUSIONS)
-        check_choice(self.readout, "model.readout", READOUTS)
-        check_choice(self.question_encoder, "model.question_encoder", QUESTION_ENCODERS)
-        for name in ("channels", "word_dim", "hidden", "question_layers", "text_heads",
-                     "embed_dim", "attention_dim", "hops", "classifier_hidden"):  # fmt: skip
-            check_positive_int(getattr(self, name), f"model.{name}")
-        check_positive_int(self.pretrain_steps, "model.pretrain_steps", minimum=0)
-        check_positive_number(self.attention_loss, "model.attention_loss", allow_zero=True)
+        super().__post_init__()
         if self.question_encoder == "transformer" and self.word_dim % self.text_heads:
             raise ParameterError(
                 f"model.word_dim must be divisible by model.text_heads. Found: "
                 f"word_dim={self.word_dim}, text_heads={self.text_heads}"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ParameterError(f"model.dropout must be in [0, 1). Found: {self.dropout!r}")
 
 
 @dataclass
 class VQADataConfig(ImageDataConfig):
-    """Where the questions come from. ``name=world``: the split sizes count questions (10
-    per scene). ``name=vqa``: ``root`` is a folder in the VQA v2 layout and ``*_split``
-    its splits' names (``val2014`` ...); ``image_names`` how images are named
-    (:class:`~xmodal.data.vqa.VQAv2`). ``batch_size`` counts images, each with all its
-    questions."""
+    """Where the questions come from: ``name=world`` (the sizes count questions, 10 a
+    scene) or ``name=vqa``, ``root`` a folder in the VQA v2 layout, ``*_split`` its splits'
+    names (``val2014`` ...) and ``image_names`` how its images are named
+    (:class:`~xmodal.data.vqa.VQAv2`). ``batch_size`` counts images, with all questions."""
 
     sources: ClassVar[tuple[str, ...]] = ("world", "vqa")
 
@@ -142,16 +120,12 @@ class VQADataConfig(ImageDataConfig):
     train_size: int = 60_000
     val_size: int = 1_000
     test_size: int = 2_000
-    top_k: int = 1000  # answer classes: the most frequent training answers
-    max_len: int = 24  # tokens per question, <bos> and <eos> included
-    min_freq: int = 1
+    top_k: int = integer(1000)  # answer classes: the most frequent training answers
+    max_len: int = integer(24, minimum=3)  # tokens per question, <bos> and <eos> included
+    min_freq: int = integer(1)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive_int(self.top_k, "data.top_k")
-        check_positive_int(self.min_freq, "data.min_freq")
-        check_positive_int(self.max_len, "data.max_len", minimum=3)
-        check_bool(self.compositional, "data.compositional")
         if self.name == "vqa" and self.root is None:
             raise ParameterError(
                 "data.name=vqa needs data.root, the folder with the VQA v2 question and "
@@ -164,11 +138,7 @@ class VQAOptimConfig(AdamConfig):
     """Adam with a linear warm-up and a cosine decay to ``min_lr_ratio * lr``; the image
     encoder at its own ``encoder_lr`` (a pretrained encoder is fine-tuned gently)."""
 
-    encoder_lr: float = 5e-4
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_positive_number(self.encoder_lr, "optim.encoder_lr")
+    encoder_lr: float = number(5e-4, positive=True)
 
 
 @dataclass
@@ -176,48 +146,16 @@ class VQAEvalConfig(EvalConfig):
     """Evaluation, figures and predict: ``top_k`` answers shown per question."""
 
     batch_size: int = 100  # images per batch
-    top_k: int = 5
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_positive_int(self.top_k, "eval.top_k")
+    top_k: int = integer(5)
 
 
 @dataclass
-class VQAConfig(TaskConfig):
+class VQAConfig(CompositionalConfig):
     model: VQAModelConfig = field(default_factory=VQAModelConfig)
     data: VQADataConfig = field(default_factory=VQADataConfig)
     optim: VQAOptimConfig = field(default_factory=VQAOptimConfig)
     eval: VQAEvalConfig = field(default_factory=VQAEvalConfig)
     trainer: TrainerConfig = trainer_defaults(max_epochs=10, gradient_clip_val=5.0)
-
-    @property
-    def eval_splits(self) -> tuple[str, ...]:
-        if self.data.name == "world" and self.data.compositional:
-            return ("test", "compositional")
-        return ("test",)
-
-
-def pretrain_encoder(encoder: nn.Module, world, n_scenes: int, *, steps: int, seed: int,
-                     lr: float = 5e-4, batch_size: int = 32) -> list[float]:  # fmt: skip
-    """Train ``encoder`` in place to tell which object labels the first ``n_scenes``
-    training scenes of ``world`` show (:mod:`xmodal.vision.pretrain`), Adam on batches
-    drawn by a generator seeded by ``seed``; every step's loss."""
-    from xmodal.vision.pretrain import LabelHead, object_label_loss, object_labels
-    from xmodal.world import COLOURS, SHAPES, SIZES
-
-    labels = object_labels(COLOURS, SHAPES, SIZES)
-    head = LabelHead(encoder.feature_info.channels, len(labels))
-    head.to(next(encoder.parameters()).device)
-    opt = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-
-    def step(_: int) -> torch.Tensor:
-        drawn = torch.randint(n_scenes, (batch_size,), generator=gen).tolist()
-        scenes = [world.scene("train", i, audio=False, questions=False) for i in drawn]
-        return object_label_loss(encoder, head, scenes, labels)
-
-    return fit_steps(opt, step, steps=steps, modules=[encoder, head])
 
 
 class VQATask(Task):
@@ -231,25 +169,24 @@ class VQATask(Task):
 
     @dataclass
     class PredictOptions:
-        top_k: int | None = option(None, "answers shown per question (default: eval.top_k)",
-                                   flags=("-k",), metavar="K")  # fmt: skip
+        top_k: int | None = option(
+            None, "answers shown per question (default: eval.top_k)", flags=("-k",), metavar="K"
+        )
 
     def __init__(self, config: VQAConfig) -> None:
         super().__init__(config)
-        self.vocab: Vocabulary | None = None
-        self.answers: list[str] | None = None  # the answer classes, by label
-        self.majority: str | None = None  # the most frequent training answer
+        self.vocab: q.QuestionVocabulary | None = None  # question words, answer classes
         self._fitting = False  # setup("fit") was called: build_model pretrains the encoder
 
     # ------------------------------------------------------------------ data
 
-    def world_data(self, split: str) -> QuestionSplit:
+    def world_data(self, split: str) -> q.QuestionSplit:
         from xmodal.world.datasets import make_dataset
 
         view = make_dataset(self.world, "vqa", split, size=self.config.data.size(split))
-        return world_questions(view)
+        return q.world_questions(view)
 
-    def vqa_data(self, split: str) -> QuestionSplit:
+    def vqa_data(self, split: str) -> q.QuestionSplit:
         from xmodal.data.vqa import VQAv2
 
         d = self.config.data
@@ -258,37 +195,28 @@ class VQATask(Task):
         ds = VQAv2.from_folder(d.root, subtype, image_size=d.image_size, image_names=d.image_names)
         if len(ds) == 0:
             raise DataError(f"data.root={d.root!r}: split {subtype!r} has no questions")
-        return vqa_questions(ds)
+        return q.vqa_questions(ds)
 
     def artifacts(self) -> list[str]:
-        return ["vocab.json", ANSWERS_FILE]
-
-    def _normalize(self):
-        """VQA files' answers are matched after the official normalisation."""
-        return normalize_answer if self.config.data.name == "vqa" else None
+        return list(q.QuestionVocabulary.files)
 
     def setup(self, run_dir: Path, stage: str) -> None:
-        run_dir = Path(run_dir)
         self._fitting = stage == "fit"
+        d = self.config.data
+        normalize = normalize_answer if d.name == "vqa" else None  # VQA files: official rules
         if stage == "fit":
-            train = self.data("train")
-            self.vocab = Vocabulary.build(train.questions, min_freq=self.config.data.min_freq)
-            self.vocab.save(run_dir / "vocab.json")
-            k = self.config.data.top_k
-            self.answers, self.majority = top_answers(train, k, normalize=self._normalize())
-            save_answers(run_dir / ANSWERS_FILE, self.answers, self.majority)
+            self.vocab = q.QuestionVocabulary.build(
+                self.data("train"), top_k=d.top_k, min_freq=d.min_freq, normalize=normalize
+            )
+            self.vocab.save(run_dir)
         else:  # the engine has checked that the artifacts are there
-            self.vocab = Vocabulary.load(run_dir / "vocab.json")
-            self.answers, self.majority = load_answers(run_dir / ANSWERS_FILE)
+            self.vocab = q.QuestionVocabulary.load(run_dir, normalize=normalize)
 
-    def dataset(self, split: str, *, referents: bool = False) -> QuestionsByImage:
+    def dataset(self, split: str, *, referents: bool = False) -> q.QuestionsByImage:
         """The questions of ``split`` by image; ``referents``: with where the objects each
         question is about are (world only)."""
-        classes = {a: j for j, a in enumerate(self.answers)}
-        return QuestionsByImage(
-            self.data(split), self.vocab, classes, normalize=self._normalize(),
-            max_len=self.config.data.max_len, referents=referents,
-        )  # fmt: skip
+        max_len = self.config.data.max_len
+        return self.vocab.dataset(self.data(split), max_len=max_len, referents=referents)
 
     def _grounded(self) -> bool:
         """SAN on the world: the hops' maps can be held against where the objects are."""
@@ -298,20 +226,15 @@ class VQATask(Task):
         return self._grounded() and self.config.model.attention_loss > 0
 
     def train_dataloader(self) -> DataLoader:
-        from xmodal.engine.data import seeded_loader
-
-        # Task.train_loader, with the batch cut to the images there are (as steps_per_epoch)
-        d = self.config.data
         ds = self.dataset("train", referents=self._supervised_attention())
-        return seeded_loader(
-            ds, batch_size=min(d.batch_size, len(ds)), shuffle=True, seed=self.config.seed,
-            num_workers=d.num_workers, collate_fn=collate_questions, drop_last=True,
-        )  # fmt: skip
+        # Fewer images than data.batch_size: one batch of them all (as steps_per_epoch).
+        whole = len(ds) >= self.config.data.batch_size
+        return self.train_loader(ds, collate_fn=q.collate_questions, drop_last=whole)
 
     def val_dataloader(self) -> DataLoader:
         ds = self.dataset("val", referents=self._supervised_attention())
-        return DataLoader(ds, batch_size=self.config.eval.batch_size, shuffle=False,
-                          collate_fn=collate_questions)  # fmt: skip
+        batch_size = self.config.eval.batch_size
+        return DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=q.collate_questions)
 
     # ------------------------------------------------------------------ model
 
@@ -319,26 +242,36 @@ class VQATask(Task):
         from xmodal.referencing.vqa import VQAModel
 
         m = self.config.model
+        kwargs = {k: v for k, v in dataclasses.asdict(m).items() if k not in _TASK_FIELDS}
         model = VQAModel(
-            len(self.vocab), len(self.answers), fusion=m.fusion, encoder=m.encoder,
+            len(self.vocab.words),
+            len(self.vocab.answers),
             encoder_kwargs={"channels": m.channels} if m.encoder == "small-cnn" else {},
-            question_encoder=m.question_encoder, word_dim=m.word_dim, hidden=m.hidden,
-            question_layers=m.question_layers, text_heads=m.text_heads,
-            text_max_len=self.config.data.max_len, embed_dim=m.embed_dim,
-            attention_dim=m.attention_dim, hops=m.hops, readout=m.readout,
-            classifier_hidden=m.classifier_hidden, dropout=m.dropout,
-        )  # fmt: skip
+            text_max_len=self.config.data.max_len,
+            **kwargs,
+        )
         # A resumed run's checkpoint holds the trained encoder: no pretraining then.
         pretrain = self._fitting and not self.resuming and m.pretrain_steps
         if pretrain and self.config.data.name == "world":
-            pretrain_encoder(model.encoder, self.world, len(self.data("train")),
-                             steps=m.pretrain_steps, seed=self.config.seed,
-                             lr=self.config.optim.encoder_lr)  # fmt: skip
+            self.pretrain_encoder(model.encoder)
         return model
 
+    def pretrain_encoder(self, encoder: nn.Module) -> list[float]:
+        """Train ``encoder`` in place to tell which object labels the world's training
+        scenes show (:mod:`xmodal.vision.pretrain`): ``model.pretrain_steps`` steps of 32
+        scenes at ``optim.encoder_lr``; every step's loss."""
+        from xmodal.vision.pretrain import object_label_objective, object_labels
+        from xmodal.world import COLOURS, SHAPES, SIZES
+
+        scene = partial(self.world.scene, "train", audio=False, questions=False)
+        labels, n_scenes = object_labels(COLOURS, SHAPES, SIZES), len(self.data("train"))
+        head, step = object_label_objective(encoder, scene, n_scenes, labels, seed=self.config.seed)
+        params = [*encoder.parameters(), *head.parameters()]
+        opt = torch.optim.Adam(params, lr=self.config.optim.encoder_lr)
+        return fit_steps(opt, step, steps=self.config.model.pretrain_steps, modules=[encoder, head])
+
     def steps_per_epoch(self) -> int:
-        images = len(self.data("train"))
-        return max(1, images // (min(self.config.data.batch_size, images) * world_size()))
+        return max(1, super().steps_per_epoch())  # at least the one batch of train_dataloader
 
     def configure_optimizers(self, model: nn.Module):
         encoder = list(model.encoder.parameters())
@@ -368,7 +301,7 @@ class VQATask(Task):
 
     # ------------------------------------------------------------------ inference
 
-    def _answer(self, model: nn.Module, split: str, **kw) -> AnsweredQuestions:
+    def _answer(self, model: nn.Module, split: str, **kw):
         """Every question of ``split`` answered (:func:`answer_questions`, with ``kw``)."""
         e, pointing = self.config.eval, kw.get("pointing", False)
         workers = self.config.data.num_workers if kw.get("limit") is None else 0
@@ -376,87 +309,42 @@ class VQATask(Task):
         return answer_questions(model, ds, batch_size=e.batch_size, num_workers=workers, **kw)
 
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
-        from xmodal.metrics.localization import pointing_scores
-        from xmodal.metrics.vqa import vqa_scores
-
-        data = self.data(split)
         result = self._answer(model, split, pointing=self._grounded())
-        predictions = [self.answers[int(j)] for j in result.answers]
-        metrics = vqa_scores(predictions, data.answers, groups=data.families)
-        baseline = vqa_scores([self.majority] * len(data.answers), data.answers)
-        metrics["majority_accuracy"] = baseline["accuracy"]
-        if data.named_held_out is not None and any(data.named_held_out):
-            # the questions that name a held-out combination ("is there a red circle?")
-            keep = [i for i, named in enumerate(data.named_held_out) if named]
-            named = vqa_scores([predictions[i] for i in keep], [data.answers[i] for i in keep])
-            metrics["accuracy_held_out_named"] = named["accuracy"]
-            metrics["n_held_out_named"] = len(keep)
-        if result.hits is not None:  # where the hops looked: their peaks on the objects
-            metrics.update(pointing_scores(result.hits, result.has))
-        metrics["n_images"] = len(data.groups)
-        metrics["n_classes"] = len(self.answers)
-        return metrics
+        return score_answers(result, self.data(split), self.vocab.answers, self.vocab.majority)
 
     def figures(self, model: nn.Module) -> dict:
-        from xmodal.viz.vqa import plot_vqa_attention
+        from xmodal.viz.vqa import plot_vqa_examples
 
-        split, data = "val", self.data("val")
-        n = min(self.config.eval.n_figures, len(data.groups))
-        if n == 0:
+        data = self.data("val")
+        shown = q.figure_questions(data, self.config.eval.n_figures)
+        if not shown:
             return {}
-        result = self._answer(model, split, limit=n, attention=True)
-        families, figures = sorted(set(data.families)), {}
-        for g in range(n):
-            qs = data.groups[g]
-            # each image with a question of the next family in turn, where it has one
-            wanted = families[g % len(families)]
-            i = next((i for i in qs if data.families[i] == wanted), qs[g % len(qs)])
-            truth = Counter(data.answers[i]).most_common(1)[0][0]
-            family = re.sub(r"[^\w-]+", "_", data.families[i])  # "yes/no" -> "yes_no"
-            figures[f"vqa_{split}_{g}_{family}"] = plot_vqa_attention(
-                data.image(g), data.questions[i], self.answers[int(result.answers[i])], truth,
-                result.attention.get(i),
-            )  # fmt: skip
-        return figures
+        result = self._answer(model, "val", limit=len(shown), attention=True)
+        predicted = [self.vocab.answers[int(result.answers[i])] for i in shown]
+        return plot_vqa_examples(data, shown, predicted, result.attention, prefix="vqa_val")
 
     # ------------------------------------------------------------------ predict
 
-    def predict(self, model: nn.Module, inputs: Sequence[str], out_dir: Path, *,
-                top_k: int | None) -> list[dict]:  # fmt: skip
+    def predict(
+        self, model: nn.Module, inputs: Sequence[str], out_dir: Path, *, top_k: int | None
+    ) -> list[dict]:
         """Answer each ``(image file, question)`` pair of ``inputs`` (given in that
         order): the top answers with their probabilities, the question's out-of-vocabulary
         words, and (SAN) a figure of the attention hops over the image."""
-        from xmodal.data.images import load_image
         from xmodal.viz.figure import save_figure, unique_stems
         from xmodal.viz.vqa import plot_vqa_attention
 
-        pairs = image_question_pairs(inputs)
+        pairs = q.image_question_pairs(inputs)
         k = check_positive_int(self.config.eval.top_k if top_k is None else top_k, "top_k")
-        size = self.config.data.image_size
-        images = [load_image(path, size=size) for path, _ in pairs]
-        unknown = [unknown_words(self.vocab, question) for _, question in pairs]
-        questions, device = [q for _, q in pairs], self.model_device(model)
-        tokens, lengths = self.vocab.encode_batch(questions, max_len=self.config.data.max_len,
-                                                  pad=False)  # fmt: skip
-        model.eval()
-        probs, ids, attention = model.answer(torch.stack(images).to(device), tokens.to(device),
-                                             lengths, top_k=k)  # fmt: skip
-        records, stems = [], unique_stems(path for path, _ in pairs)
-        for n, (path, question) in enumerate(pairs):
-            answers = [
-                {"answer": self.answers[int(j)], "probability": round(float(p), 4)}
-                for p, j in zip(probs[n].cpu(), ids[n].cpu(), strict=True)
-            ]
-            text = ", ".join(f"{a['answer']} ({a['probability']:.2f})" for a in answers)
-            if unknown[n]:
-                text += f"  [not in the vocabulary, read as <unk>: {', '.join(unknown[n])}]"
-            record = {"input": f"{path} {question!r}", "image": str(path), "question": question,
-                      "answers": answers, "unknown_words": unknown[n], "text": text,
-                      "files": []}  # fmt: skip
+        d = self.config.data
+        records, images, attention = answer_pairs(
+            model, pairs, self.vocab, image_size=d.image_size, max_len=d.max_len, top_k=k
+        )
+        stems = unique_stems(path for path, _ in pairs)
+        for n, record in enumerate(records):
             if attention is not None:
-                fig = plot_vqa_attention(images[n], question, answers[0]["answer"],
-                                         attention=attention[n].cpu())  # fmt: skip
+                question, answer = record["question"], record["answers"][0]["answer"]
+                fig = plot_vqa_attention(images[n], question, answer, attention=attention[n])
                 figure = save_figure(fig, Path(out_dir) / f"{stems[n]}_attention.png")
                 record["files"].append(str(figure))
-            records.append(record)
         return records

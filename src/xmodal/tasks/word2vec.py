@@ -32,17 +32,17 @@ import inspect
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 from torch import nn
 
 from xmodal._checks import check_choice, check_positive_int
-from xmodal.engine.base import DataConfig, TaskConfig, trainer_defaults
+from xmodal.engine.base import TaskConfig, trainer_defaults
 from xmodal.engine.config import TrainerConfig
 from xmodal.engine.options import option
 from xmodal.engine.task import Task
 from xmodal.errors import ParameterError
+from xmodal.tasks._text import TextDataConfig
 from xmodal.text import word2vec as w2v
 from xmodal.text.word2vec_data import Word2VecJobs, collate_jobs, read_corpus, read_vocab
 from xmodal.text.word2vec_eval import category_precision, evaluate_analogies, evaluate_similarity
@@ -76,36 +76,20 @@ class Word2VecModelConfig:
 
 
 @dataclass
-class Word2VecDataConfig(DataConfig):
+class Word2VecDataConfig(TextDataConfig):
     """The corpus and its vocabulary. ``name=world``: the captions of ``train_size`` scenes
     (``val_size`` and ``test_size`` are not used: the metrics need no held-out text).
     ``name=text`` with ``path``, or ``data=FILE``. ``batch_size``: jobs per step."""
 
-    sources: ClassVar[tuple[str, ...]] = ("world", "text")
-
     train_size: int = 2000
     batch_size: int = 1
     num_workers: int = 0  # the corpus is in memory: workers would only copy it
-    path: str | None = None
     min_count: int = _w2v("min_count")
     max_vocab: int | None = _w2v("max_vocab")
     max_sentence_length: int = _w2v("max_sentence_length")
     batch_words: int = _w2v("batch_words")
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ParameterError(
-                f"data.name must be 'world', 'text' or a file path. Found: {self.name!r}"
-            )
-        if self.name not in self.sources:  # `data=FILE`: the name is the file
-            if self.path is not None and self.path != self.name:
-                raise ParameterError(f"data={self.name!r} names a file, but data.path="
-                                     f"{self.path!r} names another; give one of them")  # fmt: skip
-            self.path, self.name = self.name, "text"
-        elif self.path is not None:
-            self.name = "text"
-        if self.name == "text" and not self.path:
-            raise ParameterError("data.name=text needs data.path (a UTF-8 text file). Found: None")
         super().__post_init__()
         w2v.check_word2vec_fields("data.", **{k: getattr(self, k) for k in _DATA_FIELDS})
 
@@ -206,7 +190,6 @@ class Word2VecTask(Task):
         self.corpus, self.words, self.counts = None, (), None
         self._jobs: Word2VecJobs | None = None
         self._epoch = 0
-        self._run_dir: Path | None = None  # set by setup("fit"): the vectors go there
 
     # ------------------------------------------------------------------ data
 
@@ -233,7 +216,6 @@ class Word2VecTask(Task):
                                       max_sentence_length=d.max_sentence_length)  # fmt: skip
             self.words, self.counts = self.corpus.words, self.corpus.counts
             self.corpus.write_vocab(Path(run_dir) / "vocab.txt")
-            self._run_dir = Path(run_dir)
         else:
             self.words, self.counts = read_vocab(Path(run_dir) / "vocab.txt")
 
@@ -289,14 +271,15 @@ class Word2VecTask(Task):
 
     # ------------------------------------------------------------------ results
 
+    def export(self, model: SkipGram, run_dir: Path) -> list[str]:
+        """The vectors in word2vec's own files, which gensim and ``model.word2vec`` read."""
+        meta = {"config": self.config.word2vec().to_dict(), "corpus": self.corpus.info}
+        model.word_vectors(meta=meta).save(run_dir)
+        return ["vectors.bin", "vocab.txt", "config.json"]
+
     def evaluate(self, model: SkipGram, split: str) -> dict:
-        """The vectors' intrinsic scores (``split`` does not change them). Right after
-        training (the first call), also writes the run folder's word2vec files."""
+        """The vectors' intrinsic scores (``split`` does not change them)."""
         wv = model.word_vectors()
-        if self._run_dir is not None:
-            meta = {"config": self.config.word2vec().to_dict(), "corpus": self.corpus.info}
-            model.word_vectors(meta=meta).save(self._run_dir)
-            self._run_dir = None
         e = self.config.eval
         metrics: dict = {"vocabulary": len(wv)}
         if self.config.data.name == "world":

@@ -17,16 +17,8 @@ The common names are re-exported here::
     gpt = text.GPT(text.TransformerConfig.preset("tiny", vocab_size=len(vocab)))
 """
 
-from xmodal.text.encoders import (
-    FeatureInfo,
-    GRUTextEncoder,
-    QuestionEncoder,
-    TextEncoder,
-    TransformerTextEncoder,
-    create_text_encoder,
-    list_text_encoders,
-    register_text_encoder,
-)
+from xmodal.text import encoders, vocab
+from xmodal.text.encoders import *  # noqa: F403 - the names of encoders.__all__
 from xmodal.text.heads import MultipleChoice, PairSimilarity, SequenceClassifier
 from xmodal.text.transformer import (
     GPT,
@@ -36,19 +28,7 @@ from xmodal.text.transformer import (
     TransformerConfig,
     scaled_dot_product_attention,
 )
-from xmodal.text.vocab import (
-    BOS,
-    BOS_ID,
-    EOS,
-    EOS_ID,
-    PAD,
-    PAD_ID,
-    SPECIALS,
-    UNK,
-    UNK_ID,
-    Vocabulary,
-    tokenize,
-)
+from xmodal.text.vocab import *  # noqa: F403 - the names of vocab.__all__
 from xmodal.text.word2vec import (
     Word2VecConfig,
     WordVectors,
@@ -61,31 +41,14 @@ from xmodal.text.word2vec import (
 )
 
 __all__ = [
-    "BOS",
-    "BOS_ID",
-    "EOS",
-    "EOS_ID",
-    "PAD",
-    "PAD_ID",
-    "SPECIALS",
-    "UNK",
-    "UNK_ID",
-    "Vocabulary",
-    "tokenize",
+    *encoders.__all__,
+    *vocab.__all__,
     "GPT",
     "Block",
     "MultiHeadAttention",
     "Transformer",
     "TransformerConfig",
     "scaled_dot_product_attention",
-    "FeatureInfo",
-    "GRUTextEncoder",
-    "QuestionEncoder",
-    "TextEncoder",
-    "TransformerTextEncoder",
-    "create_text_encoder",
-    "list_text_encoders",
-    "register_text_encoder",
     "MultipleChoice",
     "PairSimilarity",
     "SequenceClassifier",

@@ -55,9 +55,11 @@ from xmodal._checks import (
     check_bool,
     check_choice,
     check_dropout,
+    check_int_vector,
     check_padded,
     check_positive_int,
 )
+from xmodal._registry import Registry
 from xmodal.errors import ParameterError
 from xmodal.text.transformer import Block, LearnedPositionEmbedding, TransformerConfig
 from xmodal.text.vocab import PAD_ID
@@ -165,13 +167,7 @@ class TextEncoder(nn.Module):
         B, L = features.shape[:2]
         if lengths is None:
             lengths = torch.full((B,), L, dtype=torch.long)
-        elif not isinstance(lengths, torch.Tensor):
-            lengths = torch.as_tensor(lengths)
-        if lengths.shape != (B,) or lengths.is_floating_point():
-            raise ParameterError(
-                f"lengths must be an integer tensor of shape ({B},). "
-                f"Found {lengths.dtype} {tuple(lengths.shape)}"
-            )
+        lengths = check_int_vector(lengths, "lengths", B)
         if B == 0:
             raise ParameterError("features is empty: nothing to pool")
         if int(lengths.min()) < 1 or int(lengths.max()) > L:
@@ -202,27 +198,15 @@ class TextEncoder(nn.Module):
 
 # --------------------------------------------------------------------------- registry
 
-_TEXT_ENCODERS: dict[str, Callable[..., TextEncoder]] = {}
-
-
-def register_text_encoder(name: str):
-    """Decorator: make ``fn(**kwargs) -> TextEncoder`` (a function or a class) available
-    as ``create_text_encoder(name, **kwargs)``."""
-    if not isinstance(name, str) or not name:
-        raise ParameterError(f"a text encoder name must be a non-empty string. Found: {name!r}")
-
-    def wrap(fn: Callable[..., TextEncoder]) -> Callable[..., TextEncoder]:
-        if name in _TEXT_ENCODERS:
-            raise ParameterError(f"text encoder name is already registered. Found: {name!r}")
-        _TEXT_ENCODERS[name] = fn
-        return fn
-
-    return wrap
+_TEXT_ENCODERS = Registry("text encoder")
+# Decorator: make ``fn(**kwargs) -> TextEncoder`` (a function or a class) available as
+# ``create_text_encoder(name, **kwargs)``.
+register_text_encoder = _TEXT_ENCODERS.register
 
 
 def list_text_encoders() -> list[str]:
     """Names :func:`create_text_encoder` accepts, sorted."""
-    return sorted(_TEXT_ENCODERS)
+    return _TEXT_ENCODERS.names()
 
 
 def create_text_encoder(name: str, **kwargs) -> TextEncoder:
@@ -232,33 +216,7 @@ def create_text_encoder(name: str, **kwargs) -> TextEncoder:
     >>> create_text_encoder("transformer", vocab_size=50, word_dim=16, n_head=2).feature_info
     FeatureInfo(channels=16, stride=1)
     """
-    check_choice(name, "name", list_text_encoders())
-    fn = _TEXT_ENCODERS[name]
-    _check_arguments(name, fn, kwargs)
-    return fn(**kwargs)
-
-
-def _check_arguments(name: str, fn: Callable[..., TextEncoder], kwargs: dict) -> None:
-    """ParameterError for a keyword ``fn`` does not take or a required one not given, so
-    a misspelt option reads like every other bad value instead of a TypeError."""
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):  # no signature to read: fn checks its own arguments
-        return
-    named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    if not any(p.kind is p.VAR_KEYWORD for p in params):
-        unknown = [k for k in kwargs if k not in {p.name for p in named}]
-        if unknown:
-            raise ParameterError(
-                f"text encoder {name!r} takes the arguments {', '.join(p.name for p in named)}. "
-                f"Found: {', '.join(f'{k}={kwargs[k]!r}' for k in unknown)}"
-            )
-    missing = [p.name for p in named if p.default is p.empty and p.name not in kwargs]
-    if missing:
-        raise ParameterError(
-            f"text encoder {name!r} needs the argument(s) {', '.join(missing)}. "
-            f"Found: {', '.join(sorted(kwargs)) or 'no arguments'}"
-        )
+    return _TEXT_ENCODERS.create(name, **kwargs)
 
 
 # --------------------------------------------------------------------------- GRU

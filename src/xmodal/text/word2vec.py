@@ -233,6 +233,20 @@ class _Scan:
     max_sentence: int
     seconds: float
 
+    def info(self, keep: np.ndarray) -> dict:
+        """The corpus's numbers with the vocabulary ``keep`` (corpus ids), as
+        ``train_word2vec`` reports them under ``meta["corpus"]``."""
+        return {
+            "bytes": self.n_bytes,
+            "lines": self.n_lines,
+            "tokens": self.n_tokens,
+            "distinct_tokens": len(self.words),
+            "vocabulary": len(keep),
+            "tokens_in_vocabulary": int(self.counts[keep].sum()),
+            "replaced_bytes": self.replaced_bytes,
+            "replaced_lines": self.replaced_lines,
+        }
+
 
 # ---------------------------------------------------------------- reading the corpus
 
@@ -708,18 +722,7 @@ def train_word2vec(
     counts = scan.counts[keep]
     meta = {
         "config": config.to_dict(),
-        "corpus": {
-            "path": str(path),
-            "bytes": scan.n_bytes,
-            "lines": scan.n_lines,
-            "tokens": scan.n_tokens,
-            "distinct_tokens": len(scan.words),
-            "vocabulary": len(keep),
-            "tokens_in_vocabulary": int(counts.sum()),
-            "replaced_bytes": scan.replaced_bytes,
-            "replaced_lines": scan.replaced_lines,
-            "scan_seconds": scan.seconds,
-        },
+        "corpus": {"path": str(path), **scan.info(keep), "scan_seconds": scan.seconds},
         "training": stats,
     }
     vectors = WordVectors([scan.words[i] for i in keep.tolist()], syn0, counts=counts, meta=meta)

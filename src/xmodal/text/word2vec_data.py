@@ -99,17 +99,7 @@ def read_corpus(
     vocab_ids = id_map[raw]
     ids = np.where(vocab_ids >= 0, vocab_ids, len(keep)).astype(np.int32)
     counts = scan.counts[keep]
-    info = {
-        "path": None if path is None else str(path),
-        "bytes": scan.n_bytes,
-        "lines": scan.n_lines,
-        "tokens": scan.n_tokens,
-        "distinct_tokens": len(scan.words),
-        "vocabulary": len(keep),
-        "tokens_in_vocabulary": int(counts.sum()),
-        "replaced_bytes": scan.replaced_bytes,
-        "replaced_lines": scan.replaced_lines,
-    }
+    info = {"path": None if path is None else str(path), **scan.info(keep)}
     words = tuple(scan.words[i] for i in keep.tolist())
     return Corpus(words, counts, ids, scan.sent_ends, info)
 

@@ -1,14 +1,7 @@
 """Translation: turn one modality into another (captioning, text-to-image, ...)."""
 
-from xmodal.translation.captioning import (
-    CaptionOutput,
-    Generation,
-    ShowAttendTell,
-    ShowTell,
-    beam_search_loop,
-    caption_loss,
-    target_mask,
-)
+from xmodal.translation import captioning
+from xmodal.translation.captioning import *  # noqa: F403 - the names of captioning.__all__
 from xmodal.translation.text_to_image import (
     Discriminator,
     Generator,
@@ -19,17 +12,11 @@ from xmodal.translation.text_to_image import (
 )
 
 __all__ = [
-    "CaptionOutput",
+    *captioning.__all__,
     "Discriminator",
     "Generator",
     "TextToImageGAN",
     "discriminator_loss",
     "generator_loss",
     "interpolate_texts",
-    "Generation",
-    "ShowAttendTell",
-    "ShowTell",
-    "beam_search_loop",
-    "caption_loss",
-    "target_mask",
 ]

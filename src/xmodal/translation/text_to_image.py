@@ -7,7 +7,7 @@ to the image size. The discriminator encodes the image to a 4x4 map, joins the p
 sentence vector replicated over the 4x4 locations and judges *this image under this
 sentence*: real or fake.
 
-Training (the task's step, :mod:`xmodal.tasks.text2image`) uses
+Training (:func:`gan_int_cls_step`, one step of both networks) uses
 
 - the matching-aware loss (**CLS**): the discriminator sees real images with the right
   text (real), real images with the wrong text (fake) and generated images with the right
@@ -21,7 +21,9 @@ Standard GAN stabilisers are options: the hinge loss in the same three roles
 nearest-neighbour upsampling + convolution in the generator (``upsample="nearest"``, no
 checkerboard) and DiffAugment for the discriminator's inputs (:func:`diff_augment`).
 TAC-GAN's auxiliary classifiers in the discriminator (``aux_classes``, :func:`aux_loss`)
-ask the generator for the attributes its sentence names.
+ask the generator for the attributes its sentence names. The short fits around the GAN
+(its pre-trainings, the judge of its images) are in :mod:`~xmodal.translation.
+text_to_image_fit`, the metrics of its images in :mod:`~xmodal.translation.text_to_image_eval`.
 
 Example::
 
@@ -32,7 +34,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -57,16 +59,14 @@ __all__ = [
     "generator_loss",
     "interpolate_texts",
     "mismatched",
-    "AttributeClassifier",
-    "attribute_judge_loss",
-    "classifier_pretrain_loss",
+    "caption_grid_records",
     "discriminator_objective",
     "encode_caption",
     "encode_parts",
+    "gan_int_cls_step",
     "generate_images",
     "generator_objective",
     "image_caption_loss",
-    "sentence_pretrain_loss",
     "wrong_indices",
 ]
 
@@ -577,6 +577,27 @@ def generate_images(model: TextToImageGAN, token_ids: Sequence[Sequence[int]], *
     return torch.cat(out)
 
 
+def caption_grid_records(
+    captions: Sequence[str], unknown: Sequence[Sequence[str]], n: int, path
+) -> list[dict]:
+    """One predict record per caption drawn ``n`` times into the grid file ``path``: its
+    ``input``, a ``text`` naming the file and the caption's ``unknown`` words (read as
+    <unk>, :func:`encode_caption`), ``unknown_words`` and ``files``.
+
+    >>> caption_grid_records(["a red zebra"], [["zebra"]], 2, "g.png")[0]["text"]
+    '2 images in g.png  [not in the vocabulary, read as <unk>: zebra]'
+    """
+    records = []
+    for caption, words in zip(captions, unknown, strict=True):
+        text = f"{n} images in {path}"
+        if words:
+            text += f"  [not in the vocabulary, read as <unk>: {', '.join(words)}]"
+        records.append(
+            {"input": caption, "text": text, "unknown_words": list(words), "files": [str(path)]}
+        )
+    return records
+
+
 # ----------------------------------------------------------------------------- training helpers
 
 
@@ -690,80 +711,71 @@ def image_caption_loss(matcher: nn.Module, images: torch.Tensor,
     return F.cross_entropy(logits, target)
 
 
-class AttributeClassifier(nn.Module):
-    """A small CNN (``small-cnn``, :mod:`xmodal.vision.encoders`) with a colour and a
-    shape head: the judge of generated images. ``forward(images (B, 3, H, W))`` →
-    ``(colour logits (B, n_colours), shape logits (B, n_shapes))``."""
+def gan_int_cls_step(
+    model: TextToImageGAN,
+    batch: dict,
+    *,
+    loss: str = "bce",
+    interpolation: bool = True,
+    beta: float = 0.5,
+    augment: str = "none",
+    aux_weight: float = 0.0,
+    aux_fake: bool = False,
+    matcher: nn.Module | None = None,
+    match_weight: float = 0.0,
+    update: Callable[[int, torch.Tensor], None] | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """One GAN-INT-CLS step of ``model`` on ``batch`` (:func:`~xmodal.data.scenes.
+    collate_pairs`: ``image``, ``tokens``, ``lengths``, ``label``, ``named``).
 
-    def __init__(self, n_colours: int, n_shapes: int, *, channels: int = 64) -> None:
-        super().__init__()
-        from xmodal.vision.encoders import create_encoder
+    The generator runs once, on the right sentences and (``interpolation``) their
+    :func:`interpolate_texts` with ``beta``, the sentences detached; the wrong caption of
+    an item is another item's (:func:`wrong_indices` of the labels). D's loss is
+    :func:`discriminator_objective`, with TAC-GAN's classifiers when ``aux_weight > 0``
+    (the labels' colours and shapes as truth, ``aux_fake``: their "generated" class); G's
+    is :func:`generator_objective` (the attributes each caption names) plus
+    ``match_weight`` times :func:`image_caption_loss` under the joint embedding
+    ``matcher`` (none: no such term). ``update(i, loss)`` (an optimizer's step) is called
+    with D's loss (``i = 0``) before G's is computed, so the updated D judges G, then with
+    G's (``i = 1``); without ``update`` only the losses are computed (validation).
 
-        n_colours = check_positive_int(n_colours, "n_colours", minimum=2)
-        n_shapes = check_positive_int(n_shapes, "n_shapes", minimum=2)
-        self.encoder = create_encoder("small-cnn", channels=channels)
-        self.colour = nn.Linear(channels, n_colours)
-        self.shape = nn.Linear(channels, n_shapes)
+    Returns ``(d_loss + g_loss, logs)``: the sum detached, logs with ``d_loss``,
+    ``g_loss`` and each term of both objectives.
+    """
+    from xmodal.data.scenes import class_attributes
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        v = self.encoder(images)  # (B, C)
-        return self.colour(v), self.shape(v)
+    D, B, tac = model.discriminator, batch["image"].shape[0], aux_weight > 0
+    text = model.encode_text(batch["tokens"], batch["lengths"])  # (B, T)
+    wrong = text[wrong_indices(batch["label"].cpu()).to(text.device)]
+    t = text.detach()
+    conds = [t, interpolate_texts(t, beta=beta)] if interpolation else [t]
+    made = model.generator(torch.cat(conds), model.noise(len(conds) * B))
+    fake = made[:B]  # (B, 3, H, W): under the right sentences; then the interpolated
 
-
-# ----------------------------------------------------------------------------- auxiliary fits
-# One step's loss each, its batch drawn from ``generator``: what a training loop (e.g.
-# ``xmodal.engine.fit.fit_steps``) minimises for the models around the GAN.
-
-
-def classifier_pretrain_loss(discriminator: Discriminator, images: torch.Tensor,
-                             targets: torch.Tensor, *, batch_size: int, augment: str = "none",
-                             generator: torch.Generator | None = None,
-                             ) -> tuple[torch.Tensor, list[float]]:  # fmt: skip
-    """The discriminator's classifiers on real images before the GAN starts: ``batch_size``
-    of ``images`` ``(N, 3, S, S)`` uint8, drawn with replacement, through
-    :func:`diff_augment`; :func:`aux_loss` against ``targets`` ``(A, N)`` (one row per
-    classifier). Returns ``(loss, per-classifier terms)``."""
-    idx = torch.randint(len(images), (batch_size,), generator=generator)
-    x = diff_augment(images[idx].float() / 255, augment, generator=generator)
-    text = torch.zeros(1, discriminator.project[0].in_features)  # unused by the classifiers
-    _, heads = discriminator(x, text.expand(len(idx), -1), aux=True)
-    return aux_loss(heads, list(targets[:, idx]))
-
-
-def attribute_judge_loss(judge: AttributeClassifier, images: torch.Tensor, colour: torch.Tensor,
-                         shape: torch.Tensor, *, generator: torch.Generator | None = None,
-                         batch_size: int = 64) -> torch.Tensor:  # fmt: skip
-    """The judge's cross entropy (colour + shape) on ``batch_size`` of ``images`` ``(N, 3, S,
-    S)`` drawn with replacement, the batch mirrored left-right half of the time (the
-    world's shapes are symmetric); ``colour`` and ``shape`` ``(N,)`` are the targets."""
-    idx = torch.randint(len(images), (batch_size,), generator=generator)
-    x = images[idx]
-    if torch.rand((), generator=generator) < 0.5:
-        x = x.flip(-1)
-    lc, ls = judge(x)
-    return F.cross_entropy(lc, colour[idx]) + F.cross_entropy(ls, shape[idx])
-
-
-def sentence_pretrain_loss(
-    joint: nn.Module, images: torch.Tensor, captions: Sequence[Sequence[str]], vocab, *,
-    generator: torch.Generator | None = None, batch_size: int = 64, heads: Sequence = (),
-    named=None, weight: float = 0.0,
-) -> torch.Tensor:  # fmt: skip
-    """A joint embedding's InfoNCE loss on ``batch_size`` distinct images of ``images`` with
-    one of their ``captions`` each (drawn from ``generator``), as Reed et al. pre-train the
-    sentence encoder. ``joint(images, tokens, lengths)`` gives unit ``(B, D)`` image and
-    text vectors, ``joint.logit_scale()`` the scale (e.g. :class:`~xmodal.matching.
-    JointEmbedding`); ``vocab`` encodes the captions. With ``heads`` (linear layers on the
-    text vector): plus ``weight`` times their :func:`aux_loss` against ``named(i, caption)``,
-    the attributes caption of image ``i`` names (``-1``: not named)."""
-    from xmodal.nn.losses import info_nce_loss
-
-    idx = torch.randperm(len(images), generator=generator)[:batch_size].tolist()
-    pick = torch.randint(5, (len(idx),), generator=generator).tolist()
-    texts = [captions[i][p % len(captions[i])] for i, p in zip(idx, pick, strict=True)]
-    img, txt = joint(images[idx], *vocab.encode_batch(texts))
-    loss = info_nce_loss(img, txt, joint.logit_scale())
-    if heads:
-        targets = torch.tensor([named(i, t) for i, t in zip(idx, texts, strict=True)])
-        loss = loss + weight * aux_loss([h(txt) for h in heads], list(targets.T))[0]
-    return loss
+    loss_d, logs = discriminator_objective(
+        D,
+        batch["image"],
+        fake.detach(),
+        text,
+        wrong,
+        loss=loss,
+        augment=augment,
+        truth=class_attributes(batch["label"]) if tac else None,
+        aux_weight=aux_weight,
+        aux_fake=aux_fake,
+    )
+    if update is not None:
+        update(0, loss_d)
+    named = list(batch["named"].T) if tac else None  # what each caption names, or -1
+    loss_g, g_logs = generator_objective(
+        D, made, conds, loss=loss, augment=augment, named=named, aux_weight=aux_weight
+    )
+    if match_weight > 0 and matcher is not None:
+        matcher.to(fake.device)  # a no-op after the first batch
+        match = image_caption_loss(matcher, fake, t)
+        g_logs["g_match"] = float(match.detach())
+        loss_g = loss_g + match_weight * match
+    if update is not None:
+        update(1, loss_g)
+    logs.update(g_logs, d_loss=float(loss_d.detach()), g_loss=float(loss_g.detach()))
+    return (loss_d + loss_g).detach(), logs

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from xmodal._checks import check_bool, check_choice, check_positive_int
+from xmodal._registry import Registry
 from xmodal.errors import DataError, ParameterError
 
 __all__ = [
@@ -143,24 +144,15 @@ class ImageEncoder(nn.Module):
 
 # --------------------------------------------------------------------------- registry
 
-_ENCODERS: dict[str, Callable[..., ImageEncoder]] = {}
-
-
-def register_encoder(name: str):
-    """Decorator: make ``fn(**kwargs) -> ImageEncoder`` available as ``create_encoder(name)``."""
-
-    def wrap(fn: Callable[..., ImageEncoder]) -> Callable[..., ImageEncoder]:
-        if name in _ENCODERS:
-            raise ParameterError(f"encoder name is already registered. Found: {name!r}")
-        _ENCODERS[name] = fn
-        return fn
-
-    return wrap
+_ENCODERS = Registry("encoder")
+# Decorator: make ``fn(**kwargs) -> ImageEncoder`` (a function or a class) available as
+# ``create_encoder(name, **kwargs)``.
+register_encoder = _ENCODERS.register
 
 
 def list_encoders() -> list[str]:
     """Names :func:`create_encoder` accepts, sorted."""
-    return sorted(_ENCODERS)
+    return _ENCODERS.names()
 
 
 def create_encoder(name: str, **kwargs) -> ImageEncoder:
@@ -169,8 +161,7 @@ def create_encoder(name: str, **kwargs) -> ImageEncoder:
     >>> create_encoder("resnet18", output_stride=16).feature_info
     FeatureInfo(channels=256, stride=16)
     """
-    check_choice(name, "name", list_encoders())
-    return _ENCODERS[name](**kwargs)
+    return _ENCODERS.create(name, **kwargs)
 
 
 # --------------------------------------------------------------------------- small CNN

@@ -8,19 +8,19 @@ and takes the maximum over locations as the image's score (max pooling: a small 
 learns the shapes several times faster than with the mean); the loss is the binary
 cross-entropy against which labels the image's objects carry
 (:func:`object_label_targets`). The fit itself (batches drawn by the caller, Adam) is the
-caller's, e.g. with :func:`xmodal.engine.fit.fit_steps`::
+caller's; :func:`object_label_objective` gives the head and the loss of a step on scenes
+drawn at random, e.g. for :func:`xmodal.engine.fit.fit_steps`::
 
     labels = object_labels(COLOURS, SHAPES, SIZES)
-    head = LabelHead(encoder.feature_info.channels, len(labels))
-
-    def step(_):
-        scenes = [world.scene("train", i, audio=False) for i in draw()]
-        return object_label_loss(encoder, head, scenes, labels)
+    scene = lambda i: world.scene("train", i, audio=False, questions=False)
+    head, step = object_label_objective(encoder, scene, 1000, labels, batch_size=32, seed=0)
+    opt = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=5e-4)
+    losses = fit_steps(opt, step, steps=1000, modules=[encoder, head])
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,13 @@ from torch import nn
 from xmodal._checks import check_positive_int
 from xmodal.errors import ParameterError
 
-__all__ = ["LabelHead", "object_label_loss", "object_label_targets", "object_labels"]
+__all__ = [
+    "LabelHead",
+    "object_label_loss",
+    "object_label_objective",
+    "object_label_targets",
+    "object_labels",
+]
 
 
 def object_labels(colours: Iterable[str], shapes: Iterable[str], sizes: Iterable[str]) -> list[str]:
@@ -86,3 +92,29 @@ def object_label_loss(
     return F.binary_cross_entropy_with_logits(
         scores, object_label_targets(scenes, labels).to(device)
     )
+
+
+def object_label_objective(
+    encoder: nn.Module,
+    scene: Callable[[int], object],
+    n_scenes: int,
+    labels: Sequence[str],
+    *,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> tuple[LabelHead, Callable[[int], torch.Tensor]]:
+    """What pre-training ``encoder`` on ``labels`` minimises: a new :class:`LabelHead`
+    on the encoder's device, and ``step(k)``, the :func:`object_label_loss` of
+    ``batch_size`` scenes ``scene(i)`` with ``i`` drawn from ``range(n_scenes)`` by a
+    generator seeded by ``seed`` (one batch per call, in order)."""
+    check_positive_int(n_scenes, "n_scenes")
+    check_positive_int(batch_size, "batch_size")
+    head = LabelHead(encoder.feature_info.channels, len(labels))
+    head.to(next(encoder.parameters()).device)
+    gen = torch.Generator().manual_seed(seed)
+
+    def step(_: int) -> torch.Tensor:
+        drawn = torch.randint(n_scenes, (batch_size,), generator=gen).tolist()
+        return object_label_loss(encoder, head, [scene(i) for i in drawn], labels)
+
+    return head, step

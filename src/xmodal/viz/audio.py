@@ -66,6 +66,16 @@ def _db_colorbar(ax: Axes, mesh, label: str = "dB") -> None:
     bar.set_label(label)
 
 
+def _label_time_plot(ax: Axes, ylabel: str, title: str, db_mesh=None) -> Axes:
+    """Label a plot against time (s); a dB image ``db_mesh`` also gets its colour bar."""
+    ax.set_xlabel("Time (s)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if db_mesh is not None:
+        _db_colorbar(ax, db_mesh)
+    return ax
+
+
 def plot_waveform(y, *, sr: float, ax: Axes | None = None, title: str = "Waveform") -> Axes:
     """Amplitude against time (s) of a clip ``y (time,)``."""
     y = _mono(y)
@@ -74,10 +84,7 @@ def plot_waveform(y, *, sr: float, ax: Axes | None = None, title: str = "Wavefor
     t = np.arange(len(y)) / sr
     ax.plot(t, y, linewidth=0.6)
     ax.set_xlim(0, len(y) / sr)
-    ax.set_xlabel("Time (s)")
-    ax.set_ylabel("Amplitude")
-    ax.set_title(title)
-    return ax
+    return _label_time_plot(ax, "Amplitude", title)
 
 
 def plot_power_spectrum(
@@ -137,12 +144,7 @@ def plot_spectrogram(
     ax = _axes(ax)
     mesh = ax.pcolormesh(times, freqs, S_db, shading="nearest", cmap=_CMAP, rasterized=True)
     ax.set_ylim(0, sr / 2)
-    ax.set_xlabel("Time (s)")
-    ax.set_ylabel("Frequency (Hz)")
-    ax.set_title(title)
-    if colorbar:
-        _db_colorbar(ax, mesh)
-    return ax
+    return _label_time_plot(ax, "Frequency (Hz)", title, mesh if colorbar else None)
 
 
 def plot_melspectrogram(
@@ -180,12 +182,7 @@ def plot_melspectrogram(
     ticks = [f for f in (0, 250, 500, 1000, 2000, 4000, 8000, 16000) if fmin <= f <= fmax]
     ax.set_yticks(ticks, [f"{f:g}" for f in ticks])
     ax.set_ylim(fmin, fmax)
-    ax.set_xlabel("Time (s)")
-    ax.set_ylabel("Frequency (Hz, mel scale)")
-    ax.set_title(title)
-    if colorbar:
-        _db_colorbar(ax, mesh)
-    return ax
+    return _label_time_plot(ax, "Frequency (Hz, mel scale)", title, mesh if colorbar else None)
 
 
 def plot_mfcc(
@@ -213,9 +210,7 @@ def plot_mfcc(
     limit = float(np.abs(shape).max()) or 1.0
     mesh = ax.pcolormesh(times, coefficients, mfccs, shading="nearest", cmap="coolwarm",
                          vmin=-limit, vmax=limit, rasterized=True)  # fmt: skip
-    ax.set_xlabel("Time (s)")
-    ax.set_ylabel("Coefficient")
-    ax.set_title(title)
+    _label_time_plot(ax, "Coefficient", title)
     if colorbar:
         ax.figure.colorbar(mesh, ax=ax).set_label("value")
     return ax

@@ -1,10 +1,12 @@
 """What a retrieval model found: each query with its top hits, best first.
 
 - :func:`plot_ranked_images`: one row per query, its title over its top images (a text
-  query's, or an embedding-arithmetic query's);
+  query's, or an embedding-arithmetic query's); :func:`plot_text_to_images` draws a
+  split's own captions so, each with its top images;
 - :func:`plot_query_captions`: an image query beside its top captions;
 - :func:`plot_image_to_recipes` / :func:`plot_recipe_to_images`: im2recipe's two
-  directions, a recipe drawn as its text (:func:`recipe_text`).
+  directions, a recipe drawn as its text (:func:`recipe_text`), their rows made by
+  :func:`hit_rows`; :func:`plot_recipe_hits` draws both for a recipe source.
 
 A green frame marks the hit that is the query's own match. Images are ``(3, H, W)``
 uint8 or float in [0, 1]. The figures are made without pyplot (no display, no global
@@ -26,10 +28,13 @@ import torch
 from matplotlib.figure import Figure
 
 __all__ = [
+    "hit_rows",
     "plot_image_to_recipes",
     "plot_query_captions",
     "plot_ranked_images",
+    "plot_recipe_hits",
     "plot_recipe_to_images",
+    "plot_text_to_images",
     "recipe_text",
 ]
 
@@ -84,6 +89,28 @@ def plot_ranked_images(rows: Sequence[tuple]) -> Figure:
     return fig
 
 
+def plot_text_to_images(
+    queries: Sequence[str],
+    images: Sequence[torch.Tensor],
+    ranking: Sequence[Sequence[tuple[int, float]]],
+    *,
+    split: str = "test",
+) -> Figure:
+    """:func:`plot_ranked_images` of captions of ``images``: ``queries[i]`` is one of image
+    ``i``'s, ``ranking[i]`` its ranked ``(j, score)`` hits among ``images``; each hit is
+    labelled ``#j score``, and image ``i`` itself is framed."""
+    rows = [
+        (
+            f"{q!r} ({split} image {i})",
+            [images[j] for j, _ in hits],
+            [f"#{j} {s:.2f}" for j, s in hits],
+            [j == i for j, _ in hits],
+        )
+        for i, (q, hits) in enumerate(zip(queries, ranking, strict=True))
+    ]
+    return plot_ranked_images(rows)
+
+
 def plot_query_captions(image: torch.Tensor, hits: Sequence[dict]) -> Figure:
     """An image query beside its top captions: ``hits`` of ``{"caption", "score"}``."""
     fig = Figure(figsize=(7, 2.4))
@@ -125,6 +152,16 @@ def _plot_hits(rows, show_query, show_hit, widths: tuple[float, float]) -> Figur
     return fig
 
 
+def hit_rows(ranking: Sequence[Sequence[tuple[int, float]]], query, hit) -> list[tuple]:
+    """The rows of :func:`plot_image_to_recipes` and :func:`plot_recipe_to_images`: query
+    ``q`` (0, 1, ...) with its ranked ``(j, score)`` hits ``ranking[q]`` as ``(query(q),
+    [(hit(j), "#j score", j == q), ...])``, so the query's own match is framed."""
+    return [
+        (query(q), [(hit(j), f"#{j} {s:.2f}", j == q) for j, s in hits])
+        for q, hits in enumerate(ranking)
+    ]
+
+
 def plot_image_to_recipes(rows: Sequence[tuple]) -> Figure:
     """One row per query image: ``(image, [(recipe text, label, mark), ...])``, the image
     then its top recipes."""
@@ -135,3 +172,15 @@ def plot_recipe_to_images(rows: Sequence[tuple]) -> Figure:
     """One row per query recipe: ``(recipe text, [(image, label, mark), ...])``, its text
     then its top images."""
     return _plot_hits(rows, _show_text, _show_image, (2.6, 1.8))
+
+
+def plot_recipe_hits(source, to_recipes, to_images) -> tuple[Figure, Figure]:
+    """:func:`plot_image_to_recipes` and :func:`plot_recipe_to_images` of a recipe source
+    (items with an ``image``, ``.recipes`` their text): ``to_recipes[q]`` is image ``q``'s
+    ranked ``(j, score)`` recipes, ``to_images[q]`` recipe ``q``'s ranked images."""
+    recipes = source.recipes
+    image, recipe = lambda i: source[i]["image"], lambda i: recipe_text(recipes[i])
+    return (
+        plot_image_to_recipes(hit_rows(to_recipes, image, recipe)),
+        plot_recipe_to_images(hit_rows(to_images, recipe, image)),
+    )

@@ -1,5 +1,6 @@
 """Where a VQA model looked: an image with its question and answer, then each attention
-hop of a stacked-attention model over it.
+hop of a stacked-attention model over it (:func:`plot_vqa_attention`); a few questions of
+a split drawn so, named by image and question family (:func:`plot_vqa_examples`).
 
 The maps ``(hops, h, w)`` over the encoder's feature grid are upsampled bilinearly to the
 image size, as :mod:`xmodal.viz.attention` shows caption attention. The figure is made
@@ -12,12 +13,17 @@ Example:
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
 import torch
 from matplotlib.figure import Figure
 
+from xmodal.errors import ParameterError
 from xmodal.viz.attention import upsample_attention
 
-__all__ = ["plot_vqa_attention"]
+__all__ = ["plot_vqa_attention", "plot_vqa_examples"]
 
 
 def plot_vqa_attention(
@@ -51,3 +57,33 @@ def plot_vqa_attention(
         ax.set_axis_off()
     fig.suptitle(question, fontsize=9)
     return fig
+
+
+def plot_vqa_examples(
+    split,
+    shown: Sequence[int],
+    predicted: Sequence[str],
+    attention: Mapping[int, torch.Tensor] | None = None,
+    *,
+    prefix: str = "vqa",
+) -> dict[str, Figure]:
+    """:func:`plot_vqa_attention` of question ``shown[g]`` of ``split`` (a
+    :class:`~xmodal.data.questions.QuestionSplit`) over image ``g``, for each ``g``: the
+    ``predicted[g]`` answer, the true one (the most frequent human answer) and the
+    question's maps in ``attention`` (by question index, where there are). Named
+    ``<prefix>_<g>_<family>``, the family's non-word characters as ``_`` (``yes/no`` ->
+    ``yes_no``)."""
+    if len(predicted) != len(shown):
+        raise ParameterError(
+            f"predicted must hold one answer per shown question ({len(shown)}). "
+            f"Found {len(predicted)}"
+        )
+    attention = {} if attention is None else attention
+    figures = {}
+    for g, (i, answer) in enumerate(zip(shown, predicted, strict=True)):
+        truth = Counter(split.answers[i]).most_common(1)[0][0]
+        family = re.sub(r"[^\w-]+", "_", split.families[i])
+        figures[f"{prefix}_{g}_{family}"] = plot_vqa_attention(
+            split.image(g), split.questions[i], answer, truth, attention.get(i)
+        )
+    return figures

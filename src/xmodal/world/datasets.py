@@ -67,11 +67,11 @@ Example:
 from __future__ import annotations
 
 import numbers
-import operator
 
 import torch
 from torch.utils.data import Dataset
 
+from xmodal._checks import check_index
 from xmodal.errors import ParameterError
 from xmodal.world import core, faces
 from xmodal.world.core import World
@@ -206,14 +206,7 @@ class WorldDataset(Dataset):
         return self.size
 
     def __getitem__(self, index) -> dict:
-        i = operator.index(index)  # TypeError for a float or str, as a list gives
-        if i < 0:
-            i += self.size
-        if not 0 <= i < self.size:
-            raise IndexError(
-                f"{type(self).__name__} index out of range: {index} (size {self.size})"
-            )
-        return self.item(i)
+        return self.item(check_index(index, self.size, type(self).__name__))
 
     def item(self, i: int) -> dict:
         raise NotImplementedError

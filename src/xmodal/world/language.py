@@ -512,30 +512,27 @@ def _count_question(nxt, objects, keys, counts, pairs, by_count):
     )
 
 
-def _colour_question(nxt, objects, keys, counts, pairs, by_count):
+def _attribute_question(attr: str, texts, patterns, nxt, objects, keys, counts):
+    """A question "what ``attr`` is the ...?" (colour or shape) about one object, described
+    so that no other object matches."""
     i = int(nxt() * len(keys))
-    key = _unique_key(nxt, keys[i], counts, _NO_COLOUR)
+    key = _unique_key(nxt, keys[i], counts, patterns)
     if key is None:
         return None
     return (
-        _pick(nxt, _COLOUR_TEXTS[key]),
-        objects[i].colour,
-        "colour",
+        _pick(nxt, texts[key]),
+        getattr(objects[i], attr),
+        attr,
         _DESCR[key].copy(),
     )
+
+
+def _colour_question(nxt, objects, keys, counts, pairs, by_count):
+    return _attribute_question("colour", _COLOUR_TEXTS, _NO_COLOUR, nxt, objects, keys, counts)
 
 
 def _shape_question(nxt, objects, keys, counts, pairs, by_count):
-    i = int(nxt() * len(keys))
-    key = _unique_key(nxt, keys[i], counts, _NO_SHAPE)
-    if key is None:
-        return None
-    return (
-        _pick(nxt, _SHAPE_TEXTS[key]),
-        objects[i].shape,
-        "shape",
-        _DESCR[key].copy(),
-    )
+    return _attribute_question("shape", _SHAPE_TEXTS, _NO_SHAPE, nxt, objects, keys, counts)
 
 
 def _relation_question(nxt, objects, keys, counts, pairs, by_count):

@@ -119,6 +119,23 @@ def _check_frames(n_fft, hop_length, win_length) -> tuple[int, int, int]:
     return n_fft, hop_length, win_length
 
 
+def _check_inverse_frames(
+    S: torch.Tensor, name: str, n_fft, hop_length, win_length
+) -> tuple[int, int, int]:
+    """The frame sizes of an inverse transform of ``S (..., freq, frames)``, named ``name``
+    in errors: ``n_fft`` None means ``2 * (freq - 1)``; the bins must match ``n_fft`` and
+    the hop must not exceed the window."""
+    if n_fft is None:
+        n_fft = 2 * (S.shape[-2] - 1)
+    n_fft, hop_length, win_length = _check_frames(n_fft, hop_length, win_length)
+    _check_overlap(hop_length, win_length)
+    if S.shape[-2] != 1 + n_fft // 2:
+        raise ParameterError(
+            f"{name} has {S.shape[-2]} frequency bins; n_fft={n_fft} needs {1 + n_fft // 2}"
+        )
+    return n_fft, hop_length, win_length
+
+
 def _check_length_for(y: torch.Tensor, n_fft: int, center: bool, pad_mode: str) -> None:
     n = y.shape[-1]
     if not center and n < n_fft:
@@ -356,14 +373,9 @@ def istft(
         real waveform ``(..., time)``; ``istft(stft(y), length=len(y))`` equals ``y``.
     """
     S = as_signal(stft_matrix, "stft_matrix", min_ndim=2, complex_ok=True, real_ok=False)
-    if n_fft is None:
-        n_fft = 2 * (S.shape[-2] - 1)
-    n_fft, hop_length, win_length = _check_frames(n_fft, hop_length, win_length)
-    _check_overlap(hop_length, win_length)
-    if S.shape[-2] != 1 + n_fft // 2:
-        raise ParameterError(
-            f"stft_matrix has {S.shape[-2]} frequency bins; n_fft={n_fft} needs {1 + n_fft // 2}"
-        )
+    n_fft, hop_length, win_length = _check_inverse_frames(
+        S, "stft_matrix", n_fft, hop_length, win_length
+    )
     center = check_bool(center, "center")
     if length is not None:
         length = check_positive_int(length, "length")

@@ -18,8 +18,7 @@ from xmodal.audio.functional.fourier import (
     _PAD_MODES,
     HOP_LENGTH,
     WIN_LENGTH,
-    _check_frames,
-    _check_overlap,
+    _check_inverse_frames,
     _frame_blocks,
     _istft,
     _stft,
@@ -113,14 +112,7 @@ def griffinlim(
         waveform ``(..., time)``.
     """
     S = as_signal(S, "S", min_ndim=2)
-    if n_fft is None:
-        n_fft = 2 * (S.shape[-2] - 1)
-    n_fft, hop_length, win_length = _check_frames(n_fft, hop_length, win_length)
-    _check_overlap(hop_length, win_length)
-    if S.shape[-2] != 1 + n_fft // 2:
-        raise ParameterError(
-            f"S has {S.shape[-2]} frequency bins; n_fft={n_fft} needs {1 + n_fft // 2}"
-        )
+    n_fft, hop_length, win_length = _check_inverse_frames(S, "S", n_fft, hop_length, win_length)
     n_iter = check_positive_int(n_iter, "n_iter", minimum=0)
     momentum = check_positive_number(momentum, "momentum", allow_zero=True)
     if not 0.0 <= momentum < 1.0:
