@@ -1,14 +1,23 @@
 """What the task tests share: one table of tiny overrides per task (a run in seconds on a
-CPU), training through the real CLI, reading a run's files, the one-line CLI error, and
-world images written as files for predict."""
+CPU), training through the real CLI or the engine, reading a run's files (metrics, log,
+weights), the one-line CLI error, the ``xmodal tasks`` listing, eval that may not unpickle,
+and world images written as files for predict."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
 import json
+import pickle
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
+
+if TYPE_CHECKING:
+    from xmodal.engine import Run
 
 # The engine's quiet, quick settings: one process on the CPU, one epoch, no progress bar.
 ENGINE = [
@@ -60,6 +69,9 @@ TINY: dict[str, list[str]] = {
     "word2vec": ["data.train_size=40", "model.dim=16", "data.batch_words=500"],
 }  # fmt: skip
 
+# A task file's override on top of ``TINY`` where its runs need no figure.
+NO_FIGURES = "eval.n_figures=0"
+
 
 def tiny(task: str, *overrides: str) -> list[str]:
     """The engine's quick settings, the task's tiny overrides, then ``overrides``."""
@@ -77,8 +89,53 @@ def train_tiny(task: str, runs: Path, *overrides: str) -> Path:
     return folder
 
 
+def train_printed(task: str, runs: Path, *overrides: str) -> tuple[Path, str]:
+    """:func:`train_tiny`'s folder and what ``xmodal train`` printed on stdout."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        folder = train_tiny(task, runs, *overrides)
+    return folder, out.getvalue()
+
+
+def tiny_run(task: str, runs: Path, *overrides: str) -> Run:
+    """A tiny run of ``task`` through the engine (no CLI) under ``runs``: its ``Run``
+    (``run_dir``, ``config``, ``metrics``)."""
+    from xmodal.engine import train
+
+    return train(task, runs_dir=runs, overrides=tiny(task, *overrides))
+
+
+def train_refused(task: str, runs: Path, capsys, *overrides: str) -> str:
+    """``xmodal train TASK OVERRIDES`` that must fail: its one-line error. It made no
+    ``runs/TASK`` folder."""
+    from xmodal.cli import main
+
+    assert main(["train", task, "--runs-dir", str(runs), *overrides]) == 1
+    err = one_line_error(capsys)
+    assert not (Path(runs) / task).exists()
+    return err
+
+
 def read_metrics(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def read_log(run_dir: Path) -> list[dict[str, str]]:
+    """The rows of a run's ``logs/csv/metrics.csv`` (a column a row lacks is ``""``)."""
+    with open(Path(run_dir) / "logs" / "csv" / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def read_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    """A run's exported weights, ``model.safetensors`` (no pickle)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(run_dir) / "model.safetensors"))
+
+
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    """The same tensors under the same names, bit for bit."""
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def without_timing(metrics: dict) -> dict:
@@ -92,6 +149,15 @@ def one_line_error(capsys) -> str:
     assert len(err) == 1, err
     assert err[0].startswith("xmodal: error: "), err
     return err[0]
+
+
+def listed_tasks(capsys) -> dict[str, list[str]]:
+    """``xmodal tasks``, a row per task: name, family, default data, summary."""
+    from xmodal.cli import main
+
+    assert main(["tasks"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    return {line.split()[0]: line.split(None, 3) for line in lines[1:]}  # under the header
 
 
 def save_png(image: torch.Tensor, path: Path) -> Path:
@@ -110,6 +176,24 @@ def world_png(path: Path, *, index: int = 0, split: str = "test", size: int = 64
 
     scene = World(seed=0, image_size=size).scene(split, index, audio=False, questions=False)
     return save_png(scene.image, path)
+
+
+@pytest.fixture(scope="session")
+def scene_png(tmp_path_factory) -> Path:
+    """The world's test scene 0 as a 64x64 RGB PNG file (read only)."""
+    return world_png(tmp_path_factory.mktemp("images") / "scene.png")
+
+
+@pytest.fixture
+def no_pickle(monkeypatch):
+    """``torch.load`` and ``pickle`` fail the test: eval reads safetensors and JSON only."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("xmodal eval must not unpickle")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
 
 
 @pytest.fixture(scope="session")

@@ -5,11 +5,8 @@ listing, and the caption sets a training step sees."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
-import pickle
 import shutil
 from pathlib import Path
 
@@ -17,8 +14,19 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 
+from tests.tasks.conftest import (
+    NO_FIGURES,
+    listed_tasks,
+    one_line_error,
+    read_log,
+    read_metrics,
+    read_weights,
+    same_weights,
+    train_printed,
+    train_refused,
+    train_tiny,
+)
 from xmodal.cli import main
 from xmodal.data.images import load_image
 from xmodal.engine import load_run
@@ -28,71 +36,24 @@ from xmodal.text.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary
 from xmodal.world import World
 from xmodal.world.datasets import make_dataset
 
+# conftest.TINY["caption"]'s split sizes; a run here makes no figure (NO_FIGURES) unless
+# it asks for some.
 TRAIN, VAL, TEST = 16, 8, 8
 N_FIGURES = 2
-TINY = [
-    f"data.train_size={TRAIN}", f"data.val_size={VAL}", f"data.test_size={TEST}",
-    "data.batch_size=8", "data.num_workers=0",
-    "model.channels=16", "model.hidden_dim=32", "model.embed_dim=16", "model.attention_dim=16",
-    "trainer.max_epochs=1", "trainer.accelerator=cpu", "trainer.devices=1",
-    "trainer.log_every_n_steps=1",
-    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-    "eval.meteor=false", "eval.batch_size=8", "eval.n_figures=0",
-]  # fmt: skip
 NGRAM = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr-D")
 WORLD_ONLY = ("content_precision", "attention_grounding", "grounding_chance")
-
-
-def _train(runs: Path, *overrides: str) -> Path:
-    """``xmodal train caption`` (tiny) into a new ``runs/caption/<time>``; its folder."""
-    before = set((runs / "caption").glob("*")) if (runs / "caption").is_dir() else set()
-    assert main(["train", "caption", "--runs-dir", str(runs), *TINY, *overrides]) == 0
-    (folder,) = set((runs / "caption").glob("*")) - before
-    return folder
-
-
-def _metrics(run_dir: Path) -> dict:
-    return json.loads((run_dir / "metrics.json").read_text())
-
-
-def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(run_dir / "model.safetensors"))
-
-
-def _same_weights(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def _error(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err  # one line, no traceback
-    assert err[0].startswith("xmodal: error: "), err
-    return err[0]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One finished tiny run (read only) and what ``xmodal train`` printed."""
-    runs = tmp_path_factory.mktemp("caption-runs")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        folder = _train(runs, f"eval.n_figures={N_FIGURES}")
-    return folder, out.getvalue()
+    return train_printed("caption", tmp_path_factory.mktemp("caption-runs"),
+                         f"eval.n_figures={N_FIGURES}")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def run_dir(trained) -> Path:
     return trained[0]
-
-
-@pytest.fixture(scope="module")
-def scene_png(tmp_path_factory) -> tuple[Path, torch.Tensor]:
-    """World test image 0 saved as an RGB PNG, and the tensor the world gives for it."""
-    image = make_dataset(World(seed=0), "captioning", "test", size=1)[0]["image"]
-    path = tmp_path_factory.mktemp("images") / "scene.png"
-    array = (image * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    Image.fromarray(array, mode="RGB").save(path)
-    return path, image
 
 
 # ----------------------------------------------------------------------------- train
@@ -112,7 +73,7 @@ def test_train_writes_the_whole_run_folder(trained):
     assert "hidden_dim: 32" in (d / "config.yaml").read_text()
     assert len(Vocabulary.load(d / "vocab.json")) > 4  # the specials and the world's words
 
-    metrics = _metrics(d)
+    metrics = read_metrics(d)
     test = metrics["test"]
     assert set(test) == {*NGRAM, *WORLD_ONLY, "n_images"}  # eval.meteor=false: no METEOR
     assert test["n_images"] == TEST
@@ -137,10 +98,7 @@ def test_train_writes_the_whole_run_folder(trained):
 
 
 def test_logs_have_every_step_and_the_validation_loss(run_dir):
-    import csv
-
-    with open(run_dir / "logs" / "csv" / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_log(run_dir)
     assert [int(r["step"]) for r in rows if r["train/loss_step"]] == [0, 1]
     (val,) = [float(r["val/xent"]) for r in rows if r["val/xent"]]
     assert math.isfinite(val) and val > 0
@@ -150,17 +108,11 @@ def test_logs_have_every_step_and_the_validation_loss(run_dir):
 
 
 def test_eval_loads_safetensors_without_pickle_and_reproduces_the_metrics(
-    run_dir, monkeypatch, capsys
+    run_dir, no_pickle, capsys
 ):
-    def no_pickle(*args, **kwargs):
-        raise AssertionError("xmodal eval must not unpickle")
-
-    monkeypatch.setattr(torch, "load", no_pickle)
-    monkeypatch.setattr(pickle, "load", no_pickle)
-    monkeypatch.setattr(pickle, "loads", no_pickle)
     assert main(["eval", "caption", "--run", str(run_dir)]) == 0
     saved = json.loads((run_dir / "eval-test.json").read_text())
-    assert saved == _metrics(run_dir)["test"]  # exactly: the same captions, the same scores
+    assert saved == read_metrics(run_dir)["test"]  # exactly: the same captions, the same scores
     out = capsys.readouterr().out.splitlines()
     table = {line.split()[0]: line.split()[1] for line in out if line.startswith("test/")}
     assert table == {f"test/{k}": f"{v:.4g}" if isinstance(v, float) else str(v)
@@ -172,7 +124,8 @@ def test_eval_loads_safetensors_without_pickle_and_reproduces_the_metrics(
 
 
 def test_predict_captions_files_of_any_colour_mode(run_dir, scene_png, tmp_path, capsys):
-    scene, image = scene_png
+    scene = scene_png
+    image = make_dataset(World(seed=0), "captioning", "test", size=1)[0]["image"]  # scene's
     assert torch.equal(load_image(scene), image)  # the PNG round trip is exact
     gray = tmp_path / "gray.png"
     Image.fromarray(np.linspace(0, 255, 40 * 48).reshape(40, 48).astype(np.uint8), "L").save(gray)
@@ -209,12 +162,12 @@ def test_predict_on_a_file_that_is_not_an_image_names_it(run_dir, scene_png, tmp
     fake = tmp_path / "notes.png"
     fake.write_text("not an image\n")
     truncated = tmp_path / "cut.png"
-    data = scene_png[0].read_bytes()
+    data = scene_png.read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
     for bad in (fake, truncated, tmp_path / "missing.png"):
-        argv = ["predict", "caption", "--run", str(run_dir), str(scene_png[0]), str(bad)]
+        argv = ["predict", "caption", "--run", str(run_dir), str(scene_png), str(bad)]
         assert main([*argv, "--out", str(tmp_path / "out")]) == 1
-        assert str(bad) in _error(capsys)
+        assert str(bad) in one_line_error(capsys)
     assert not (tmp_path / "out" / "predictions.json").exists()
 
 
@@ -234,17 +187,14 @@ def test_predict_on_a_file_that_is_not_an_image_names_it(run_dir, scene_png, tmp
     ],
 )
 def test_bad_config_is_one_line_and_makes_no_run_folder(tmp_path, capsys, overrides, message):
-    argv = ["train", "caption", "--runs-dir", str(tmp_path), *overrides]
-    assert main(argv) == 1
-    assert message in _error(capsys)
-    assert not (tmp_path / "caption").exists()
+    assert message in train_refused("caption", tmp_path, capsys, *overrides)
 
 
 def test_eval_of_a_run_without_weights_names_the_folder(run_dir, tmp_path, capsys):
     half = tmp_path / "half"
     shutil.copytree(run_dir, half, ignore=shutil.ignore_patterns("model.safetensors"))
     assert main(["eval", "caption", "--run", str(half)]) == 1
-    err = _error(capsys)
+    err = one_line_error(capsys)
     assert f"{half} has no model.safetensors" in err
     assert f"xmodal train caption --resume {half}" in err
 
@@ -257,11 +207,11 @@ def test_a_run_of_another_task_is_refused(run_dir, scene_png, tmp_path, capsys):
     register_task(ToyTask, overwrite=True)
     try:
         toy = train("toy", run_dir=tmp_path / "toy", overrides=["trainer.max_epochs=1"])
-        argv = ["predict", "caption", "--run", str(toy.run_dir), str(scene_png[0])]
+        argv = ["predict", "caption", "--run", str(toy.run_dir), str(scene_png)]
         assert main(argv) == 1
-        assert "holds a 'toy' run, not 'caption'" in _error(capsys)
+        assert "holds a 'toy' run, not 'caption'" in one_line_error(capsys)
         assert main(["eval", "toy", "--run", str(run_dir)]) == 1
-        assert "holds a 'caption' run, not 'toy'" in _error(capsys)
+        assert "holds a 'caption' run, not 'toy'" in one_line_error(capsys)
     finally:
         unregister_task("toy")
 
@@ -272,12 +222,12 @@ def test_a_run_of_another_task_is_refused(run_dir, scene_png, tmp_path, capsys):
 # Seed 1's captions name no colour or shape, so its grounding is NaN (with a warning).
 @pytest.mark.filterwarnings("ignore:.*no colour or shape word to ground:UserWarning")
 def test_same_seed_same_model_other_seed_other_model(run_dir, tmp_path):
-    again = _train(tmp_path)
-    assert _metrics(again)["test"] == _metrics(run_dir)["test"]
-    assert _same_weights(_weights(again), _weights(run_dir))
+    again = train_tiny("caption", tmp_path, NO_FIGURES)
+    assert read_metrics(again)["test"] == read_metrics(run_dir)["test"]
+    assert same_weights(read_weights(again), read_weights(run_dir))
     assert (again / "vocab.json").read_text() == (run_dir / "vocab.json").read_text()
-    other = _train(tmp_path, "seed=1")
-    assert not _same_weights(_weights(other), _weights(run_dir))
+    other = train_tiny("caption", tmp_path, NO_FIGURES, "seed=1")
+    assert not same_weights(read_weights(other), read_weights(run_dir))
 
 
 def test_resume_equals_a_straight_two_epoch_run(run_dir, tmp_path):
@@ -286,12 +236,12 @@ def test_resume_equals_a_straight_two_epoch_run(run_dir, tmp_path):
     resumed = tmp_path / "resumed"
     shutil.copytree(run_dir, resumed)
     argv = ["train", "caption", "--resume", str(resumed), "trainer.max_epochs=2"]
-    assert main([*argv, "eval.n_figures=0"]) == 0
-    straight = _train(tmp_path / "runs", "trainer.max_epochs=2")
-    assert _metrics(resumed)["test"] == _metrics(straight)["test"]
-    assert _same_weights(_weights(resumed), _weights(straight))
-    assert not _same_weights(_weights(resumed), _weights(run_dir))  # it did train on
-    train_info = _metrics(resumed)["train"]
+    assert main([*argv, NO_FIGURES]) == 0
+    straight = train_tiny("caption", tmp_path / "runs", NO_FIGURES, "trainer.max_epochs=2")
+    assert read_metrics(resumed)["test"] == read_metrics(straight)["test"]
+    assert same_weights(read_weights(resumed), read_weights(straight))
+    assert not same_weights(read_weights(resumed), read_weights(run_dir))  # it did train on
+    train_info = read_metrics(resumed)["train"]
     assert train_info["epochs"] == 2 and train_info["steps"] == 2 * TRAIN // 8
     assert "max_epochs: 2" in (resumed / "config.yaml").read_text()
 
@@ -341,15 +291,15 @@ def test_karpathy_export_of_the_world_trains_like_the_world(run_dir, tmp_path):
     out = export(World(seed=0), "coco", tmp_path / "coco",
                  sizes={"train": TRAIN, "val": VAL, "test": TEST})  # fmt: skip
     data = [f"data.json={out / 'dataset_coco.json'}", f"data.root={out}"]
-    d = _train(tmp_path / "runs", "data=karpathy", *data, "eval.n_figures=1")
-    test = _metrics(d)["test"]
+    d = train_tiny("caption", tmp_path / "runs", "data=karpathy", *data, "eval.n_figures=1")
+    test = read_metrics(d)["test"]
     assert test["n_images"] == TEST
     assert not set(WORLD_ONLY) & set(test)  # content metrics need the world's ground truth
-    world = _metrics(run_dir)["test"]
+    world = read_metrics(run_dir)["test"]
     # The same images (lossless PNG), the same words (Karpathy's tokens are the world's
     # captions tokenized), so the same vocabulary, the same training and the same scores.
     assert Vocabulary.load(d / "vocab.json") == Vocabulary.load(run_dir / "vocab.json")
-    assert _same_weights(_weights(d), _weights(run_dir))
+    assert same_weights(read_weights(d), read_weights(run_dir))
     assert {k: test[k] for k in NGRAM} == {k: world[k] for k in NGRAM}
     assert [p.name for p in (d / "figures").glob("*.png")] == ["attention_test_0.png"]
     cfg = json.loads((d / "model.json").read_text())["config"]["data"]
@@ -360,11 +310,8 @@ def test_karpathy_export_of_the_world_trains_like_the_world(run_dir, tmp_path):
 
 
 def test_caption_is_listed_by_xmodal_tasks(capsys):
-    assert main(["tasks"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    rows = {line.split()[0]: line.split(None, 3) for line in lines[1:]}
-    assert rows["caption"] == [CaptionTask.name, CaptionTask.family, CaptionTask.default_data,
-                               CaptionTask.summary]  # fmt: skip
+    row = [CaptionTask.name, CaptionTask.family, CaptionTask.default_data, CaptionTask.summary]
+    assert listed_tasks(capsys)["caption"] == row
 
 
 # ----------------------------------------------------------------------------- batches

@@ -6,21 +6,27 @@ tests/text/test_lm_data.py."""
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import io
 import json
 import math
-import pickle
 import random
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from tests.tasks.conftest import one_line_error, read_metrics, tiny, train_tiny
+from tests.tasks.conftest import (
+    listed_tasks,
+    one_line_error,
+    read_log,
+    read_metrics,
+    read_weights,
+    same_weights,
+    tiny,
+    train_printed,
+    train_refused,
+    train_tiny,
+)
 from xmodal.cli import main
 from xmodal.engine import load_run
 from xmodal.tasks.gpt import GPTConfig, GPTDataConfig, GPTTask
@@ -49,27 +55,10 @@ def corpus(tmp_path_factory) -> Path:
     return path
 
 
-def _train(runs: Path, *overrides: str) -> Path:
-    """``xmodal train gpt`` (tiny, with dropout) into a new ``runs/gpt/<time>``."""
-    return train_tiny("gpt", runs, DROPOUT, *overrides)
-
-
-def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(run_dir / "model.safetensors"))
-
-
-def _same_weights(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
 @pytest.fixture(scope="module")
 def trained(corpus, tmp_path_factory):
     """One finished tiny char-level run on the corpus file (read only) and its output."""
-    runs = tmp_path_factory.mktemp("gpt-runs")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        folder = _train(runs, f"data={corpus}")
-    return folder, out.getvalue()
+    return train_printed("gpt", tmp_path_factory.mktemp("gpt-runs"), DROPOUT, f"data={corpus}")
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +117,7 @@ def test_train_writes_the_whole_run_folder(trained, corpus):
 
 
 def test_logs_have_the_validation_loss(run_dir):
-    with open(run_dir / "logs" / "csv" / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_log(run_dir)
     (val,) = [float(r["val/loss"]) for r in rows if r.get("val/loss")]
     assert math.isfinite(val) and val > 0
     assert [int(r["step"]) for r in rows if r["train/loss_step"]] == list(
@@ -138,14 +126,8 @@ def test_logs_have_the_validation_loss(run_dir):
 
 
 def test_eval_loads_safetensors_without_pickle_and_reproduces_the_metrics(
-    run_dir, monkeypatch, capsys
+    run_dir, no_pickle, capsys
 ):
-    def no_pickle(*args, **kwargs):
-        raise AssertionError("xmodal eval must not unpickle")
-
-    monkeypatch.setattr(torch, "load", no_pickle)
-    monkeypatch.setattr(pickle, "load", no_pickle)
-    monkeypatch.setattr(pickle, "loads", no_pickle)
     for split in ("test", "val"):
         assert main(["eval", "gpt", "--run", str(run_dir), "--split", split]) == 0
         saved = json.loads((run_dir / f"eval-{split}.json").read_text())
@@ -179,11 +161,11 @@ def test_predict_prints_a_continuation_of_each_prompt(run_dir, tmp_path, capsys)
 
 
 def test_data_path_spelling_and_seed(run_dir, corpus, tmp_path):
-    again = _train(tmp_path, f"data.path={corpus}")
-    assert _same_weights(_weights(again), _weights(run_dir))
+    again = train_tiny("gpt", tmp_path, DROPOUT, f"data.path={corpus}")
+    assert same_weights(read_weights(again), read_weights(run_dir))
     assert read_metrics(again)["test"] == read_metrics(run_dir)["test"]
-    other = _train(tmp_path, f"data={corpus}", "seed=1")
-    assert not _same_weights(_weights(other), _weights(run_dir))
+    other = train_tiny("gpt", tmp_path, DROPOUT, f"data={corpus}", "seed=1")
+    assert not same_weights(read_weights(other), read_weights(run_dir))
 
 
 def test_resume_equals_a_straight_two_epoch_run(run_dir, corpus, tmp_path):
@@ -191,10 +173,11 @@ def test_resume_equals_a_straight_two_epoch_run(run_dir, corpus, tmp_path):
     resumed = tmp_path / "resumed"
     shutil.copytree(run_dir, resumed)
     assert main(["train", "gpt", "--resume", str(resumed), "trainer.max_epochs=2"]) == 0
-    straight = _train(tmp_path / "runs", f"data={corpus}", "trainer.max_epochs=2")
-    assert _same_weights(_weights(resumed), _weights(straight))
+    straight = train_tiny("gpt", tmp_path / "runs", DROPOUT, f"data={corpus}",
+                          "trainer.max_epochs=2")  # fmt: skip
+    assert same_weights(read_weights(resumed), read_weights(straight))
     assert read_metrics(resumed)["test"] == read_metrics(straight)["test"]
-    assert not _same_weights(_weights(resumed), _weights(run_dir))
+    assert not same_weights(read_weights(resumed), read_weights(run_dir))
     assert read_metrics(resumed)["train"]["epochs"] == 2
     assert (resumed / "figures" / "samples.txt").read_text() == (
         straight / "figures" / "samples.txt"
@@ -205,7 +188,7 @@ def test_resume_equals_a_straight_two_epoch_run(run_dir, corpus, tmp_path):
 
 
 def test_word_level(corpus, tmp_path, capsys):
-    d = _train(tmp_path, f"data={corpus}", "data.level=word")
+    d = train_tiny("gpt", tmp_path, DROPOUT, f"data={corpus}", "data.level=word")
     vocab = Vocabulary.load(d / "vocab.json")
     assert {"cat", "river", "moon"} <= set(vocab.itos)
     assert not (d / "chars.json").exists()
@@ -223,8 +206,9 @@ def test_word_level(corpus, tmp_path, capsys):
 
 
 def test_the_world_captions_are_the_default_data(tmp_path):
-    d = _train(tmp_path, "data.train_size=40", "data.val_size=8", "data.test_size=8",
-               "eval.attention_head=1", "eval.attention_text=a red circle")  # fmt: skip
+    d = train_tiny("gpt", tmp_path, DROPOUT, "data.train_size=40", "data.val_size=8",
+                   "data.test_size=8", "eval.attention_head=1",
+                   "eval.attention_text=a red circle")  # fmt: skip
     assert "name: world" in (d / "config.yaml").read_text()
     task = GPTTask(GPTConfig(data=GPTDataConfig(train_size=40, val_size=8, test_size=8)))
     texts = {split: task.data(split) for split in ("train", "val", "test")}
@@ -260,9 +244,7 @@ def test_the_world_captions_are_the_default_data(tmp_path):
     ],
 )
 def test_bad_config_is_one_line_and_makes_no_run_folder(tmp_path, capsys, overrides, message):
-    assert main(["train", "gpt", "--runs-dir", str(tmp_path), *overrides]) == 1
-    assert message in one_line_error(capsys)
-    assert not (tmp_path / "gpt").exists()
+    assert message in train_refused("gpt", tmp_path, capsys, *overrides)
 
 
 @pytest.mark.parametrize(
@@ -299,8 +281,6 @@ def test_missing_and_too_short_files(tmp_path, capsys):
 
 
 def test_gpt_is_listed_by_xmodal_tasks(capsys):
-    assert main(["tasks"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    rows = {line.split()[0]: line.split(None, 3) for line in lines[1:]}
-    assert rows["gpt"] == [GPTTask.name, GPTTask.family, GPTTask.default_data, GPTTask.summary]
+    row = [GPTTask.name, GPTTask.family, GPTTask.default_data, GPTTask.summary]
+    assert listed_tasks(capsys)["gpt"] == row
     assert GPTTask.family == "representations"

@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from tests.tasks.conftest import one_line_error, read_metrics, save_png, train_tiny, world_png
+from tests.tasks.conftest import (
+    NO_FIGURES,
+    listed_tasks,
+    one_line_error,
+    read_metrics,
+    read_weights,
+    same_weights,
+    save_png,
+    train_refused,
+    train_tiny,
+)
 from xmodal.cli import main
 from xmodal.data.captions import CaptionedImages, collate_captioned
 from xmodal.engine import load_run
@@ -29,34 +37,18 @@ from xmodal.world import World
 from xmodal.world.datasets import make_dataset
 from xmodal.world.schema import COLOURS, SHAPES
 
-TRAIN, VAL, TEST = 16, 8, 8  # conftest.TINY["retrieval"]'s split sizes
+# conftest.TINY["retrieval"]'s split sizes; a run here makes no figure (NO_FIGURES) unless
+# it asks for some.
+TRAIN, VAL, TEST = 16, 8, 8
 RECALLS = [f"{d}_R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)]
 RANKS = ["i2t_medr", "i2t_meanr", "t2i_medr", "t2i_meanr"]
 WORLD_ONLY = ["arithmetic_top5", "arithmetic_chance", "arithmetic_queries", "tag_i2t_rprec",
               "tag_t2i_P@10"]  # fmt: skip
 
 
-def _train(runs: Path, *overrides: str) -> Path:
-    """A tiny run without figures (unless ``overrides`` ask for some)."""
-    return train_tiny("retrieval", runs, "eval.n_figures=0", *overrides)
-
-
-def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(run_dir / "model.safetensors"))
-
-
-def _same_weights(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    return _train(tmp_path_factory.mktemp("retrieval-runs"), "eval.n_figures=2")
-
-
-@pytest.fixture(scope="module")
-def scene_png(tmp_path_factory) -> Path:
-    return world_png(tmp_path_factory.mktemp("images") / "scene.png")
+    return train_tiny("retrieval", tmp_path_factory.mktemp("retrieval-runs"), "eval.n_figures=2")
 
 
 # ----------------------------------------------------------------------------- train
@@ -114,13 +106,7 @@ def test_evaluate_is_retrieval_metrics_of_the_embeddings(run_dir):
 # ----------------------------------------------------------------------------- eval
 
 
-def test_eval_loads_safetensors_without_pickle_and_reproduces_the_metrics(run_dir, monkeypatch):
-    def no_pickle(*args, **kwargs):
-        raise AssertionError("xmodal eval must not unpickle")
-
-    monkeypatch.setattr(torch, "load", no_pickle)
-    monkeypatch.setattr(pickle, "load", no_pickle)
-    monkeypatch.setattr(pickle, "loads", no_pickle)
+def test_eval_loads_safetensors_without_pickle_and_reproduces_the_metrics(run_dir, no_pickle):
     assert main(["eval", "retrieval", "--run", str(run_dir)]) == 0
     saved = json.loads((run_dir / "eval-test.json").read_text())
     assert saved == read_metrics(run_dir)["test"]
@@ -289,8 +275,8 @@ def test_predict_on_a_file_that_is_not_an_image_names_it(run_dir, tmp_path, caps
 
 
 def test_transformer_text_encoder_trains_evaluates_and_predicts(tmp_path, capsys):
-    d = _train(tmp_path, "model.text_encoder=transformer", "model.text_layers=1",
-               "model.text_heads=2", "model.pooling=first")  # fmt: skip
+    d = train_tiny("retrieval", tmp_path, NO_FIGURES, "model.text_encoder=transformer",
+                   "model.text_layers=1", "model.text_heads=2", "model.pooling=first")  # fmt: skip
     task, model = load_run(d)
     assert type(model.text).__name__ == "TransformerTextEncoder"
     assert len(model.text.blocks) == 1
@@ -306,12 +292,12 @@ def test_karpathy_export_of_the_world_trains_like_the_world(run_dir, tmp_path):
     out = export(World(seed=0), "coco", tmp_path / "coco",
                  sizes={"train": TRAIN, "val": VAL, "test": TEST})  # fmt: skip
     data = [f"data.json={out / 'dataset_coco.json'}", f"data.root={out}"]
-    d = _train(tmp_path / "runs", "data=karpathy", *data, "eval.n_figures=2")
+    d = train_tiny("retrieval", tmp_path / "runs", "data=karpathy", *data, "eval.n_figures=2")
     test, world = read_metrics(d)["test"], read_metrics(run_dir)["test"]
     # The same images (lossless PNG) and words: the same vocabulary, training and scores;
     # arithmetic and tags need the world's objects.
     assert Vocabulary.load(d / "vocab.json") == Vocabulary.load(run_dir / "vocab.json")
-    assert _same_weights(_weights(d), _weights(run_dir))
+    assert same_weights(read_weights(d), read_weights(run_dir))
     assert test == {k: v for k, v in world.items() if k not in WORLD_ONLY}
     assert (d / "figures" / "retrieval_test_text_to_image.png").is_file()
 
@@ -358,9 +344,7 @@ def test_a_5k_test_split_is_scored_in_1k_folds():
     ],
 )
 def test_bad_config_is_one_line_and_makes_no_run_folder(tmp_path, capsys, overrides, message):
-    assert main(["train", "retrieval", "--runs-dir", str(tmp_path), *overrides]) == 1
-    assert message in one_line_error(capsys)
-    assert not (tmp_path / "retrieval").exists()
+    assert message in train_refused("retrieval", tmp_path, capsys, *overrides)
 
 
 def test_a_run_of_another_task_is_refused(tmp_path, capsys):
@@ -385,14 +369,14 @@ def test_a_run_of_another_task_is_refused(tmp_path, capsys):
 @pytest.mark.parametrize("loss", ["vse++", "infonce"])
 def test_resume_equals_a_straight_two_epoch_run(tmp_path, loss):
     # captions_per_step=2 draws captions per (seed, epoch, image): resume must draw the same.
-    extra = [f"model.loss={loss}", "data.captions_per_step=2"]
-    first = _train(tmp_path / "a", *extra)
+    extra = [NO_FIGURES, f"model.loss={loss}", "data.captions_per_step=2"]
+    first = train_tiny("retrieval", tmp_path / "a", *extra)
     resumed = tmp_path / "resumed"
     shutil.copytree(first, resumed)
     assert main(["train", "retrieval", "--resume", str(resumed), "trainer.max_epochs=2"]) == 0
-    straight = _train(tmp_path / "b", *extra, "trainer.max_epochs=2")
-    assert _same_weights(_weights(resumed), _weights(straight))
-    assert not _same_weights(_weights(resumed), _weights(first))
+    straight = train_tiny("retrieval", tmp_path / "b", *extra, "trainer.max_epochs=2")
+    assert same_weights(read_weights(resumed), read_weights(straight))
+    assert not same_weights(read_weights(resumed), read_weights(first))
     assert read_metrics(resumed)["test"] == read_metrics(straight)["test"]
 
 
@@ -400,10 +384,8 @@ def test_resume_equals_a_straight_two_epoch_run(tmp_path, loss):
 
 
 def test_retrieval_is_listed_by_xmodal_tasks(capsys):
-    assert main(["tasks"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    rows = {line.split()[0]: line.split(None, 3) for line in lines[1:]}
-    assert rows["retrieval"] == ["retrieval", "matching", "world", RetrievalTask.summary]
+    row = ["retrieval", "matching", "world", RetrievalTask.summary]
+    assert listed_tasks(capsys)["retrieval"] == row
 
 
 # ----------------------------------------------------------------------------- batches

@@ -11,8 +11,9 @@ import json
 import pytest
 import torch
 
-from tests.tasks.conftest import tiny, train_tiny
+from tests.tasks.conftest import NO_FIGURES, read_log, tiny_run, train_tiny
 from xmodal.data.scenes import collate_pairs
+from xmodal.engine.module import ManualStep
 from xmodal.errors import DataError, ParameterError
 from xmodal.tasks.text2image import (
     Text2ImageConfig,
@@ -66,8 +67,11 @@ def test_the_generator_step_leaves_the_discriminators_gradients_alone():
     opt_d, opt_g = task.configure_optimizers(model)
     seen: list[dict] = []
 
-    class Step:  # the engine's ManualStep, recording D's gradients after each backward
+    class Step(ManualStep):  # the engine's step, recording D's gradients after each backward
         optimizers = (opt_d, opt_g)
+
+        def __init__(self):
+            pass
 
         def backward(self, loss):
             loss.backward()
@@ -148,16 +152,9 @@ def test_config_errors_name_the_value():
 # ------------------------------------------------------------------ through the engine
 
 
-def _train(runs, *overrides: str):
-    """A tiny text2image run (``conftest.tiny``) through the engine: its TrainResult."""
-    from xmodal.engine import train
-
-    return train("text2image", runs_dir=runs, overrides=tiny("text2image", *overrides))
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, one_thread):
-    return _train(tmp_path_factory.mktemp("runs"))
+    return tiny_run("text2image", tmp_path_factory.mktemp("runs"))
 
 
 def test_training_through_the_engine_changes_both_networks(run):
@@ -226,8 +223,8 @@ def test_predict_bad_input(run, tmp_path):
 def test_text_run_takes_a_retrieval_runs_vocabulary_and_frozen_text_encoder(tmp_path):
     from xmodal.engine.run import load_run, predict
 
-    retrieval = train_tiny("retrieval", tmp_path, "eval.n_figures=0")
-    run = _train(tmp_path, f"model.text_run={retrieval}")
+    retrieval = train_tiny("retrieval", tmp_path, NO_FIGURES)
+    run = tiny_run("text2image", tmp_path, f"model.text_run={retrieval}")
     assert (run.run_dir / "text_encoder.json").is_file()
     assert (run.run_dir / "vocab.json").read_text() == (retrieval / "vocab.json").read_text()
     _, source = load_run(retrieval)
@@ -239,30 +236,24 @@ def test_text_run_takes_a_retrieval_runs_vocabulary_and_frozen_text_encoder(tmp_
     assert records[0]["unknown_words"] == []
     # The engine checks the upstream run before anything starts.
     with pytest.raises(DataError, match="is not a finished 'retrieval' run"):
-        _train(tmp_path, f"model.text_run={run.run_dir}")
+        tiny_run("text2image", tmp_path, f"model.text_run={run.run_dir}")
 
 
 def test_the_matching_loss_trains_the_generator_towards_its_caption(tmp_path):
-    import csv
-
-    run = _train(tmp_path, "model.match_weight=1.0")
-    with open(run.run_dir / "logs" / "csv" / "metrics.csv", newline="") as f:
-        values = [float(r["train/g_match_epoch"]) for r in csv.DictReader(f)
-                  if r.get("train/g_match_epoch")]  # fmt: skip
+    run = tiny_run("text2image", tmp_path, "model.match_weight=1.0")
+    values = [float(r["train/g_match_epoch"]) for r in read_log(run.run_dir)
+              if r.get("train/g_match_epoch")]  # fmt: skip
     assert values and all(v > 0 for v in values)  # logged, a cross entropy over the batch
-    plain = _train(tmp_path, "model.match_weight=0")
-    with open(plain.run_dir / "logs" / "csv" / "metrics.csv", newline="") as f:
-        assert "train/g_match_epoch" not in next(csv.reader(f))
+    plain = tiny_run("text2image", tmp_path, "model.match_weight=0")
+    rows = read_log(plain.run_dir)
+    assert rows and "train/g_match_epoch" not in rows[0]  # not a column of the log
 
 
 def test_the_auxiliary_classifiers_train_on_real_labels_and_judge_the_fakes(tmp_path):
-    import csv
-
     from xmodal.engine.run import load_run
 
-    run = _train(tmp_path, "model.aux_weight=1.0", "model.aux_fake=false")
-    with open(run.run_dir / "logs" / "csv" / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    run = tiny_run("text2image", tmp_path, "model.aux_weight=1.0", "model.aux_fake=false")
+    rows = read_log(run.run_dir)
     for key in ("d_aux_colour", "d_aux_shape", "g_aux_colour", "g_aux_shape"):
         values = [float(r[f"train/{key}_epoch"]) for r in rows if r.get(f"train/{key}_epoch")]
         assert values and all(v >= 0 for v in values), key  # cross entropies
@@ -273,7 +264,7 @@ def test_the_auxiliary_classifiers_train_on_real_labels_and_judge_the_fakes(tmp_
     for a, b in zip(start.discriminator.aux.parameters(), model.discriminator.aux.parameters(),
                     strict=True):  # fmt: skip
         assert not torch.equal(a, b)  # trained
-    plain = _train(tmp_path, "model.aux_weight=0")
+    plain = tiny_run("text2image", tmp_path, "model.aux_weight=0")
     assert len(load_run(plain.run_dir)[1].discriminator.aux) == 0
     # A run saved before the option existed (no aux_weight in its config) has no heads.
     saved = plain.run_dir / "config.yaml"
@@ -291,13 +282,10 @@ def test_the_auxiliary_classifiers_train_on_real_labels_and_judge_the_fakes(tmp_
 
 
 def test_the_generated_class_of_the_classifiers_is_trained_on_fakes(tmp_path):
-    import csv
-
     from xmodal.engine.run import load_run
 
-    run = _train(tmp_path)  # the default: K+1
-    with open(run.run_dir / "logs" / "csv" / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    run = tiny_run("text2image", tmp_path)  # the default: K+1
+    rows = read_log(run.run_dir)
     key = "train/d_aux_generated_epoch"
     values = [float(r[key]) for r in rows if r.get(key)]
     assert values and all(v > 0 for v in values)  # the "generated" class's cross entropy

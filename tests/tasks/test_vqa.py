@@ -13,7 +13,15 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.tasks.conftest import one_line_error, tiny, train_tiny, world_png
+from tests.tasks.conftest import (
+    NO_FIGURES,
+    listed_tasks,
+    one_line_error,
+    read_metrics,
+    tiny,
+    train_refused,
+    train_tiny,
+)
 from xmodal.cli import main
 from xmodal.data.questions import collate_questions, world_questions
 from xmodal.data.vqa import VQAv2, annotations_file, questions_file
@@ -29,18 +37,9 @@ TRAIN, VAL, TEST = 120, 40, 60  # conftest's tiny vqa: questions of 12, 4 and 6 
 FAMILIES = ("colour", "count", "exist", "relation", "shape")
 
 
-def _train(runs: Path, *overrides: str) -> Path:
-    return train_tiny("vqa", runs, *overrides)
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    return _train(tmp_path_factory.mktemp("vqa-runs"), "eval.n_figures=2")
-
-
-@pytest.fixture(scope="module")
-def scene_png(tmp_path_factory) -> Path:
-    return world_png(tmp_path_factory.mktemp("images") / "scene.png")
+    return train_tiny("vqa", tmp_path_factory.mktemp("vqa-runs"), "eval.n_figures=2")
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +55,7 @@ def test_train_writes_the_run_folder_with_accuracy_per_family(run_dir):
     for name in ("config.yaml", "run.json", "vocab.json", "answers.json", "model.json",
                  "model.safetensors", "metrics.json", "report.html"):  # fmt: skip
         assert (run_dir / name).is_file(), name
-    test = json.loads((run_dir / "metrics.json").read_text())["test"]
+    test = read_metrics(run_dir)["test"]
     assert test["n_questions"] == TEST and test["n_images"] == TEST // 10
     present = [f for f in FAMILIES if f"accuracy_{f}" in test]
     assert len(present) >= 4  # 60 world questions cover (almost) every family
@@ -76,8 +75,8 @@ def test_train_writes_the_run_folder_with_accuracy_per_family(run_dir):
 
 
 def test_the_compositional_split_scores_the_held_out_combinations_apart(tmp_path):
-    run = _train(tmp_path, "data.compositional=true", "eval.n_figures=0")
-    metrics = json.loads((run / "metrics.json").read_text())
+    run = train_tiny("vqa", tmp_path, "data.compositional=true", NO_FIGURES)
+    metrics = read_metrics(run)
     comp = metrics["compositional"]
     assert set(metrics["test"]) <= set(comp)  # the same metrics on both splits
     assert comp["n_questions"] == TEST and 0.0 <= comp["accuracy"] <= 100.0
@@ -157,15 +156,11 @@ def test_bad_predict_input_is_one_line(run_dir, scene_png, tmp_path, capsys, inp
     ],
 )
 def test_bad_config_is_one_line(tmp_path, capsys, overrides, message):
-    assert main(["train", "vqa", "--runs-dir", str(tmp_path), *tiny("vqa", *overrides)]) == 1
-    assert message in one_line_error(capsys)
-    assert not (tmp_path / "vqa").exists() or not any((tmp_path / "vqa").iterdir())
+    assert message in train_refused("vqa", tmp_path, capsys, *tiny("vqa", *overrides))
 
 
 def test_vqa_is_listed_by_xmodal_tasks(capsys):
-    assert main(["tasks"]) == 0
-    line = next(x for x in capsys.readouterr().out.splitlines() if x.split()[:1] == ["vqa"])
-    assert "referencing" in line
+    assert listed_tasks(capsys)["vqa"][1] == "referencing"  # its family
 
 
 # ----------------------------------------------------------------------------- data
@@ -312,8 +307,9 @@ def test_unreadable_files_and_bad_arguments(vqa_export, tmp_path):
 
 
 def test_training_on_the_worlds_export_reports_answer_types(vqa_export, tmp_path):
-    run = _train(tmp_path, "data.name=vqa", f"data.root={vqa_export}", "eval.n_figures=1")
-    test = json.loads((run / "metrics.json").read_text())["test"]
+    run = train_tiny("vqa", tmp_path, "data.name=vqa", f"data.root={vqa_export}",
+                     "eval.n_figures=1")  # fmt: skip
+    test = read_metrics(run)["test"]
     assert test["n_questions"] == 60
     assert {"accuracy_yes_no", "accuracy_number", "accuracy_other"} <= set(test)
     # Classes are normalised answers: "two" is the class "2".

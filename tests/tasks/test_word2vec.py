@@ -16,9 +16,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from tests.tasks.conftest import one_line_error, read_metrics
+from tests.tasks.conftest import (
+    listed_tasks,
+    one_line_error,
+    read_metrics,
+    read_weights,
+    tiny_run,
+    train_printed,
+    train_refused,
+    train_tiny,
+)
 from tests.text.test_word2vec import planted_text
 from xmodal.cli import build_parser, main
 from xmodal.engine import load_run, train
@@ -30,11 +38,10 @@ from xmodal.text.word2vec_data import Word2VecJobs, read_corpus
 
 # Subsampling off: the planted corpus is small, and every word of it is frequent.
 SETTINGS = dict(dim=16, min_count=1, batch_words=700, epochs=3, sample=0.0)
-TINY = [
-    "model.dim=16", "data.min_count=1", "data.batch_words=700", "trainer.max_epochs=3",
-    "optim.sample=0",
-    "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false", "eval.n_words=12",
+# SETTINGS on top of conftest.TINY["word2vec"] (whose model.dim=16 they share).
+PLANTED = [
+    "data.min_count=1", "data.batch_words=700", "trainer.max_epochs=3", "optim.sample=0",
+    "eval.n_words=12",
 ]  # fmt: skip
 QUESTIONS = ": royal\nking queen man woman\nprince princess boy girl\n: other\nking man a b\n"
 PAIRS = "he\thim\t9\nhe\tfarm\t1\nking\tqueen\t6\nfarm\tfield\t8\ncrown\tgirl\t2\n"
@@ -54,21 +61,16 @@ def files(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-def _train(runs: Path, *overrides: str) -> Path:
-    """``xmodal train word2vec`` (tiny) into a new ``runs/word2vec/<time>``; its folder."""
-    before = set((runs / "word2vec").glob("*")) if (runs / "word2vec").is_dir() else set()
-    assert main(["train", "word2vec", "--runs-dir", str(runs), *TINY, *overrides]) == 0
-    (folder,) = set((runs / "word2vec").glob("*")) - before
-    return folder
+def _on_files(files: dict[str, Path]) -> list[str]:
+    """The planted corpus with both evaluation files."""
+    return [*PLANTED, f"data={files['corpus']}", f"eval.analogies={files['analogies']}",
+            f"eval.similarity={files['similarity']}"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def run_dir(files, tmp_path_factory) -> Path:
     """One finished tiny run on the planted corpus, with both evaluation files."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        return _train(tmp_path_factory.mktemp("w2v-runs"), f"data={files['corpus']}",
-                      f"eval.analogies={files['analogies']}",
-                      f"eval.similarity={files['similarity']}")  # fmt: skip
+    return train_printed("word2vec", tmp_path_factory.mktemp("w2v-runs"), *_on_files(files))[0]
 
 
 # ----------------------------------------------------------------------------- train
@@ -94,7 +96,7 @@ def test_train_writes_the_whole_run_folder(run_dir, files):
     # The word2vec folder: what model.word2vec= and `xmodal word2vec` read.
     wv = WordVectors.load(run_dir)
     assert wv.words == corpus.words and wv.counts.tolist() == corpus.counts.tolist()
-    weights = load_file(str(run_dir / "model.safetensors"))
+    weights = read_weights(run_dir)
     assert sorted(weights) == ["syn0", "syn1neg"]
     np.testing.assert_array_equal(wv.vectors, weights["syn0"].numpy())
     assert wv.meta["config"] == Word2VecConfig(**SETTINGS, threads=1).to_dict()
@@ -116,8 +118,8 @@ def test_the_engine_gives_train_word2vecs_vectors_with_one_thread(run_dir, files
         assert main(argv) == 0
     np.testing.assert_array_equal(WordVectors.load(out).vectors, reference.vectors)
     # Several jobs a step: the same jobs in the same order, so the same vectors.
-    with contextlib.redirect_stdout(io.StringIO()):
-        batched = _train(tmp_path / "runs", f"data={files['corpus']}", "data.batch_size=4")
+    batched = train_printed("word2vec", tmp_path / "runs", *PLANTED, f"data={files['corpus']}",
+                            "data.batch_size=4")[0]  # fmt: skip
     np.testing.assert_array_equal(WordVectors.load(batched).vectors, reference.vectors)
     n_jobs = read_metrics(run_dir)["train"]["steps"] // 3
     assert read_metrics(batched)["train"]["steps"] == 3 * -(-n_jobs // 4)
@@ -172,11 +174,9 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(run_dir, files, tmp_path
         calls[0] += 1
         return step(self, model, batch, manual)
 
-    overrides = [*TINY, f"data={files['corpus']}", f"eval.analogies={files['analogies']}",
-                 f"eval.similarity={files['similarity']}"]  # fmt: skip
     monkeypatch.setattr(Word2VecTask, "training_step", interrupted)
     with pytest.raises(TrainingInterrupted) as err:
-        train("word2vec", runs_dir=tmp_path, overrides=overrides)
+        tiny_run("word2vec", tmp_path, *_on_files(files))
     assert err.value.saved and not (err.value.run_dir / "vectors.bin").exists()
     ckpt = torch.load(err.value.checkpoint, map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == stop_at  # the jobs done before Ctrl-C
@@ -192,7 +192,8 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(run_dir, files, tmp_path
 
 
 def test_the_world_captions_and_the_category_check(tmp_path, capsys):
-    d = _train(tmp_path, "data.train_size=60", "trainer.max_epochs=4", "data.batch_words=500")
+    d = train_tiny("word2vec", tmp_path, *PLANTED, "data.train_size=60", "trainer.max_epochs=4",
+                   "data.batch_words=500")  # fmt: skip
     capsys.readouterr()
     task = Word2VecTask(Word2VecTaskConfig())
     task.config.data.train_size = 60
@@ -237,9 +238,7 @@ def test_the_world_captions_and_the_category_check(tmp_path, capsys):
     ],
 )
 def test_bad_config_is_one_line_and_makes_no_run_folder(tmp_path, capsys, overrides, message):
-    assert main(["train", "word2vec", "--runs-dir", str(tmp_path), *overrides]) == 1
-    assert message in one_line_error(capsys)
-    assert not (tmp_path / "word2vec").exists()
+    assert message in train_refused("word2vec", tmp_path, capsys, *overrides)
 
 
 @pytest.mark.parametrize(
@@ -281,9 +280,7 @@ def test_cli_flags_and_task_sections_take_word2vecconfigs_defaults():
 
 
 def test_listed_by_xmodal_tasks(capsys):
-    assert main(["tasks"]) == 0
-    rows = {line.split()[0]: line.split(None, 3) for line in capsys.readouterr().out.splitlines()}
-    assert rows["word2vec"][1:3] == ["representations", "world"]
+    assert listed_tasks(capsys)["word2vec"][1:3] == ["representations", "world"]
 
 
 def test_copied_run_folder_still_evaluates(run_dir, tmp_path):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 from xmodal._checks import (
@@ -46,6 +47,7 @@ __all__ = [
     "fraction",
     "integer",
     "number",
+    "older_run_values",
     "trainer_defaults",
 ]
 
@@ -173,3 +175,20 @@ class TaskConfig:
     @property
     def eval_splits(self) -> tuple[str, ...]:
         return ("test",)
+
+
+def older_run_values(run_dir: str | Path, section, **values) -> None:
+    """For each key of ``values`` missing from the ``section.key`` section (``model``, ...)
+    of ``run_dir``'s ``config.yaml``: set that field of ``section`` (a config section) to
+    the value given. A config.yaml that cannot be read changes nothing."""
+    import yaml
+
+    try:
+        saved = yaml.safe_load((Path(run_dir) / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return
+    keys = saved.get(section.key) if isinstance(saved, dict) else None
+    if isinstance(keys, dict):
+        for key, value in values.items():
+            if key not in keys:
+                setattr(section, key, value)

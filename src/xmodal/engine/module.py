@@ -131,6 +131,8 @@ class ManualStep:
         opt_d, opt_g = step.optimizers
         opt_d.zero_grad(); step.backward(loss_d); step.clip_gradients(opt_d); opt_d.step()
 
+    or, the same in one call, ``step.update(0, loss_d)``.
+
     Learning-rate schedulers are stepped by the engine: ``interval: "step"`` ones after
     each ``training_step``, ``"epoch"`` ones at the start of every epoch after the first
     (so a run resumed from an epoch-end checkpoint steps them exactly once).
@@ -154,6 +156,15 @@ class ManualStep:
         if value:
             self._module.clip_gradients(optimizer, gradient_clip_val=value,
                                         gradient_clip_algorithm="norm")  # fmt: skip
+
+    def update(self, i: int, loss: torch.Tensor) -> None:
+        """Minimise ``loss`` by one step of ``optimizers[i]``: zero its gradients,
+        :meth:`backward` (a loss that is not finite raises), :meth:`clip_gradients`, step."""
+        optimizer = self.optimizers[i]
+        optimizer.zero_grad()
+        self.backward(loss)
+        self.clip_gradients(optimizer)
+        optimizer.step()
 
 
 class TaskModule(pl.LightningModule):

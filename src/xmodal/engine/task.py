@@ -117,17 +117,20 @@ class Task:
         """Files (relative to the run folder) that ``setup("fit")`` writes and eval needs."""
         return []
 
-    def train_loader(self, dataset, *, collate_fn=None, drop_last: bool = False) -> DataLoader:
-        """A shuffled loader over ``dataset`` with ``data.batch_size`` and
-        ``data.num_workers``, its order a pure function of (``seed``, epoch)
-        (:func:`~xmodal.engine.data.seeded_loader`): what ``train_dataloader`` returns."""
+    def train_loader(
+        self, dataset, *, collate_fn=None, drop_last: bool = False, shuffle: bool = True
+    ) -> DataLoader:
+        """A loader over ``dataset`` with ``data.batch_size`` and ``data.num_workers``,
+        shuffled (or not) in an order that is a pure function of (``seed``, epoch)
+        (:func:`~xmodal.engine.data.seeded_loader`, which also resumes mid-epoch): what
+        ``train_dataloader`` returns."""
         from xmodal.engine.data import seeded_loader
 
         d = self.config.data
         return seeded_loader(
             dataset,
             batch_size=d.batch_size,
-            shuffle=True,
+            shuffle=shuffle,
             seed=self.config.seed,
             num_workers=d.num_workers,
             collate_fn=collate_fn,

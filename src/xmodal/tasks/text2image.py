@@ -36,16 +36,17 @@ from xmodal.engine.base import (
     fraction,
     integer,
     number,
+    older_run_values,
     trainer_defaults,
 )
 from xmodal.engine.config import TrainerConfig
 from xmodal.engine.fit import fit_steps
+from xmodal.engine.keep import keep_upstream, kept_upstream
 from xmodal.engine.options import option
 from xmodal.engine.task import Task
 from xmodal.engine.upstream import Upstream
 from xmodal.errors import DataError, ParameterError
 from xmodal.nn.weights import cached_module
-from xmodal.tasks._skeleton import keep_upstream, kept_upstream, manual_update, older_run_values
 from xmodal.text.vocab import Vocabulary
 from xmodal.translation import text_to_image as t2i
 from xmodal.translation import text_to_image_fit as fits
@@ -343,7 +344,7 @@ class Text2ImageTask(Task):
         gan = dict(loss=m.gan_loss, interpolation=m.interpolation, beta=m.beta, augment=m.augment)
         aux = dict(aux_weight=m.aux_weight, aux_fake=m.aux_fake)
         match = dict(matcher=self._matcher, match_weight=m.match_weight)
-        update = None if step is None else partial(manual_update, step)  # D's (0), G's (1)
+        update = None if step is None else step.update  # D's (0), G's (1)
         return t2i.gan_int_cls_step(model, batch, update=update, **gan, **aux, **match)
 
     def on_train_epoch_start(self, epoch: int) -> None:

@@ -32,6 +32,7 @@ import inspect
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -59,24 +60,35 @@ _EVAL = inspect.signature(evaluate_analogies).parameters
 
 def _w2v(name: str):
     """A config field with :class:`Word2VecConfig`'s default and help: one source."""
-    return field(default=_FIELDS[name].default, metadata=_FIELDS[name].metadata)
+    return field(default=_FIELDS[name].default, metadata={**_FIELDS[name].metadata, "w2v": 1})
+
+
+class _Word2VecFields:
+    """Mixed into a section (with its ``key``): its :func:`_w2v` fields are checked as
+    ``Word2VecConfig`` checks them, after the section's own checks."""
+
+    def __post_init__(self) -> None:
+        own = getattr(super(), "__post_init__", None)
+        if own is not None:
+            own()
+        values = {f.name: getattr(self, f.name) for f in fields(self) if "w2v" in f.metadata}
+        w2v.check_word2vec_fields(f"{self.key}.", **values)
 
 
 @dataclass
-class Word2VecModelConfig:
+class Word2VecModelConfig(_Word2VecFields):
     """The skip-gram model: vector size, context window, noise words and their law."""
+
+    key: ClassVar[str] = "model"
 
     dim: int = _w2v("dim")
     window: int = _w2v("window")
     negative: int = _w2v("negative")
     ns_exponent: float = _w2v("ns_exponent")
 
-    def __post_init__(self) -> None:
-        w2v.check_word2vec_fields("model.", **asdict(self))
-
 
 @dataclass
-class Word2VecDataConfig(TextDataConfig):
+class Word2VecDataConfig(_Word2VecFields, TextDataConfig):
     """The corpus and its vocabulary. ``name=world``: the captions of ``train_size`` scenes
     (``val_size`` and ``test_size`` are not used: the metrics need no held-out text).
     ``name=text`` with ``path``, or ``data=FILE``. ``batch_size``: jobs per step."""
@@ -89,22 +101,17 @@ class Word2VecDataConfig(TextDataConfig):
     max_sentence_length: int = _w2v("max_sentence_length")
     batch_words: int = _w2v("batch_words")
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        w2v.check_word2vec_fields("data.", **{k: getattr(self, k) for k in _DATA_FIELDS})
-
 
 @dataclass
-class Word2VecOptimConfig:
+class Word2VecOptimConfig(_Word2VecFields):
     """Plain SGD inside the kernel: the learning rate falls linearly from ``alpha`` to
     ``min_alpha`` over the run; ``sample`` drops frequent words at random."""
+
+    key: ClassVar[str] = "optim"
 
     alpha: float = _w2v("alpha")
     min_alpha: float = _w2v("min_alpha")
     sample: float = _w2v("sample")
-
-    def __post_init__(self) -> None:
-        w2v.check_word2vec_fields("optim.", **asdict(self))
 
 
 @dataclass
@@ -220,15 +227,9 @@ class Word2VecTask(Task):
             self.words, self.counts = read_vocab(Path(run_dir) / "vocab.txt")
 
     def train_dataloader(self):
-        from xmodal.engine.data import seeded_loader
-
-        d = self.config.data
-        self._jobs = Word2VecJobs(self.corpus, d.batch_words)
-        # In corpus order, as train_word2vec takes them (the seeded sampler still lets a
-        # mid-epoch checkpoint resume at the job where it stopped).
-        return seeded_loader(self._jobs, batch_size=d.batch_size, shuffle=False,
-                             seed=self.config.seed, num_workers=d.num_workers,
-                             collate_fn=collate_jobs)  # fmt: skip
+        self._jobs = Word2VecJobs(self.corpus, self.config.data.batch_words)
+        # In corpus order, as train_word2vec takes them.
+        return self.train_loader(self._jobs, collate_fn=collate_jobs, shuffle=False)
 
     def on_train_epoch_start(self, epoch: int) -> None:
         self._epoch = epoch
