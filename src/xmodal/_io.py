@@ -1,5 +1,6 @@
-"""Atomic writes: a reader of a path sees the old file (or folder) or the new one, never
-half of one, and an interrupted write leaves nothing behind.
+"""Files in and out. Writes are atomic: a reader of a path sees the old file (or folder) or
+the new one, never half of one, and an interrupted write leaves nothing behind. Reading
+JSON (:func:`read_json`) fails with a one-line DataError naming the file.
 
 Every file is first written under a hidden temporary name beside its target
 (``.<name>.<random>.tmp``, so on the same file system), fsynced, then renamed onto the
@@ -32,7 +33,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_dir", "atomic_path", "write_bytes", "write_json", "write_text"]
+from xmodal.errors import DataError
+
+__all__ = [
+    "atomic_dir",
+    "atomic_path",
+    "read_json",
+    "write_bytes",
+    "write_json",
+    "write_text",
+]
 
 _TRIES = 100  # as tempfile.TMP_MAX: how many random names to try before giving up
 
@@ -181,3 +191,20 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         if old is not None and os.path.lexists(path):
             shutil.rmtree(old, ignore_errors=True)
     _fsync_dir(path.parent)
+
+
+def read_json(path: Path, what: str):
+    """The JSON value in ``path``; a :class:`DataError` naming ``what`` (e.g. "Karpathy
+    caption file") and the path when the file is missing, a folder, unreadable or not
+    JSON. The caller checks the value's shape."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError as e:
+        raise DataError(f"{what} {path} does not exist") from e
+    except IsADirectoryError as e:
+        raise DataError(f"{what} {path} is a folder, not a file") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path} is not a JSON file: {e}") from e
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e}") from e

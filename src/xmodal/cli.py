@@ -549,8 +549,10 @@ def _audio_features(args) -> int:
         x = F.mfcc(y, sr=sr, n_mels=args.n_mels, n_mfcc=args.n_mfcc, **_frames(args))
     if args.db and args.kind != "mfcc":
         x = F.power_to_db(x)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, x.numpy())
+    from xmodal._io import atomic_path
+
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        np.save(f, x.numpy())
     print(f"wrote {out}: {args.kind}{' (dB)' if args.db else ''} of shape {tuple(x.shape)}")
     return 0
 

@@ -23,6 +23,7 @@ from xmodal.engine.base import (
     Section,
     TaskConfig,
     choice,
+    flag,
     fraction,
     integer,
     number,
@@ -96,6 +97,7 @@ def test_declared_checks_name_the_key_and_survive_a_new_default():
         lr: float = number(1e-3, positive=True)
         dropout: float = fraction(0.1)
         top_k: int | None = integer(None, optional=True)
+        gate: bool = flag(True)
 
     @dataclass
     class Wider(Model):
@@ -108,6 +110,7 @@ def test_declared_checks_name_the_key_and_survive_a_new_default():
         ({"lr": 0.0}, "model.lr must be a finite number > 0. Found: 0.0"),
         ({"dropout": 1.0}, "model.dropout must be in [0, 1). Found: 1.0"),
         ({"top_k": 0}, "model.top_k must be an integer >= 1. Found: 0"),
+        ({"gate": 1}, "model.gate must be True or False. Found: 1"),
     ]:
         for cls in (Model, Wider):
             with pytest.raises(ParameterError) as err:
@@ -115,6 +118,11 @@ def test_declared_checks_name_the_key_and_survive_a_new_default():
             assert str(err.value) == message
     with pytest.raises(ParameterError, match="model.width must be an integer >= 1. Found: -1"):
         Wider(width=-1)
+
+
+def test_the_root_checks_the_seed():
+    with pytest.raises(ParameterError, match="seed must be an integer >= 0. Found: -1"):
+        _Config(seed=-1)
 
 
 def test_a_plain_data_section_has_no_image_size():
@@ -330,6 +338,12 @@ def test_an_optional_upstream_left_out_is_skipped():
     assert done == {} and cfg.teacher is None and not calls
     with pytest.raises(ParameterError, match="upstream key 'nope' is not in the task's config"):
         resolve_upstreams([Upstream("nope", "toy")], cfg, train=None)
+
+
+def test_several_processes_never_train_an_upstream(toy, tmp_path):
+    with pytest.raises(ParameterError, match="several processes are training: train it first"):
+        upstream_run("toy", train=None, cache_dir=tmp_path)
+    assert not (tmp_path / "runs" / "toy").exists()
 
 
 def test_the_cache_key_follows_the_config(toy):

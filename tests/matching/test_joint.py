@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from xmodal.errors import ParameterError
-from xmodal.matching import GRUTextEncoder, JointEmbedding
-from xmodal.matching.joint import TransformerTextEncoder
+from xmodal.matching import JointEmbedding
+from xmodal.text.encoders import GRUTextEncoder, TransformerTextEncoder
 from xmodal.text.transformer import Block
 from xmodal.text.vocab import Vocabulary
 

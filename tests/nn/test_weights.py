@@ -48,5 +48,5 @@ def test_cached_module_trains_once_then_reads_the_file(tmp_path):
     assert cached_module(None, make).weight.eq(7.0).all()  # no file: trained, not saved
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     torch.save({"other": torch.zeros(1)}, path)
-    with pytest.raises(DataError, match="judge.pt cannot be read as the evaluator's weights"):
+    with pytest.raises(DataError, match="judge.pt cannot be read as the cached module's weights"):
         cached_module(path, make)

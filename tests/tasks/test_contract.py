@@ -5,7 +5,9 @@ refused, a resumed run equals one never stopped, and predict works on one sample
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
+import typing
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from tests.tasks.conftest import (
     world_png,
 )
 from xmodal.cli import main
+from xmodal.errors import ParameterError
 from xmodal.registry import get_task, list_tasks
 
 TASKS = sorted(TINY)
@@ -100,6 +103,25 @@ def test_eval_gives_metrics_json_again_and_unpickles_nothing(task, runs, monkeyp
     metrics = read_metrics(d)
     for split in get_task(task).Config().eval_splits:
         assert evaluate(d, split) == metrics[split], split
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_section_checks_its_switches_in_python_too(task):
+    """A bool field given 1 in Python (no YAML reading checks the type there) is refused,
+    naming its key."""
+    cfg = get_task(task).Config()
+    checked = 0
+    for section in dataclasses.fields(cfg):
+        value = getattr(cfg, section.name)
+        if not dataclasses.is_dataclass(value):
+            continue
+        hints = typing.get_type_hints(type(value))
+        for f in dataclasses.fields(value):
+            if hints[f.name] is bool:
+                with pytest.raises(ParameterError, match=f"{section.name}.{f.name}'? must be"):
+                    dataclasses.replace(value, **{f.name: 1})
+                checked += 1
+    assert checked >= 3, checked  # the trainer's three at least
 
 
 @pytest.mark.parametrize("task", TASKS)

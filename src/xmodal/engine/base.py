@@ -15,6 +15,7 @@ A section's checks are declared with its fields, so a section is its list of key
         arch: str = choice("show-attend-tell", ARCHS)
         hidden_dim: int = integer(256)           # an int >= 1
         dropout: float = fraction(0.1)           # in [0, 1)
+        gate: bool = flag(True)                  # True or False
         alpha_c: float = number(0.0)             # a finite number >= 0
         word2vec: str | None = None              # no check
 
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from xmodal._checks import (
+    check_bool,
     check_choice,
     check_dropout,
     check_positive_int,
@@ -44,6 +46,7 @@ __all__ = [
     "Section",
     "TaskConfig",
     "choice",
+    "flag",
     "fraction",
     "integer",
     "number",
@@ -75,6 +78,12 @@ def fraction(default, *, optional: bool = False) -> dataclasses.Field:
     return _checked(default, check_dropout, optional)
 
 
+def flag(default: bool) -> dataclasses.Field:
+    """A field holding True or False (also when the section is built in Python, where no
+    YAML reading checks the type)."""
+    return _checked(default, check_bool, False)
+
+
 def choice(default, options, *, optional: bool = False) -> dataclasses.Field:
     """A field holding one of ``options``."""
     return _checked(default, lambda v, k: check_choice(v, k, options), optional)
@@ -83,7 +92,8 @@ def choice(default, options, *, optional: bool = False) -> dataclasses.Field:
 @dataclass
 class Section:
     """A config section whose fields carry their checks (:func:`integer`, :func:`number`,
-    :func:`fraction`, :func:`choice`); ``key`` is its name in the config (``model``)."""
+    :func:`fraction`, :func:`choice`, :func:`flag`); ``key`` is its name in the config
+    (``model``; "" for the root)."""
 
     key: ClassVar[str] = ""
 
@@ -160,7 +170,7 @@ def trainer_defaults(**defaults) -> dataclasses.Field:
 
 
 @dataclass
-class TaskConfig:
+class TaskConfig(Section):
     """The root of a task's config: ``seed``, of everything random in a run. A task adds
     its ``model``, ``data``, ``optim`` and ``eval`` sections and, last (``--print-config``
     shows the task's own keys first), ``trainer`` with its defaults from
@@ -170,7 +180,7 @@ class TaskConfig:
     more (a compositional split) overrides the property.
     """
 
-    seed: int = 0
+    seed: int = integer(0, minimum=0)
 
     @property
     def eval_splits(self) -> tuple[str, ...]:

@@ -101,6 +101,12 @@ class TrainerConfig:
         at_least("check_val_every_n_epoch", 1)
         at_least("num_sanity_val_steps", -1)
         at_least("checkpoint_every_n_steps", 0)
+        for name in ("enable_progress_bar", "enable_model_summary", "deterministic"):
+            if not isinstance(getattr(self, name), bool):
+                raise ParameterError(
+                    f"config key 'trainer.{name}' must be True or False. "
+                    f"Found: {getattr(self, name)!r}"
+                )
         if self.max_time is not None and not _MAX_TIME.match(str(self.max_time)):
             raise ParameterError(
                 "config key 'trainer.max_time' must read DD:HH:MM:SS (e.g. 00:12:00:00). "

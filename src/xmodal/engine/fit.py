@@ -55,14 +55,14 @@ def fit_steps(
         with torch.enable_grad():
             for k in range(steps):
                 loss = loss_of_step(k)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
                 value = float(loss.detach())
-                if not math.isfinite(value):
+                if not math.isfinite(value):  # before the update: the weights stay finite
                     raise ParameterError(
                         f"the auxiliary fit's loss is not finite at step {k}. Found: {value}"
                     )
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
                 losses.append(value)
     finally:
         for m, mode in zip(modules, modes, strict=True):

@@ -16,8 +16,7 @@ from pathlib import Path
 
 from torch import nn
 
-from xmodal._io import write_json
-from xmodal.data._json import read_json
+from xmodal._io import read_json, write_json
 from xmodal.engine.config import config_from_dict, config_to_dict
 from xmodal.errors import DataError
 from xmodal.registry import get_task

@@ -49,7 +49,9 @@ def add_option_arguments(parser, options_cls: type | None) -> None:
     for f in dataclasses.fields(options_cls):
         meta = f.metadata
         item, repeats = _kind(hints[f.name])
-        names = [*meta.get("flags", ()), "--" + f.name.replace("_", "-")]
+        names = list(meta.get("flags", ()))
+        if len(f.name) > 1 or not names:  # `n` with flags=("-n",) needs no `--n`
+            names.append("--" + f.name.replace("_", "-"))
         help_text = meta.get("help", "")
         if item is bool and not repeats:
             parser.add_argument(*names, dest=f.name, action="store_true", help=help_text)

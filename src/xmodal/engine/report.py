@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from xmodal._io import write_text
+from xmodal.viz.figure import FIGURE_DPI
 
 __all__ = ["flatten_metrics", "read_curves", "write_report"]
 
@@ -102,7 +103,7 @@ def _curves_png(curves: Mapping[str, Sequence[tuple[float, float]]]) -> bytes | 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
+    fig.savefig(buf, format="png", dpi=FIGURE_DPI)
     return buf.getvalue()
 
 

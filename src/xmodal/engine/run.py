@@ -465,16 +465,19 @@ def train(
 
 def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
          writer: bool) -> Run:  # fmt: skip
+    """Set the task up, fit it with Lightning, then (rank 0) finish the run folder."""
     import lightning.pytorch as pl
 
-    from xmodal.engine.module import LastCheckpoint, TaskModule
+    from xmodal.engine.module import TaskModule
 
     upstream = {}
     if ckpt_path is None and task_cls.upstream:
         from xmodal.engine.upstream import resolve_upstreams
 
         # Before the seed: training an upstream run must not change this run's numbers.
-        upstream = resolve_upstreams(task_cls.upstream, cfg, train=train, echo=say)
+        # With several processes none trains an upstream: each would write its folder.
+        may_train = train if _env_world_size() <= 1 else None
+        upstream = resolve_upstreams(task_cls.upstream, cfg, train=may_train, echo=say)
     pl.seed_everything(cfg.seed, verbose=False)
     task_obj: Task = task_cls(cfg)
     task_obj.resuming = ckpt_path is not None
@@ -487,21 +490,37 @@ def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
             f"{task_cls.__name__}.build_model must return an nn.Module. Found: {model!r}"
         )
     module = TaskModule(task_obj, model)
-    manual = not module.automatic_optimization
-    if manual:
+    if not module.automatic_optimization:
         module.clip_val = cfg.trainer.gradient_clip_val
     if ckpt_path is not None:
         _check_checkpoint(ckpt_path, module)
     if writer:  # after the checks: a failed --resume leaves the run's config as it was
-        header = f"# xmodal train {task} — the resolved config of this run\n"
-        write_text(folder / "config.yaml", header + format_config(cfg))
-        if ckpt_path is None:
-            started = datetime.now().isoformat(timespec="seconds")
-            info = {"task": task, "xmodal_version": _version(), "started": started}
-            if upstream:
-                info["upstream"] = upstream
-            _write_json(folder / "run.json", info)
+        _start_folder(task, cfg, folder, resumed=ckpt_path is not None, upstream=upstream)
         say(f"{'resuming' if ckpt_path is not None else 'run folder'}: {folder}")
+    trainer = _run_trainer(task, task_obj, module, cfg, folder, ckpt_path)
+    metrics: dict[str, Any] = {}
+    if trainer.is_global_zero:
+        metrics = _finish_folder(task, task_obj, module, trainer, cfg, folder, setup_seconds)
+        say(f"wrote {folder / 'model.safetensors'}, metrics.json, report.html")
+    return Run(run_dir=folder, task=task, config=cfg, metrics=metrics)
+
+
+def _start_folder(task: str, cfg, folder: Path, *, resumed: bool, upstream: dict) -> None:
+    """``config.yaml`` (the resolved config) and, for a new run, ``run.json``."""
+    header = f"# xmodal train {task} — the resolved config of this run\n"
+    write_text(folder / "config.yaml", header + format_config(cfg))
+    if not resumed:
+        started = datetime.now().isoformat(timespec="seconds")
+        info = {"task": task, "xmodal_version": _version(), "started": started}
+        if upstream:
+            info["upstream"] = upstream
+        _write_json(folder / "run.json", info)
+
+
+def _run_trainer(task: str, task_obj: Task, module, cfg, folder: Path, ckpt_path):
+    """``trainer.fit`` with the run's checkpoints; :class:`TrainingInterrupted` after
+    Ctrl-C (once the checkpoint is saved). Returns the Trainer."""
+    from xmodal.engine.module import LastCheckpoint
 
     last = LastCheckpoint(
         folder / "checkpoints", every_n_steps=cfg.trainer.checkpoint_every_n_steps
@@ -509,7 +528,7 @@ def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
     sigint = signal.getsignal(signal.SIGINT)
     had_env = os.environ.get(_RUN_DIR_ENV)
     with _quiet():
-        trainer = _build_trainer(cfg, folder, [last], manual=manual)
+        trainer = _build_trainer(cfg, folder, [last], manual=not module.automatic_optimization)
         train_loader = task_obj.train_dataloader()
         val_loader = task_obj.val_dataloader()
         os.environ[_RUN_DIR_ENV] = str(folder.resolve())  # for processes Lightning starts
@@ -534,40 +553,44 @@ def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
         if last.interrupted:  # e.g. Ctrl-C in a worker process Lightning did not turn into exit
             raise TrainingInterrupted(task, folder, last.path if last.path.is_file() else None,
                                       last.saved_on_interrupt)  # fmt: skip
-    wall_seconds = module.wall_seconds
+    return trainer
 
+
+def _finish_folder(task: str, task_obj: Task, module, trainer, cfg, folder: Path,
+                   setup_seconds: float) -> dict:  # fmt: skip
+    """The weights (safetensors, the task's own formats), metrics.json, the figures and
+    report.html of a finished fit; the metrics."""
+    model = module.model
+    wall_seconds = module.wall_seconds
+    model.eval()
+    export_weights(model, folder / "model.safetensors")
+    _write_json(folder / "model.json", {"task": task, "xmodal_version": _version(),
+                                        "config": config_to_dict(cfg)})  # fmt: skip
+    task_obj.export(model, folder)
+    model.to(trainer.strategy.root_device)
     metrics: dict[str, Any] = {}
-    if trainer.is_global_zero:
-        model.eval()
-        export_weights(model, folder / "model.safetensors")
-        _write_json(folder / "model.json", {"task": task, "xmodal_version": _version(),
-                                            "config": config_to_dict(cfg)})  # fmt: skip
-        task_obj.export(model, folder)
-        device = trainer.strategy.root_device
-        model.to(device)
-        with torch.no_grad():
-            for split in getattr(cfg, "eval_splits", ("test",)):
-                metrics[split] = _jsonable(task_obj.evaluate(model, split))
-        timed = max(module.train_seconds, 1e-9)
-        rate = round(module.samples_timed / timed, 2) if module.samples_timed else None
-        metrics["train"] = {
-            "epochs": trainer.current_epoch,
-            "steps": trainer.global_step,
-            "seconds": round(wall_seconds, 3),
-            "setup_seconds": round(setup_seconds, 3),
-            "samples": module.samples_seen,
-            "samples_per_s": rate,
-        }
-        _write_json(folder / "metrics.json", metrics)
-        with torch.no_grad():
-            save_figures(task_obj.figures(model), folder / "figures")
-        # Figures the task wrote while training (e.g. samples after each epoch) count too.
-        figures = sorted((folder / "figures").rglob("*.png"))
-        model.cpu()
-        write_report(folder, title=f"xmodal {task} — {folder.name}",
-                     config_text=format_config(cfg), metrics=metrics, figures=figures)  # fmt: skip
-        say(f"wrote {folder / 'model.safetensors'}, metrics.json, report.html")
-    return Run(run_dir=folder, task=task, config=cfg, metrics=metrics)
+    with torch.no_grad():
+        for split in getattr(cfg, "eval_splits", ("test",)):
+            metrics[split] = _jsonable(task_obj.evaluate(model, split))
+    timed = max(module.train_seconds, 1e-9)
+    rate = round(module.samples_timed / timed, 2) if module.samples_timed else None
+    metrics["train"] = {
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "seconds": round(wall_seconds, 3),
+        "setup_seconds": round(setup_seconds, 3),
+        "samples": module.samples_seen,
+        "samples_per_s": rate,
+    }
+    _write_json(folder / "metrics.json", metrics)
+    with torch.no_grad():
+        save_figures(task_obj.figures(model), folder / "figures")
+    # Figures the task wrote while training (e.g. samples after each epoch) count too.
+    figures = sorted((folder / "figures").rglob("*.png"))
+    model.cpu()
+    write_report(folder, title=f"xmodal {task} — {folder.name}",
+                 config_text=format_config(cfg), metrics=metrics, figures=figures)  # fmt: skip
+    return metrics
 
 
 # ------------------------------------------------------------------------------ load / eval

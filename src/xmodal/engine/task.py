@@ -218,7 +218,9 @@ class Task:
     def figures(self, model: nn.Module) -> dict[str, Any]:
         """The task's figures by name: matplotlib ``Figure`` objects, which the engine
         writes as ``figures/<name>.png`` (:func:`xmodal.viz.save_figure`: atomically, one
-        dpi) and closes. Names are file stems: letters, digits, ``_``, ``-``, ``.``."""
+        dpi) and closes; a ``str`` is text shown with them (sampled sentences), written as
+        ``figures/<name>``, a name ending in ``.txt``. Names are file names: letters,
+        digits, ``_``, ``-``, ``.``."""
         return {}
 
     def predict(

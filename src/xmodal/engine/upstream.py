@@ -85,7 +85,7 @@ def upstream_run(
     task: str,
     run: str | Path | None = None,
     *,
-    train: Callable,
+    train: Callable | None,
     overrides: Sequence[str] = (),
     cache_dir: str | Path | None = None,
     echo: Callable[[str], None] | None = None,
@@ -95,7 +95,8 @@ def upstream_run(
     ``run`` (a folder) is checked and used. Without it (or with ``"default"``) the run of
     ``task``'s defaults plus ``overrides`` is taken from ``cache_dir/runs/<task>/<hash>``
     (default :func:`cache_root`), trained there first by ``train``
-    (:func:`xmodal.engine.train`, which calls this module) if it is not.
+    (:func:`xmodal.engine.train`, which calls this module) if it is not; ``train=None``
+    (several processes) refuses to, with a ParameterError saying what to do.
     """
     if run is not None and str(run) != DEFAULT:
         folder = Path(run)
@@ -112,6 +113,11 @@ def upstream_run(
     folder = root / "runs" / task / key
     if _finished(folder, task):
         return folder, False
+    if train is None:  # several processes: none may train (or remove) a shared folder
+        raise ParameterError(
+            f"the upstream {task} run is not in the cache ({folder}) and several processes "
+            f"are training: train it first (xmodal train {task}) and give its folder"
+        )
     if folder.exists():  # an earlier attempt that did not finish: continue or start again
         ckpt = folder / "checkpoints" / "last.ckpt"
         if ckpt.is_file():
@@ -148,7 +154,7 @@ def resolve_upstreams(
     upstreams: Sequence[Upstream],
     cfg,
     *,
-    train: Callable,
+    train: Callable | None,
     echo: Callable[[str], None] | None = None,
 ) -> dict[str, dict]:
     """Resolve each declared upstream of a task's config ``cfg`` in place (its key then

@@ -53,8 +53,8 @@ def cached_module(path: str | Path | None, make: Callable[[bool], nn.Module]) ->
         try:
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         except (RuntimeError, OSError, KeyError) as err:
-            raise DataError(f"{path} cannot be read as the evaluator's weights: {err}; "
-                            "delete it to train the evaluator again") from None  # fmt: skip
+            raise DataError(f"{path} cannot be read as the cached module's weights: {err}; "
+                            "delete it to train the module again") from None  # fmt: skip
         return model.eval()
     model = make(True)
     if path is not None:

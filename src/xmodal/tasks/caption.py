@@ -35,6 +35,7 @@ from xmodal.engine.base import (
     ImageDataConfig,
     Section,
     choice,
+    flag,
     fraction,
     integer,
     number,
@@ -72,7 +73,7 @@ class CaptionModelConfig(Section):
     hidden_dim: int = integer(256)
     attention_dim: int = integer(128)
     dropout: float = fraction(0.1)
-    gate: bool = True
+    gate: bool = flag(True)
     # Weight of the doubly stochastic regulariser. 0 by default: on the world it made
     # attention grounding and content precision worse (docs/captioning.md).
     alpha_c: float = number(0.0)
@@ -94,7 +95,7 @@ class CaptionDataConfig(ImageDataConfig):
 
     json: str | None = None
     root: str | None = None
-    compositional: bool = False
+    compositional: bool = flag(False)
     max_len: int = integer(24, minimum=3)  # tokens per training caption, <bos>, <eos> too
     captions_per_image: int = integer(5)  # captions decoded per image in a training step
     min_freq: int = integer(1)
@@ -142,7 +143,6 @@ class CaptionTask(Task):
     name = "caption"
     family = "translation"
     summary = "Image captioning: Show and Tell / Show, Attend and Tell (attention LSTM)"
-    default_data = "world"
     Config = CaptionConfig
 
     def __init__(self, config: CaptionConfig) -> None:

@@ -31,6 +31,7 @@ from xmodal.engine.base import (
     Section,
     TaskConfig,
     choice,
+    flag,
     fraction,
     integer,
     number,
@@ -82,7 +83,7 @@ class GPTModelConfig:
     dropout: float = 0.0
     position: str = "learned"
     norm: str = "pre"
-    bias: bool = True
+    bias: bool = flag(True)
 
     def __post_init__(self) -> None:
         check_transformer_fields(prefix="model.", **dataclasses.asdict(self))
@@ -168,6 +169,7 @@ class GPTConfig(TaskConfig):
     trainer: TrainerConfig = trainer_defaults(max_epochs=4, gradient_clip_val=1.0)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         m, e = self.model, self.eval
         if not -m.n_layer <= e.attention_layer < m.n_layer:
             raise ParameterError(
@@ -197,7 +199,6 @@ class GPTTask(Task):
     name = "gpt"
     family = "representations"
     summary = "GPT: a causal transformer language model of characters or words (any text file)"
-    default_data = "world"
     Config = GPTConfig
 
     def __init__(self, config: GPTConfig) -> None:

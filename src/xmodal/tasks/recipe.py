@@ -13,7 +13,6 @@ dish accuracy. docs/recipe.md has the details and the results.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from xmodal._checks import check_positive_int
-from xmodal._io import write_json
+from xmodal._io import read_json, write_json
 from xmodal.data.recipes import EncodedRecipes, WorldRecipes, collate_recipes
 from xmodal.engine.base import (
     EvalConfig,
@@ -33,6 +32,7 @@ from xmodal.engine.base import (
     Section,
     TaskConfig,
     choice,
+    flag,
     fraction,
     integer,
     number,
@@ -80,7 +80,7 @@ class RecipeModelConfig(Section):
     margin: float = fraction(0.1)  # the cosine loss's, for non-matching pairs (the paper's)
     negatives: float = fraction(0.2)  # the share of a step's pairs that do not match
     semantic_weight: float = number(0.02)
-    batch_norm: bool = True  # BatchNorm1d before the L2 norm: no collapse to one point
+    batch_norm: bool = flag(True)  # BatchNorm1d before the L2 norm: no collapse to one point
     # A word2vec directory whose vectors initialise the word embedding for training;
     # word_dim must be their dimension.
     word2vec: str | None = None
@@ -161,7 +161,6 @@ class RecipeTask(Task):
     name = "recipe"
     family = "matching"
     summary = "im2recipe: image-recipe retrieval (cosine loss + semantic regularisation)"
-    default_data = "world"
     Config = RecipeConfig
 
     def __init__(self, config: RecipeConfig) -> None:
@@ -223,7 +222,7 @@ class RecipeTask(Task):
                 if not path.is_file():
                     raise DataError(f"run folder {str(run_dir)!r} has no {path.name}")
             self.vocab = Vocabulary.load(vocab_path)
-            self.class_names = tuple(json.loads(classes_path.read_text())) or None
+            self.class_names = tuple(read_json(classes_path, "class names file")) or None
 
     def train_dataloader(self) -> DataLoader:
         n, batch = len(self.encoded("train")), self.config.data.batch_size

@@ -30,6 +30,7 @@ from xmodal.engine.base import (
     Section,
     TaskConfig,
     choice,
+    flag,
     fraction,
     integer,
     number,
@@ -73,7 +74,7 @@ class RetrievalModelConfig(Section):
     # blocks of text_heads heads, text_width wide (None: word_dim), no causal mask).
     text_encoder: str = choice("gru", ("gru", "transformer"))
     hidden: int = integer(256)
-    bidirectional: bool = True
+    bidirectional: bool = flag(True)
     text_layers: int = integer(2)
     text_heads: int = integer(4)
     text_width: int | None = integer(None, optional=True)
@@ -148,7 +149,6 @@ class RetrievalTask(Task):
     name = "retrieval"
     family = "matching"
     summary = "Image-text retrieval: joint embedding (VSE++ hinge, triplet or InfoNCE)"
-    default_data = "world"
     Config = RetrievalConfig
 
     @dataclass

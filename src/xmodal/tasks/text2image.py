@@ -33,6 +33,7 @@ from xmodal.engine.base import (
     Section,
     TaskConfig,
     choice,
+    flag,
     fraction,
     integer,
     number,
@@ -96,7 +97,7 @@ class Text2ImageModelConfig(Section):
     aux_stride: int = integer(8, minimum=2)
     aux_pretrain_steps: int = integer(2_000, minimum=0)
     aux_pretrain_lr: float | None = number(2e-3, positive=True, optional=True)
-    aux_fake: bool = True  # a "generated" class where the classifiers put G's images (K+1)
+    aux_fake: bool = flag(True)  # a "generated" class where the classifiers put G's images (K+1)
     word_dim: int = integer(64)
     hidden: int = integer(128)
     text_dim: int = integer(128)
@@ -104,7 +105,7 @@ class Text2ImageModelConfig(Section):
     noise_dim: int = integer(100)
     ngf: int = integer(16)  # narrower than DCGAN's 64: 3,400 steps in 20 min of one CPU thread
     ndf: int = integer(16)
-    interpolation: bool = True
+    interpolation: bool = flag(True)
     beta: float = number(0.5)  # at most 1
     upsample: str = choice("nearest", t2i.UPSAMPLES)  # or "transposed" (DCGAN's; checkerboards)
     d_norm: str = choice("spectral", t2i.D_NORMS)  # or "batch" (DCGAN's)
@@ -191,6 +192,7 @@ class Text2ImageConfig(TaskConfig):
     trainer: TrainerConfig = trainer_defaults(max_epochs=4, log_every_n_steps=20)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.model.aux_weight > 0 and self.data.objects != 1:
             raise ParameterError(  # the classifiers learn the one object's colour and shape
                 "model.aux_weight needs single-object scenes (data.objects=1). "
@@ -207,7 +209,6 @@ class Text2ImageTask(Task):
     name = "text2image"
     family = "translation"
     summary = "Text-to-image: conditional GAN (GAN-INT-CLS, matching-aware + interpolation)"
-    default_data = "world"
     Config = Text2ImageConfig
     manual_optimization = True
     predict_out_suffixes = (".png",)

@@ -34,6 +34,7 @@ from xmodal.engine.base import (
     ImageDataConfig,
     Section,
     choice,
+    flag,
     fraction,
     integer,
     number,
@@ -46,10 +47,11 @@ from xmodal.engine.schedule import AdamConfig
 from xmodal.engine.task import Task
 from xmodal.errors import DataError, ParameterError
 from xmodal.metrics.vqa import normalize_answer
-from xmodal.referencing.vqa import FUSIONS, QUESTION_ENCODERS, READOUTS
+from xmodal.referencing.vqa import FUSIONS, READOUTS
 from xmodal.referencing.vqa_inference import answer_pairs, answer_questions, score_answers
 from xmodal.referencing.vqa_losses import attention_loss, soft_cross_entropy
 from xmodal.tasks._world import CompositionalConfig
+from xmodal.text.encoders import QUESTION_ENCODERS
 
 __all__ = [
     "VQAConfig",
@@ -112,7 +114,7 @@ class VQADataConfig(ImageDataConfig):
     sources: ClassVar[tuple[str, ...]] = ("world", "vqa")
 
     root: str | None = None
-    compositional: bool = False  # world: hold combinations out, score them apart
+    compositional: bool = flag(False)  # world: hold combinations out, score them apart
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"
@@ -164,7 +166,6 @@ class VQATask(Task):
     name = "vqa"
     family = "referencing"
     summary = "Visual question answering: stacked attention (SAN) or LSTM Q + norm I fusion"
-    default_data = "world"
     Config = VQAConfig
 
     @dataclass

@@ -37,8 +37,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from xmodal._checks import check_choice, check_positive_int
-from xmodal.engine.base import TaskConfig, trainer_defaults
+from xmodal._checks import check_positive_int
+from xmodal.engine.base import Section, TaskConfig, choice, flag, integer, trainer_defaults
 from xmodal.engine.config import TrainerConfig
 from xmodal.engine.options import option
 from xmodal.engine.task import Task
@@ -48,6 +48,7 @@ from xmodal.text import word2vec as w2v
 from xmodal.text.word2vec_data import Word2VecJobs, collate_jobs, read_corpus, read_vocab
 from xmodal.text.word2vec_eval import category_precision, evaluate_analogies, evaluate_similarity
 from xmodal.text.word2vec_model import SkipGram
+from xmodal.world.language import word_categories as world_categories
 
 __all__ = ["Word2VecDataConfig", "Word2VecEvalConfig", "Word2VecModelConfig",
            "Word2VecOptimConfig", "Word2VecTask", "Word2VecTaskConfig"]  # fmt: skip
@@ -115,25 +116,22 @@ class Word2VecOptimConfig(_Word2VecFields):
 
 
 @dataclass
-class Word2VecEvalConfig:
+class Word2VecEvalConfig(Section):
     """Scoring and figures. ``analogies`` (questions-words format) and ``similarity``
     (wordsim353 format): files scored as gensim does, among the ``restrict_vocab`` most
     frequent words. ``words``: the projection figure's words (default: the world's
     colour, shape and size words, or the ``n_words`` most frequent); ``method``: pca|tsne.
     """
 
+    key: ClassVar[str] = "eval"
+
     analogies: str | None = None
     similarity: str | None = None
-    restrict_vocab: int = _EVAL["restrict_vocab"].default
-    case_insensitive: bool = _EVAL["case_insensitive"].default
+    restrict_vocab: int = integer(_EVAL["restrict_vocab"].default)
+    case_insensitive: bool = flag(_EVAL["case_insensitive"].default)
     words: list[str] | None = None
-    n_words: int = 40
-    method: str = "pca"
-
-    def __post_init__(self) -> None:
-        check_positive_int(self.restrict_vocab, "eval.restrict_vocab")
-        check_positive_int(self.n_words, "eval.n_words", minimum=2)
-        check_choice(self.method, "eval.method", ("pca", "tsne"))
+    n_words: int = integer(40, minimum=2)
+    method: str = choice("pca", ("pca", "tsne"))
 
 
 @dataclass
@@ -147,7 +145,7 @@ class Word2VecTaskConfig(TaskConfig):
     trainer: TrainerConfig = trainer_defaults(max_epochs=_EPOCHS, accelerator="cpu")
 
     def __post_init__(self) -> None:
-        check_positive_int(self.seed, "seed", minimum=0)
+        super().__post_init__()
         t = self.trainer
         if t.accelerator != "cpu" or t.devices not in (1, "1", "auto") or t.num_nodes != 1:
             raise ParameterError(
@@ -166,15 +164,6 @@ class Word2VecTaskConfig(TaskConfig):
                                   seed=self.seed)  # fmt: skip
 
 
-def world_categories() -> dict[str, list[str]]:
-    """The world's words of one kind: colours, shapes and sizes (both words of each)."""
-    from xmodal.world import COLOURS, SHAPES
-    from xmodal.world.language import SIZE_WORDS
-
-    sizes = [w for words in SIZE_WORDS.values() for w in words]
-    return {"colour": list(COLOURS), "shape": list(SHAPES), "size": sizes}
-
-
 # ----------------------------------------------------------------------------- the task
 
 
@@ -184,7 +173,6 @@ class Word2VecTask(Task):
     name = "word2vec"
     family = "representations"
     summary = "word2vec: skip-gram word vectors with negative sampling (any text file)"
-    default_data = "world"
     Config = Word2VecTaskConfig
     manual_optimization = True  # the kernel updates the vectors itself
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from xmodal._io import atomic_path
+from xmodal._io import atomic_path, write_text
 from xmodal.errors import ParameterError
 
 __all__ = ["FIGURE_DPI", "save_figure", "save_figures", "unique_stems"]
@@ -23,14 +23,15 @@ def save_figure(fig, path: str | Path, *, dpi: int = FIGURE_DPI) -> Path:
         >>> fig, ax = plt.subplots(); ax.plot([0, 1])  # doctest: +SKIP
         >>> save_figure(fig, "line.png")  # doctest: +SKIP
     """
-    import matplotlib.pyplot as plt
-
     path = Path(path)
     try:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
     finally:
-        plt.close(fig)
+        if getattr(fig.canvas, "manager", None) is not None:  # made by pyplot: let it go
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
     return path
 
 
@@ -55,9 +56,7 @@ def save_figures(figures: Mapping[str, object], out_dir: str | Path) -> list[Pat
         if isinstance(fig, str):
             if not name.endswith(".txt"):
                 raise ParameterError(f"a text figure's name must end in .txt. Found: {name!r}")
-            with atomic_path(out_dir / name) as tmp:
-                tmp.write_text(fig, encoding="utf-8")
-            paths.append(out_dir / name)
+            paths.append(write_text(out_dir / name, fig))
         else:
             paths.append(save_figure(fig, out_dir / f"{name}.png"))
     return paths

@@ -77,6 +77,7 @@ __all__ = [
     "questions",
     "scene_text",
     "word_attribute",
+    "word_categories",
 ]
 
 # ----------------------------------------------------------------------------- vocabulary
@@ -990,3 +991,10 @@ def question_referents(
         raise ParameterError(
             f"question must be a world Question with its family's facts. Found: {question!r}"
         ) from e
+
+
+def word_categories() -> dict[str, list[str]]:
+    """The world's words of one kind: colours, shapes and sizes (both words of each size),
+    e.g. for checking that word vectors put each word near words of its kind."""
+    sizes = [w for words in SIZE_WORDS.values() for w in words]
+    return {"colour": list(COLOURS), "shape": list(SHAPES), "size": sizes}
