@@ -332,9 +332,12 @@ class LastCheckpoint(pl.Callback):
     """Keeps ``dirpath/last.ckpt``: at every epoch end, every ``every_n_steps`` optimizer
     steps (0: never mid-epoch), and when the run is interrupted (Ctrl-C).
 
-    The checkpoint carries the global RNG state at the end of the last finished batch; on
-    a resume from mid-epoch, that state is restored and the seeded sampler skips the
-    batches already done, so the run continues exactly where it stopped.
+    The checkpoint carries the global RNG state at the end of the last finished batch and
+    the position in the epoch (``epoch``, ``done``: batches finished); on a resume from
+    mid-epoch the engine has the seeded sampler skip those batches before the loader's
+    first iterator exists (:func:`resume_position`; loader workers prefetch indices as soon
+    as one does), and that RNG state is restored, so the run continues exactly where it
+    stopped.
     """
 
     def __init__(self, dirpath: str | Path, *, every_n_steps: int = 0) -> None:
@@ -343,6 +346,7 @@ class LastCheckpoint(pl.Callback):
         self.interrupted = False
         self.saved_on_interrupt = False
         self._rng: dict | None = None
+        self._position: tuple[int, int] | None = None  # (epoch, batches finished in it)
         self._restored: dict | None = None
         self._last_step_saved = -1
 
@@ -357,6 +361,8 @@ class LastCheckpoint(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         pl_module._updating = False
         self._rng = rng_state()
+        self._position = (trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress
+                          .current.processed)  # fmt: skip
         step, n = trainer.global_step, self.every_n_steps
         # A multiple of n passed since the last save: with manual optimization global_step
         # grows by one per optimizer.step(), several per batch, and may jump over it.
@@ -365,8 +371,10 @@ class LastCheckpoint(pl.Callback):
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._rng = None  # None: "at the epoch start", whose state is the (seed, epoch) reseed
+        self._position = None
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._position = (trainer.current_epoch + 1, 0)  # a resume starts the next epoch
         self._save(trainer)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
@@ -389,7 +397,8 @@ class LastCheckpoint(pl.Callback):
         self.saved_on_interrupt = True
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": self._rng}
+        epoch, done = self._position if self._position is not None else (None, 0)
+        return {"rng": self._rng, "epoch": epoch, "done": done}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._restored = state_dict
@@ -400,14 +409,9 @@ class LastCheckpoint(pl.Callback):
         if not restored or not getattr(trainer.fit_loop, "restarted_mid_epoch", False):
             return
         # Lightning skips on_train_epoch_start when it resumes inside an epoch: do its work
-        # here, with the random state of the checkpoint instead of a fresh reseed.
+        # here, with the random state of the checkpoint instead of a fresh reseed. (The
+        # sampler's skip was set before the fit: resume_position.)
         epoch = trainer.current_epoch
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        loader = trainer.train_dataloader
-        sampler = _seeded_sampler(loader)
-        batch_size = getattr(loader, "batch_size", None)
-        if sampler is not None and batch_size and trainer.world_size == 1:
-            sampler.skip_once(done * batch_size, epoch)
         if restored.get("rng") is not None:
             set_rng_state(restored["rng"])
         else:  # stopped in the epoch's first batch: the state of the epoch start
@@ -428,3 +432,31 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             torch.save(checkpoint, f)
+
+
+def resume_position(checkpoint: Mapping[str, Any]) -> tuple[int, int] | None:
+    """Where a run resumed from a :class:`LastCheckpoint` checkpoint goes on: ``(epoch,
+    batches of it already done)`` (the next epoch and 0 after an epoch's end); None for a
+    checkpoint that does not say (written by an older xmodal)."""
+    for key, state in (checkpoint.get("callbacks") or {}).items():
+        if str(key).startswith("LastCheckpoint") and isinstance(state, Mapping):
+            epoch, done = state.get("epoch"), state.get("done")
+            if isinstance(epoch, int) and isinstance(done, int):
+                return epoch, done
+    return None
+
+
+def skip_done_batches(loader, position: tuple[int, int] | None) -> None:
+    """Set ``loader``'s seeded sampler to the epoch of ``position`` (from
+    :func:`resume_position`) and have it skip the batches already done. Call it before the
+    loader's first iterator is made: worker processes take indices from the sampler as soon
+    as one exists, before Lightning sets the epoch. (One process; with several, each rank's
+    share of an epoch differs.)"""
+    sampler = _seeded_sampler(loader)
+    batch_size = getattr(loader, "batch_size", None)
+    if position is None or sampler is None or not batch_size:
+        return
+    epoch, done = position
+    sampler.set_epoch(epoch)
+    if done:
+        sampler.skip_once(done * batch_size, epoch)

@@ -287,8 +287,11 @@ def _AppendingCSVLogger(*args, **kwargs):  # noqa: N802 - a factory standing in 
     return AppendingCSVLogger(*args, **kwargs)
 
 
-def _check_checkpoint(path: Path, module) -> None:
-    """Fail early, with a clear message, on a checkpoint that cannot restore ``module``."""
+def _check_checkpoint(path: Path, module) -> tuple[int, int] | None:
+    """Fail early, with a clear message, on a checkpoint that cannot restore ``module``;
+    else the position inside an epoch it was written at (``resume_position``)."""
+    from xmodal.engine.module import resume_position
+
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # noqa: BLE001 - any failure to read means the same to the user
@@ -310,6 +313,7 @@ def _check_checkpoint(path: Path, module) -> None:
             f"{path} does not fit the model the config builds ({'; '.join(details)}); "
             "was a model setting changed since the run started?"
         )
+    return resume_position(ckpt)
 
 
 # ------------------------------------------------------------------------------ weights
@@ -492,12 +496,11 @@ def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
     module = TaskModule(task_obj, model)
     if not module.automatic_optimization:
         module.clip_val = cfg.trainer.gradient_clip_val
-    if ckpt_path is not None:
-        _check_checkpoint(ckpt_path, module)
+    position = _check_checkpoint(ckpt_path, module) if ckpt_path is not None else None
     if writer:  # after the checks: a failed --resume leaves the run's config as it was
         _start_folder(task, cfg, folder, resumed=ckpt_path is not None, upstream=upstream)
         say(f"{'resuming' if ckpt_path is not None else 'run folder'}: {folder}")
-    trainer = _run_trainer(task, task_obj, module, cfg, folder, ckpt_path)
+    trainer = _run_trainer(task, task_obj, module, cfg, folder, ckpt_path, position)
     metrics: dict[str, Any] = {}
     if trainer.is_global_zero:
         metrics = _finish_folder(task, task_obj, module, trainer, cfg, folder, setup_seconds)
@@ -517,10 +520,11 @@ def _start_folder(task: str, cfg, folder: Path, *, resumed: bool, upstream: dict
         _write_json(folder / "run.json", info)
 
 
-def _run_trainer(task: str, task_obj: Task, module, cfg, folder: Path, ckpt_path):
-    """``trainer.fit`` with the run's checkpoints; :class:`TrainingInterrupted` after
-    Ctrl-C (once the checkpoint is saved). Returns the Trainer."""
-    from xmodal.engine.module import LastCheckpoint
+def _run_trainer(task: str, task_obj: Task, module, cfg, folder: Path, ckpt_path, position):
+    """``trainer.fit`` with the run's checkpoints, resumed at ``position`` (epoch, batches
+    done) inside an epoch when the checkpoint was written there; :class:`TrainingInterrupted`
+    after Ctrl-C (once the checkpoint is saved). Returns the Trainer."""
+    from xmodal.engine.module import LastCheckpoint, skip_done_batches
 
     last = LastCheckpoint(
         folder / "checkpoints", every_n_steps=cfg.trainer.checkpoint_every_n_steps
@@ -530,6 +534,8 @@ def _run_trainer(task: str, task_obj: Task, module, cfg, folder: Path, ckpt_path
     with _quiet():
         trainer = _build_trainer(cfg, folder, [last], manual=not module.automatic_optimization)
         train_loader = task_obj.train_dataloader()
+        if _env_world_size() <= 1:  # before any iterator: workers prefetch at once
+            skip_done_batches(train_loader, position)
         val_loader = task_obj.val_dataloader()
         os.environ[_RUN_DIR_ENV] = str(folder.resolve())  # for processes Lightning starts
         try:
