@@ -18,7 +18,8 @@
 
 Every subcommand has ``--help``. A bad file or parameter ends with one line on stderr,
 ``xmodal: error: ...``, and exit status 1 (2 for a malformed command line); no traceback.
-Ctrl-C ends with exit status 130 (training first saves a checkpoint to resume from).
+Ctrl-C ends with exit status 130 and SIGTERM with 143 (training first saves a checkpoint
+at the current batch to resume from).
 """
 
 from __future__ import annotations
@@ -740,7 +741,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt as err:  # training's TrainingInterrupted says how to resume
         print(f"xmodal: {err or 'interrupted'}", file=sys.stderr)
-        return 130
+        return 143 if getattr(err, "signal", None) == "SIGTERM" else 130  # 128 + the signal
 
 
 if __name__ == "__main__":  # pragma: no cover

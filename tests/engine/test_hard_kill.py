@@ -1,5 +1,7 @@
 """A run killed with SIGKILL (a preempted job, an out-of-memory kill) resumes from its last
-periodic checkpoint as if it had never stopped: real processes, loader workers on.
+periodic checkpoint as if it had never stopped, and one sent SIGTERM saves a checkpoint at
+the batch it is in, exits with 143 and resumes as exactly: real processes, loader workers
+on.
 
 The case that used to fail: with worker processes the loader's first iterator exists, and
 its workers draw indices, before Lightning sets the sampler's epoch and before a callback
@@ -32,11 +34,13 @@ CONFIG = [
 ]  # fmt: skip
 
 
-def _xmodal(*args: str, kill_at: int | None = None) -> subprocess.CompletedProcess:
+def _xmodal(*args: str, signal_at: tuple[str, int] | None = None) -> subprocess.CompletedProcess:
+    """``xmodal ARGS`` in a new process; ``signal_at=("KILL" | "TERM", step)`` sends it
+    that signal at that optimizer step (see _kill_after_checkpoint.py)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
     command = [sys.executable, "-m", "xmodal", *args]
-    if kill_at is not None:
-        command = [sys.executable, str(KILLER), str(kill_at), *args]
+    if signal_at is not None:
+        command = [sys.executable, str(KILLER), signal_at[0], str(signal_at[1]), *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -57,9 +61,23 @@ def test_a_run_killed_after_a_periodic_checkpoint_resumes_exactly(straight, tmp_
     # 4 and 8 of epoch 0, 12 and 16 of epoch 1), the same draw every time.
     step = random.Random(epoch).choice([[4, 8], [12, 16]][epoch])
     run = tmp_path / "run"
-    killed = _xmodal("train", "caption", "--run-dir", str(run), *CONFIG, kill_at=step)
+    killed = _xmodal("train", "caption", "--run-dir", str(run), *CONFIG, signal_at=("KILL", step))
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert not (run / "metrics.json").exists() and (run / "checkpoints" / "last.ckpt").is_file()
+    resumed = _xmodal("train", "caption", "--resume", str(run))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert _metrics(run) == _metrics(straight)
+
+
+def test_sigterm_saves_the_current_batch_exits_143_and_resumes_exactly(straight, tmp_path):
+    import torch
+
+    run = tmp_path / "run"
+    stopped = _xmodal("train", "caption", "--run-dir", str(run), *CONFIG, signal_at=("TERM", 6))
+    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    assert "training interrupted by SIGTERM; checkpoint saved in" in stopped.stderr
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 6  # the batch the signal came in, not the step-4 checkpoint
     resumed = _xmodal("train", "caption", "--resume", str(run))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert _metrics(run) == _metrics(straight)

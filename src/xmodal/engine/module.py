@@ -330,7 +330,8 @@ def _seeded_sampler(loader) -> SeededSampler | None:
 
 class LastCheckpoint(pl.Callback):
     """Keeps ``dirpath/last.ckpt``: at every epoch end, every ``every_n_steps`` optimizer
-    steps (0: never mid-epoch), and when the run is interrupted (Ctrl-C).
+    steps (0: never mid-epoch), and when the run is stopped (Ctrl-C, or SIGTERM at the end
+    of the batch it arrived in).
 
     The checkpoint carries the global RNG state at the end of the last finished batch and
     the position in the epoch (``epoch``, ``done``: batches finished); on a resume from
@@ -344,6 +345,7 @@ class LastCheckpoint(pl.Callback):
         self.dirpath = Path(dirpath)
         self.every_n_steps = int(every_n_steps)
         self.interrupted = False
+        self.signal: str | None = None  # what stopped the run: "SIGINT" (Ctrl-C), "SIGTERM"
         self.saved_on_interrupt = False
         self._rng: dict | None = None
         self._position: tuple[int, int] | None = None  # (epoch, batches finished in it)
@@ -378,7 +380,15 @@ class LastCheckpoint(pl.Callback):
         self._save(trainer)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        if not isinstance(exception, KeyboardInterrupt):
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        # SIGTERM (a preemption, `kill`, a scheduler's end of job): Lightning finishes the
+        # batch, then raises SIGTERMException; its state is as consistent as Ctrl-C's.
+        if isinstance(exception, SIGTERMException):
+            self.signal = "SIGTERM"
+        elif isinstance(exception, KeyboardInterrupt):
+            self.signal = "SIGINT"
+        else:
             return
         self.interrupted = True
         # Only a consistent state is saved: not halfway through an optimizer update, and

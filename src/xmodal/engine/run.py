@@ -111,22 +111,26 @@ class Run:
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training was stopped (Ctrl-C); ``checkpoint`` says where it can resume from.
+    """Training was stopped (Ctrl-C, or ``signal`` "SIGTERM"); ``checkpoint`` says where it
+    can resume from.
 
     A KeyboardInterrupt, so code that does not catch it stops as on any Ctrl-C.
     """
 
-    def __init__(self, task: str, run_dir: Path, checkpoint: Path | None, saved: bool) -> None:
+    def __init__(self, task: str, run_dir: Path, checkpoint: Path | None, saved: bool,
+                 signal: str = "SIGINT") -> None:  # fmt: skip
         self.task = task
         self.run_dir = Path(run_dir)
         self.checkpoint = checkpoint
         self.saved = saved
+        self.signal = signal
         if checkpoint is not None:
             state = "saved" if saved else "kept (the last one written before the stop)"
             how = f"{state} in {checkpoint}; resume with: xmodal train {task} --resume {run_dir}"
         else:
             how = "no checkpoint was written yet; start again with xmodal train " + task
-        super().__init__(f"training interrupted; checkpoint {how}")
+        by = " by SIGTERM" if signal == "SIGTERM" else ""
+        super().__init__(f"training interrupted{by}; checkpoint {how}")
 
     def __str__(self) -> str:
         return str(self.args[0])
@@ -547,7 +551,8 @@ def _run_trainer(task: str, task_obj: Task, module, cfg, folder: Path, ckpt_path
             if not last.interrupted:
                 raise
             checkpoint = last.path if last.path.is_file() else None
-            raise TrainingInterrupted(task, folder, checkpoint, last.saved_on_interrupt) from None
+            raise TrainingInterrupted(task, folder, checkpoint, last.saved_on_interrupt,
+                                      last.signal) from None  # fmt: skip
         finally:
             # Lightning ignores further Ctrl-C after the first; give the handler back.
             if threading.current_thread() is threading.main_thread():
@@ -558,7 +563,7 @@ def _run_trainer(task: str, task_obj: Task, module, cfg, folder: Path, ckpt_path
                 os.environ[_RUN_DIR_ENV] = had_env
         if last.interrupted:  # e.g. Ctrl-C in a worker process Lightning did not turn into exit
             raise TrainingInterrupted(task, folder, last.path if last.path.is_file() else None,
-                                      last.saved_on_interrupt)  # fmt: skip
+                                      last.saved_on_interrupt, last.signal)  # fmt: skip
     return trainer
 
 
