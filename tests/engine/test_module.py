@@ -28,7 +28,9 @@ def test_atomic_checkpoint_io_round_trip_and_no_temp_files(tmp_path):
     io.save_checkpoint({"w": torch.arange(4), "step": 2}, path)
     loaded = io.load_checkpoint(path, weights_only=True)
     assert loaded["step"] == 2 and torch.equal(loaded["w"], torch.arange(4))
-    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]
+    # No temporary file left; the checkpoint before the last kept beside it.
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt", "previous.ckpt"]
+    assert io.load_checkpoint(path.with_name("previous.ckpt"), weights_only=True)["step"] == 1
     assert path.stat().st_mode & 0o044  # readable like any file the user writes, not 0600
 
 
@@ -46,7 +48,7 @@ def test_a_failed_write_keeps_the_old_checkpoint(tmp_path, monkeypatch):
         io.save_checkpoint({"step": 2}, path)
     monkeypatch.undo()
     assert io.load_checkpoint(path, weights_only=True)["step"] == 1
-    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "previous.ckpt"]
 
 
 def _draw():

@@ -259,3 +259,47 @@ def test_a_killed_run_resumes_exactly_from_its_periodic_checkpoint(
     monkeypatch.undo()
     resumed = train(toy, resume=err.value.run_dir, overrides=["interrupt_at_step=-1"])
     assert _scores(resumed) == _scores(trained)
+
+
+# ------------------------------------------------------------------------------ damaged checkpoints
+
+
+def test_the_checkpoint_before_the_last_is_kept(trained):
+    folder = trained.run_dir / "checkpoints"
+    last = torch.load(folder / "last.ckpt", map_location="cpu", weights_only=True)
+    previous = torch.load(folder / "previous.ckpt", map_location="cpu", weights_only=True)
+    assert (last["epoch"], previous["epoch"]) == (1, 0)  # the two epoch ends
+
+
+def test_a_damaged_last_checkpoint_falls_back_to_the_previous_one(toy, trained, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained.run_dir, run)
+    (run / "metrics.json").unlink()
+    last = run / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # a disk that lost its end
+    with pytest.warns(UserWarning, match=r"last.ckpt: cannot be read as a checkpoint.*resuming "
+                                         r"from .*previous.ckpt"):  # fmt: skip
+        again = train(toy, resume=run)
+    assert _scores(again) == _scores(trained)  # epoch 2 again, from the end of epoch 1
+    assert (run / "checkpoints" / "last.ckpt.damaged").is_file()
+
+
+def test_a_checkpoint_of_random_bytes_and_no_previous_one_is_a_clear_error(
+    toy, trained, tmp_path, capsys
+):
+    import shutil
+
+    from xmodal.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(trained.run_dir, run)
+    (run / "checkpoints" / "previous.ckpt").unlink()
+    (run / "checkpoints" / "last.ckpt").write_bytes(torch.randint(0, 256, (4096,)).byte().numpy()
+                                                    .tobytes())  # fmt: skip
+    with pytest.raises(DataError, match="cannot be read as a checkpoint.*no previous.ckpt"):
+        train(toy, resume=run)
+    assert main(["train", toy, "--resume", str(run)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("xmodal: error: ") and "last.ckpt" in err[0]

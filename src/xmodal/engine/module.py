@@ -13,6 +13,7 @@ batch where it stopped with the random state it had there.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Mapping
@@ -432,16 +433,37 @@ class LastCheckpoint(pl.Callback):
 # ------------------------------------------------------------------------------ IO
 
 
+PREVIOUS = "previous.ckpt"  # beside last.ckpt: the checkpoint before it
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes a checkpoint to a temporary file beside it, fsyncs it and renames it into
     place, so a crash leaves either the old checkpoint or the new one, never half of one.
+    The one it replaces is kept as ``previous.ckpt`` (a hard link, so no copy is made):
+    a resume falls back to it if ``last.ckpt`` is damaged (a disk that lost its end, a
+    file replaced by something else).
     """
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         if storage_options is not None or "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        if path.is_file():
+            _keep_as_previous(path)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             torch.save(checkpoint, f)
+
+
+def _keep_as_previous(path: Path) -> None:
+    """``path`` (the current checkpoint) also as ``previous.ckpt`` beside it, atomically."""
+    import shutil
+
+    with atomic_path(path.with_name(PREVIOUS)) as tmp:
+        tmp.unlink()
+        try:
+            os.link(path, tmp)
+        except OSError:  # a file system without hard links: a copy
+            shutil.copyfile(path, tmp)
 
 
 def resume_position(checkpoint: Mapping[str, Any]) -> tuple[int, int] | None:

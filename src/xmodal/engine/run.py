@@ -291,18 +291,51 @@ def _AppendingCSVLogger(*args, **kwargs):  # noqa: N802 - a factory standing in 
     return AppendingCSVLogger(*args, **kwargs)
 
 
-def _check_checkpoint(path: Path, module) -> tuple[int, int] | None:
+def _read_checkpoint(path: Path) -> dict:
+    """The checkpoint at ``path`` (weights only: nothing is unpickled); DataError when it
+    cannot be read (missing, truncated, not a checkpoint)."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # noqa: BLE001 - any failure to read means the same to the user
+        detail = " ".join(str(err).split())[:300]  # one line, however torch words it
+        raise DataError(f"{path}: cannot be read as a checkpoint: {detail}") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), Mapping):
+        raise DataError(f"{path}: not a Lightning checkpoint (no state_dict)")
+    return ckpt
+
+
+def _usable_checkpoint(path: Path, say) -> tuple[Path, dict]:
+    """``(path, checkpoint)`` to resume from: ``path`` (``last.ckpt``), or, when it cannot
+    be read, the ``previous.ckpt`` beside it, with a warning naming both (the damaged one
+    is renamed ``last.ckpt.damaged``); DataError when neither can be read."""
+    from xmodal.engine.module import PREVIOUS
+
+    try:
+        return path, _read_checkpoint(path)
+    except DataError as err:
+        damage = str(err)
+    previous = path.with_name(PREVIOUS)
+    if not previous.is_file():
+        raise DataError(f"{damage}; and there is no {PREVIOUS} beside it to go back to")
+    try:
+        ckpt = _read_checkpoint(previous)
+    except DataError as err:
+        raise DataError(f"{damage}; and {err}") from None
+    # Set aside (for a look), so that the next save does not keep it as "previous".
+    damaged = path.with_name(path.name + ".damaged")
+    os.replace(path, damaged)
+    message = f"{damage}; resuming from {previous}, the checkpoint before it ({damaged} kept)"
+    warnings.warn(message, stacklevel=2)
+    say(f"warning: {message}")
+    return previous, ckpt
+
+
+def _check_checkpoint(path: Path, ckpt: dict, module) -> tuple[int, int] | None:
     """Fail early, with a clear message, on a checkpoint that cannot restore ``module``;
     else the position inside an epoch it was written at (``resume_position``)."""
     from xmodal.engine.module import resume_position
 
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:  # noqa: BLE001 - any failure to read means the same to the user
-        raise DataError(f"{path}: cannot be read as a checkpoint: {err}") from None
-    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
-    if not isinstance(state, Mapping):
-        raise DataError(f"{path}: not a Lightning checkpoint (no state_dict)")
+    state = ckpt["state_dict"]
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -500,7 +533,11 @@ def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
     module = TaskModule(task_obj, model)
     if not module.automatic_optimization:
         module.clip_val = cfg.trainer.gradient_clip_val
-    position = _check_checkpoint(ckpt_path, module) if ckpt_path is not None else None
+    position = None
+    if ckpt_path is not None:
+        ckpt_path, ckpt = _usable_checkpoint(ckpt_path, say)
+        position = _check_checkpoint(ckpt_path, ckpt, module)
+        del ckpt
     if writer:  # after the checks: a failed --resume leaves the run's config as it was
         _start_folder(task, cfg, folder, resumed=ckpt_path is not None, upstream=upstream)
         say(f"{'resuming' if ckpt_path is not None else 'run folder'}: {folder}")
