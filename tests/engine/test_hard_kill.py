@@ -81,3 +81,19 @@ def test_sigterm_saves_the_current_batch_exits_143_and_resumes_exactly(straight,
     resumed = _xmodal("train", "caption", "--resume", str(run))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert _metrics(run) == _metrics(straight)
+
+
+def test_a_manual_optimization_run_killed_mid_epoch_resumes_exactly(tmp_path):
+    """Text-to-image steps two optimizers a batch (global_step counts both): killed after
+    the checkpoint of step 16, in its second epoch of 12 steps."""
+    from tests.tasks.conftest import tiny
+
+    config = tiny("text2image", "data.train_size=24", "trainer.max_epochs=2",
+                  "trainer.checkpoint_every_n_steps=4")  # fmt: skip
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    assert _xmodal("train", "text2image", "--run-dir", str(straight), *config).returncode == 0
+    killed = _xmodal("train", "text2image", "--run-dir", str(run), *config, signal_at=("KILL", 16))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    resumed = _xmodal("train", "text2image", "--resume", str(run))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert _metrics(run) == _metrics(straight)
