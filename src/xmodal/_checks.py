@@ -88,7 +88,7 @@ def check_int_vector(value, name: str, n: int) -> torch.Tensor:
     shape ``(n,)``, e.g. one length or id per row of a batch."""
     if not isinstance(value, torch.Tensor):
         value = torch.as_tensor(value)
-    if value.shape != (n,) or value.is_floating_point():
+    if value.shape != (n,) or value.is_floating_point() or value.is_complex():
         raise ParameterError(
             f"{name} must be an integer tensor of shape ({n},). "
             f"Found {value.dtype} {tuple(value.shape)}"

@@ -49,6 +49,7 @@ from torch import nn
 from xmodal._checks import (
     as_signal,
     check_bool,
+    check_int_vector,
     check_positive_int,
     check_positive_number,
 )
@@ -90,17 +91,6 @@ def _span(layers: Sequence[tuple[int, int]]) -> tuple[int, int]:
 
 def _scaled(channels: int, width: float) -> int:
     return max(1, round(channels * width))
-
-
-def _check_lengths(lengths, batch: int, device: torch.device) -> torch.Tensor:
-    """``lengths`` as an integer tensor ``(batch,)`` on ``device`` (a list is converted)."""
-    lengths = torch.as_tensor(lengths, device=device)
-    if lengths.shape != (batch,) or lengths.is_floating_point() or lengths.is_complex():
-        raise ParameterError(
-            f"lengths must be an integer tensor of shape ({batch},). "
-            f"Found {lengths.dtype} {tuple(lengths.shape)}"
-        )
-    return lengths
 
 
 class AudioEncoder(nn.Module):
@@ -157,7 +147,7 @@ class AudioEncoder(nn.Module):
         if n < self.feature_info.receptive_field:
             raise self._too_short(n, "wave")
         if lengths is not None:
-            lengths = _check_lengths(lengths, batch, wave.device)
+            lengths = check_int_vector(lengths, "lengths", batch).to(wave.device)
             shortest, longest = int(lengths.min()), int(lengths.max())
             if longest > n:
                 raise ParameterError(f"lengths must be <= T = {n} samples. Found {longest}")
@@ -190,7 +180,7 @@ class AudioEncoder(nn.Module):
         if lengths is None:
             return features.mean(dim=-1)
         batch, _, steps = features.shape
-        lengths = _check_lengths(lengths, batch, features.device)
+        lengths = check_int_vector(lengths, "lengths", batch).to(features.device)
         if int(lengths.min()) < 1 or int(lengths.max()) > steps:
             raise ParameterError(
                 f"lengths must be in [1, {steps}] steps. "

@@ -6,7 +6,7 @@ checks keyword options against the same fields, so no default is written twice::
     @dataclass
     class PredictOptions:
         n: int = option(8, "images per caption", flags=("-n",))
-        text: list[str] | None = option(None, "a text query; repeatable", metavar="TEXT")
+        text: list[str] | None = option(None, "a text query", metavar="TEXT")
         tags: bool = option(False, "also give each image's top words")
 
 A field named ``top_k`` becomes ``--top-k``; ``list[...]`` fields repeat (``--text a
