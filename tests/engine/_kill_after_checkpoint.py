@@ -1,8 +1,9 @@
 """``python _kill_after_checkpoint.py SIGNAL STEP xmodal-args...``: run the ``xmodal``
 command and send this process ``SIGNAL`` (``KILL`` or ``TERM``) at optimizer step
-``STEP``: ``KILL`` right after that step's periodic checkpoint is written, as a cluster
-ends a job (no handler runs, only the files on disk remain); ``TERM`` as that step's batch
-ends, as a scheduler announces a preemption."""
+``STEP``: ``KILL`` once that step's batch is over (its periodic checkpoint, if one falls
+there, written, its row logged) as the next batch starts, as a cluster ends a job (no
+handler runs, only the files on disk remain); ``TERM`` as that step's batch ends, as a
+scheduler announces a preemption."""
 
 import os
 import signal
@@ -12,13 +13,13 @@ from xmodal.cli import main
 from xmodal.engine.module import LastCheckpoint
 
 SIGNAL, STEP = getattr(signal, f"SIG{sys.argv[1]}"), int(sys.argv[2])
-_save, _batch_end = LastCheckpoint._save, LastCheckpoint.on_train_batch_end
+_batch_start, _batch_end = LastCheckpoint.on_train_batch_start, LastCheckpoint.on_train_batch_end
 
 
-def _save_then_die(self, trainer) -> None:
-    _save(self, trainer)
+def _batch_start_then_die(self, trainer, *args) -> None:
     if SIGNAL == signal.SIGKILL and trainer.global_step == STEP:
         os.kill(os.getpid(), signal.SIGKILL)
+    _batch_start(self, trainer, *args)
 
 
 def _batch_end_then_term(self, trainer, *args) -> None:
@@ -27,6 +28,6 @@ def _batch_end_then_term(self, trainer, *args) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-LastCheckpoint._save = _save_then_die
+LastCheckpoint.on_train_batch_start = _batch_start_then_die
 LastCheckpoint.on_train_batch_end = _batch_end_then_term
 sys.exit(main(sys.argv[3:]))

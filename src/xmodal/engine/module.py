@@ -171,9 +171,11 @@ class ManualStep:
 class TaskModule(pl.LightningModule):
     """A LightningModule around ``(task, model)``; the model stays a plain ``nn.Module``.
 
-    Logs ``train/loss`` (and the task's logs as ``train/<key>``) per step and per epoch,
-    ``val/<key>`` as batch-size-weighted epoch means, and ``samples/s`` on the progress
-    bar. Before each training epoch the global RNGs are reseeded from (seed, epoch).
+    Logs ``train/loss`` (and the task's logs as ``train/<key>``) per step
+    (``train/<key>_step``) and as batch-size-weighted epoch means (``train/<key>_epoch``,
+    kept in checkpoints), ``val/<key>`` as batch-size-weighted epoch means, and
+    ``samples/s`` on the progress bar. Before each training epoch the global RNGs are
+    reseeded from (seed, epoch).
 
     A task whose ``manual_optimization`` is true gets Lightning's manual optimization: its
     ``training_step(model, batch, step)`` receives a :class:`ManualStep` and steps the
@@ -198,6 +200,10 @@ class TaskModule(pl.LightningModule):
         self._rate: float | None = None
         self._updating = False  # True between the optimizer update and on_train_batch_end
         self.clip_val: float | None = None  # manual optimization: trainer.gradient_clip_val
+        # The epoch so far: {"train/<key>": [sum of value × batch size, samples]}, and the
+        # batch in progress, added to it as the batch ends (commit_epoch_logs).
+        self._epoch_sums: dict[str, list] = {}
+        self._pending: tuple[dict[str, float], int] | None = None
         if getattr(task, "manual_optimization", False):
             self.automatic_optimization = False
             self._manual = ManualStep(self)
@@ -221,6 +227,7 @@ class TaskModule(pl.LightningModule):
             self._step_schedulers("epoch")
         self.task.on_train_epoch_start(epoch)
         self._t_last = None
+        self._epoch_sums = {}
 
     def training_step(self, batch, batch_idx: int):
         if self.automatic_optimization:
@@ -238,13 +245,38 @@ class TaskModule(pl.LightningModule):
             self._step_schedulers("step")
             loss = loss.detach()  # the task has stepped; Lightning must not backpropagate
         bs = batch_size_of(batch)
-        self.log("train/loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=True,
-                 batch_size=bs)  # fmt: skip
+        values = {"train/loss": float(loss.detach())}
         for key, value in (logs or {}).items():
-            value = _scalar(value, f"training_step log {key!r}")
-            self.log(f"train/{key}", value, on_step=True, on_epoch=True, batch_size=bs)
+            values[f"train/{key}"] = float(_scalar(value, f"training_step log {key!r}"))
+        for key, value in values.items():
+            self.log(f"{key}_step", value, prog_bar=key == "train/loss", on_step=True,
+                     on_epoch=False, batch_size=bs)  # fmt: skip
+        self._pending = (values, bs)
         self._throughput(bs)
         return loss
+
+    def commit_epoch_logs(self) -> None:
+        """Add the finished batch's logs to the epoch's batch-size-weighted sums. Called
+        as the batch ends (first by :class:`LastCheckpoint`, before it saves): a batch
+        stopped halfway is not counted, and the sums go into the checkpoint, so a run
+        resumed inside an epoch logs the same epoch means as one never stopped (Lightning
+        does not checkpoint its own)."""
+        if self._pending is None:
+            return
+        (values, bs), self._pending = self._pending, None
+        for key, value in values.items():
+            total = self._epoch_sums.setdefault(key, [0.0, 0])
+            total[0] += value * bs
+            total[1] += bs
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self.commit_epoch_logs()
+
+    def on_train_epoch_end(self) -> None:
+        self.commit_epoch_logs()
+        for key, (total, weight) in self._epoch_sums.items():
+            self.log(f"{key}_epoch", total / weight, prog_bar=key == "train/loss",
+                     on_step=False, on_epoch=True)  # fmt: skip
 
     def _throughput(self, bs: int) -> None:
         now = time.perf_counter()
@@ -308,6 +340,7 @@ class TaskModule(pl.LightningModule):
             "samples_timed": int(self.samples_timed),
             "train_seconds": float(self.train_seconds),
             "wall_seconds": float(self.wall_seconds),
+            "epoch_sums": {k: [float(t), int(w)] for k, (t, w) in self._epoch_sums.items()},
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -316,6 +349,8 @@ class TaskModule(pl.LightningModule):
         self.samples_timed = int(state.get("samples_timed", 0))
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.wall_before = float(state.get("wall_seconds", 0.0))
+        sums = state.get("epoch_sums") or {}
+        self._epoch_sums = {str(k): [float(t), int(w)] for k, (t, w) in sums.items()}
 
 
 # ------------------------------------------------------------------------------ callback
@@ -363,6 +398,7 @@ class LastCheckpoint(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         pl_module._updating = False
+        pl_module.commit_epoch_logs()
         self._rng = rng_state()
         self._position = (trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress
                           .current.processed)  # fmt: skip

@@ -267,17 +267,29 @@ def _build_trainer(cfg, run_dir: Path, callbacks: list, *, manual: bool = False)
 
 def _AppendingCSVLogger(*args, **kwargs):  # noqa: N802 - a factory standing in for a class
     """A CSVLogger that appends to an existing ``metrics.csv`` (a resumed run) instead of
-    deleting it, as Lightning's own does."""
+    deleting it, as Lightning's own does.
+
+    A run killed after its last checkpoint logged steps that the resumed run trains, and
+    logs, again: the first row the resumed run logs, at step ``s``, first drops the rows
+    at steps ``s`` and later (and a row cut short by the kill), so the log reads as the log
+    of a run never stopped."""
     from lightning.pytorch.loggers import CSVLogger
     from lightning.pytorch.loggers.csv_logs import ExperimentWriter
     from lightning.pytorch.loggers.logger import rank_zero_experiment
 
     class AppendingWriter(ExperimentWriter):
         def _check_log_dir_exists(self) -> None:
-            if os.path.isfile(self.metrics_file_path):
+            self._trim = os.path.isfile(self.metrics_file_path)
+            if self._trim:
                 with open(self.metrics_file_path, newline="", encoding="utf-8") as f:
                     header = next(csv.reader(f), [])
                 self.metrics_keys = sorted(k for k in header if k)
+
+        def log_metrics(self, metrics_dict, step=None) -> None:
+            if self._trim and step is not None:
+                self._trim = False
+                _drop_rows_from(Path(self.metrics_file_path), int(step))
+            super().log_metrics(metrics_dict, step)
 
     class AppendingCSVLogger(CSVLogger):
         @property
@@ -289,6 +301,25 @@ def _AppendingCSVLogger(*args, **kwargs):  # noqa: N802 - a factory standing in 
             return self._experiment
 
     return AppendingCSVLogger(*args, **kwargs)
+
+
+def _drop_rows_from(path: Path, step: int) -> None:
+    """Rewrite the CSV log ``path`` without its rows at ``step`` and later, nor a row cut
+    short (too few fields, a step that is not a whole number); the file then ends with a
+    line break, so the next row is not glued onto a last one whose break was lost."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, [])
+        rows = list(reader)
+    if "step" not in header:
+        return
+    at = header.index("step")
+
+    def before(row: list[str]) -> bool:
+        return len(row) == len(header) and row[at].isdigit() and int(row[at]) < step
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([header, *filter(before, rows)])
 
 
 def _read_checkpoint(path: Path) -> dict:
