@@ -3,16 +3,19 @@ command and send this process ``SIGNAL`` (``KILL`` or ``TERM``) at optimizer ste
 ``STEP``: ``KILL`` once that step's batch is over (its periodic checkpoint, if one falls
 there, written, its row logged) as the next batch starts, as a cluster ends a job (no
 handler runs, only the files on disk remain); ``TERM`` as that step's batch ends, as a
-scheduler announces a preemption."""
+scheduler announces a preemption. ``AUX`` sends SIGKILL at step ``STEP`` of the first
+auxiliary fit (``xmodal.engine.fit.fit_steps``: a pre-training before the main fit)."""
 
 import os
 import signal
 import sys
 
+import xmodal.engine.fit
 from xmodal.cli import main
 from xmodal.engine.module import LastCheckpoint
 
-SIGNAL, STEP = getattr(signal, f"SIG{sys.argv[1]}"), int(sys.argv[2])
+AUX = sys.argv[1] == "AUX"
+SIGNAL, STEP = getattr(signal, "SIGKILL" if AUX else f"SIG{sys.argv[1]}"), int(sys.argv[2])
 _batch_start, _batch_end = LastCheckpoint.on_train_batch_start, LastCheckpoint.on_train_batch_end
 
 
@@ -28,6 +31,21 @@ def _batch_end_then_term(self, trainer, *args) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-LastCheckpoint.on_train_batch_start = _batch_start_then_die
-LastCheckpoint.on_train_batch_end = _batch_end_then_term
+_fit_steps = xmodal.engine.fit.fit_steps
+
+
+def _fit_steps_then_die(optimizer, loss_of_step, **kwargs):
+    def loss(k):
+        if k == STEP:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return loss_of_step(k)
+
+    return _fit_steps(optimizer, loss, **kwargs)
+
+
+if AUX:  # before the task's module is imported (by the registry), which imports fit_steps
+    xmodal.engine.fit.fit_steps = _fit_steps_then_die
+else:
+    LastCheckpoint.on_train_batch_start = _batch_start_then_die
+    LastCheckpoint.on_train_batch_end = _batch_end_then_term
 sys.exit(main(sys.argv[3:]))

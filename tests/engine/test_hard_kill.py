@@ -37,7 +37,8 @@ CONFIG = [
 
 def _xmodal(*args: str, signal_at: tuple[str, int] | None = None) -> subprocess.CompletedProcess:
     """``xmodal ARGS`` in a new process; ``signal_at=("KILL" | "TERM", step)`` sends it
-    that signal at that optimizer step (see _kill_after_checkpoint.py)."""
+    that signal at that optimizer step, ``("AUX", step)`` SIGKILL at that step of an
+    auxiliary fit (see _kill_after_checkpoint.py)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
     command = [sys.executable, "-m", "xmodal", *args]
     if signal_at is not None:
@@ -118,5 +119,26 @@ def test_every_task_killed_at_a_random_step_resumes_exactly(tmp_path, task):
     assert not (run / "metrics.json").exists()
     resumed = _xmodal("train", task, "--resume", str(run))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert _metrics(run) == _metrics(straight)
+    assert _log(run) == _log(straight)
+
+
+def test_a_run_killed_in_its_auxiliary_fit_is_trained_again_by_resume(tmp_path):
+    """VQA pre-trains its encoder before the main fit (no checkpoint is written there):
+    killed at its third pre-training step, the folder already holds the run's config, and
+    ``--resume`` trains it again from its beginning, to the straight run's numbers."""
+    from tests.tasks.conftest import tiny
+
+    config = tiny("vqa", "model.pretrain_steps=6", "trainer.max_epochs=2")
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    assert _xmodal("train", "vqa", "--run-dir", str(straight), *config).returncode == 0
+    killed = _xmodal("train", "vqa", "--run-dir", str(run), *config, signal_at=("AUX", 3))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert (run / "config.yaml").is_file() and not (run / "checkpoints").exists()
+    resumed = _xmodal("train", "vqa", "--resume", str(run))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "no checkpoint yet (the run stopped before its first one); training it again" in (
+        resumed.stdout
+    )
     assert _metrics(run) == _metrics(straight)
     assert _log(run) == _log(straight)

@@ -128,7 +128,8 @@ class TrainingInterrupted(KeyboardInterrupt):
             state = "saved" if saved else "kept (the last one written before the stop)"
             how = f"{state} in {checkpoint}; resume with: xmodal train {task} --resume {run_dir}"
         else:
-            how = "no checkpoint was written yet; start again with xmodal train " + task
+            how = (f"none was written yet; xmodal train {task} --resume {run_dir} trains the "
+                   "run again from its beginning")  # fmt: skip
         by = " by SIGTERM" if signal == "SIGTERM" else ""
         super().__init__(f"training interrupted{by}; checkpoint {how}")
 
@@ -463,13 +464,14 @@ def _prepare(task: str, config_file, overrides, run_dir, resume):
             raise DataError(f"--resume {folder}: not a run folder (no config.yaml)")
         _check_task_name(folder, task)
         ckpt = folder / "checkpoints" / "last.ckpt"
-        if not ckpt.is_file():
-            raise DataError(f"--resume {folder}: no checkpoints/last.ckpt to resume from")
+        # A run stopped before its first checkpoint (in an auxiliary fit, say) is trained
+        # again from its beginning; a damaged last.ckpt is handled by _usable_checkpoint.
+        has_ckpt = ckpt.is_file() or (ckpt.parent / "previous.ckpt").is_file()
         files = [folder / "config.yaml"]
         if config_file is not None:
             files += [config_file] if isinstance(config_file, (str, Path)) else list(config_file)
         cfg = load_config(task_cls.Config, config_file=files, overrides=overrides)
-        return task_cls, cfg, folder, ckpt
+        return task_cls, cfg, folder, ckpt if has_ckpt else None
     cfg = load_config(task_cls.Config, config_file=config_file, overrides=overrides)
     return task_cls, cfg, None, None
 
@@ -504,6 +506,11 @@ def train(
     """
     say = echo or (lambda line: None)
     task_cls, cfg, resume_dir, ckpt_path = _prepare(task, config_file, overrides, run_dir, resume)
+    if resume_dir is not None and ckpt_path is None:
+        message = (f"{resume_dir}: no checkpoint yet (the run stopped before its first one); "
+                   "training it again from its beginning")  # fmt: skip
+        warnings.warn(message, stacklevel=2)
+        say(f"warning: {message}")
     rank = _env_rank()
     launched_child = os.environ.get(_RUN_DIR_ENV) and os.environ.get("LOCAL_RANK", "0") != "0"
     created = False  # a folder this call made, removed again if the run fails to start
@@ -525,19 +532,27 @@ def train(
         created = True
 
     writer = rank == 0 and not launched_child
+    began: list[bool] = []  # _fit appends True as the fit begins
     try:
-        return _fit(task, task_cls, cfg, folder, ckpt_path, say, writer=writer)
+        return _fit(task, task_cls, cfg, folder, ckpt_path, say, writer=writer, began=began)
     except BaseException:
-        # Bad data found by the task's setup (a missing or empty file, ...) stops the run
-        # before its config is written: leave no half-made folder to be mistaken for a run.
-        if created and writer and _env_world_size() <= 1 and not (folder / "config.yaml").exists():
-            shutil.rmtree(folder, ignore_errors=True)
+        # Bad data found by the task's setup (a missing or empty file, ...) or Ctrl-C stops
+        # a new run before its fit began: leave no half-made run to be mistaken for one.
+        if not began and writer and resume_dir is None and _env_world_size() <= 1:
+            if created:
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                for name in ("config.yaml", "run.json"):
+                    (folder / name).unlink(missing_ok=True)
         raise
 
 
 def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
-         writer: bool) -> Run:  # fmt: skip
-    """Set the task up, fit it with Lightning, then (rank 0) finish the run folder."""
+         writer: bool, began: list[bool]) -> Run:  # fmt: skip
+    """Set the task up, fit it with Lightning, then (rank 0) finish the run folder.
+
+    A new run's folder gets its config before the task's setup, so a run stopped in an
+    auxiliary fit (before any checkpoint) can be started again with ``--resume``."""
     import lightning.pytorch as pl
 
     from xmodal.engine.module import TaskModule
@@ -550,6 +565,9 @@ def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
         # With several processes none trains an upstream: each would write its folder.
         may_train = train if _env_world_size() <= 1 else None
         upstream = resolve_upstreams(task_cls.upstream, cfg, train=may_train, echo=say)
+    if writer and ckpt_path is None:
+        _start_folder(task, cfg, folder, resumed=False, upstream=upstream)
+        say(f"run folder: {folder}")
     pl.seed_everything(cfg.seed, verbose=False)
     task_obj: Task = task_cls(cfg)
     task_obj.resuming = ckpt_path is not None
@@ -569,9 +587,10 @@ def _fit(task: str, task_cls, cfg, folder: Path, ckpt_path: Path | None, say, *,
         ckpt_path, ckpt = _usable_checkpoint(ckpt_path, say)
         position = _check_checkpoint(ckpt_path, ckpt, module)
         del ckpt
-    if writer:  # after the checks: a failed --resume leaves the run's config as it was
-        _start_folder(task, cfg, folder, resumed=ckpt_path is not None, upstream=upstream)
-        say(f"{'resuming' if ckpt_path is not None else 'run folder'}: {folder}")
+    if writer and ckpt_path is not None:  # after the checks: a failed --resume leaves
+        _start_folder(task, cfg, folder, resumed=True, upstream=upstream)  # the config as it was
+        say(f"resuming: {folder}")
+    began.append(True)
     trainer = _run_trainer(task, task_obj, module, cfg, folder, ckpt_path, position)
     metrics: dict[str, Any] = {}
     if trainer.is_global_zero:
