@@ -18,13 +18,14 @@
 
 Every subcommand has ``--help``. A bad file or parameter ends with one line on stderr,
 ``xmodal: error: ...``, and exit status 1 (2 for a malformed command line); no traceback.
-Ctrl-C ends with exit status 130 and SIGTERM with 143 (training first saves a checkpoint
-at the current batch to resume from).
+Ctrl-C ends with exit status 130, SIGTERM with 143 and SIGUSR1 with 138 (training first
+saves a checkpoint at the current batch to resume from).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -741,7 +742,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt as err:  # training's TrainingInterrupted says how to resume
         print(f"xmodal: {err or 'interrupted'}", file=sys.stderr)
-        return 143 if getattr(err, "signal", None) == "SIGTERM" else 130  # 128 + the signal
+        stopped_by = getattr(err, "signal", None) or "SIGINT"
+        return 128 + int(getattr(signal, stopped_by, signal.SIGINT))  # 130, 143 or 138
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,8 +2,8 @@
 command and send this process ``SIGNAL`` (``KILL`` or ``TERM``) at optimizer step
 ``STEP``: ``KILL`` once that step's batch is over (its periodic checkpoint, if one falls
 there, written, its row logged) as the next batch starts, as a cluster ends a job (no
-handler runs, only the files on disk remain); ``TERM`` as that step's batch ends, as a
-scheduler announces a preemption. ``AUX`` sends SIGKILL at step ``STEP`` of the first
+handler runs, only the files on disk remain); ``TERM`` (or ``USR1``) as that step's batch
+ends, as a scheduler announces a preemption. ``AUX`` sends SIGKILL at step ``STEP`` of the first
 auxiliary fit (``xmodal.engine.fit.fit_steps``: a pre-training before the main fit)."""
 
 import os
@@ -27,8 +27,8 @@ def _batch_start_then_die(self, trainer, *args) -> None:
 
 def _batch_end_then_term(self, trainer, *args) -> None:
     _batch_end(self, trainer, *args)
-    if SIGNAL == signal.SIGTERM and trainer.global_step == STEP:
-        os.kill(os.getpid(), signal.SIGTERM)
+    if SIGNAL in (signal.SIGTERM, signal.SIGUSR1) and trainer.global_step == STEP:
+        os.kill(os.getpid(), SIGNAL)
 
 
 _fit_steps = xmodal.engine.fit.fit_steps

@@ -79,13 +79,16 @@ def test_a_run_killed_after_a_periodic_checkpoint_resumes_exactly(straight, tmp_
     assert _log(run) == _log(straight)
 
 
-def test_sigterm_saves_the_current_batch_exits_143_and_resumes_exactly(straight, tmp_path):
+@pytest.mark.parametrize(("name", "status"), [("TERM", 143), ("USR1", 138)])
+def test_sigterm_saves_the_current_batch_exits_143_and_resumes_exactly(straight, tmp_path,
+                                                                       name, status):  # fmt: skip
+    """And SIGUSR1 (SLURM's --signal=USR1@120) the same way, with status 138."""
     import torch
 
     run = tmp_path / "run"
-    stopped = _xmodal("train", "caption", "--run-dir", str(run), *CONFIG, signal_at=("TERM", 6))
-    assert stopped.returncode == 143, stopped.stderr[-2000:]
-    assert "training interrupted by SIGTERM; checkpoint saved in" in stopped.stderr
+    stopped = _xmodal("train", "caption", "--run-dir", str(run), *CONFIG, signal_at=(name, 6))
+    assert stopped.returncode == status, stopped.stderr[-2000:]
+    assert f"training interrupted by SIG{name}; checkpoint saved in" in stopped.stderr
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 6  # the batch the signal came in, not the step-4 checkpoint
     resumed = _xmodal("train", "caption", "--resume", str(run))

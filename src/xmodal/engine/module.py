@@ -382,6 +382,7 @@ class LastCheckpoint(pl.Callback):
         self.every_n_steps = int(every_n_steps)
         self.interrupted = False
         self.signal: str | None = None  # what stopped the run: "SIGINT" (Ctrl-C), "SIGTERM"
+        self.signal_name = "SIGTERM"  # "SIGUSR1" when the engine turned that into SIGTERM
         self.saved_on_interrupt = False
         self._rng: dict | None = None
         self._position: tuple[int, int] | None = None  # (epoch, batches finished in it)
@@ -422,7 +423,7 @@ class LastCheckpoint(pl.Callback):
         # SIGTERM (a preemption, `kill`, a scheduler's end of job): Lightning finishes the
         # batch, then raises SIGTERMException; its state is as consistent as Ctrl-C's.
         if isinstance(exception, SIGTERMException):
-            self.signal = "SIGTERM"
+            self.signal = self.signal_name
         elif isinstance(exception, KeyboardInterrupt):
             self.signal = "SIGINT"
         else:

@@ -111,8 +111,8 @@ class Run:
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training was stopped (Ctrl-C, or ``signal`` "SIGTERM"); ``checkpoint`` says where it
-    can resume from.
+    """Training was stopped (Ctrl-C, or ``signal`` "SIGTERM" or "SIGUSR1"); ``checkpoint``
+    says where it can resume from.
 
     A KeyboardInterrupt, so code that does not catch it stops as on any Ctrl-C.
     """
@@ -130,7 +130,7 @@ class TrainingInterrupted(KeyboardInterrupt):
         else:
             how = (f"none was written yet; xmodal train {task} --resume {run_dir} trains the "
                    "run again from its beginning")  # fmt: skip
-        by = " by SIGTERM" if signal == "SIGTERM" else ""
+        by = f" by {signal}" if signal != "SIGINT" else ""
         super().__init__(f"training interrupted{by}; checkpoint {how}")
 
     def __str__(self) -> str:
@@ -622,6 +622,15 @@ def _run_trainer(task: str, task_obj: Task, module, cfg, folder: Path, ckpt_path
     )
     sigint = signal.getsignal(signal.SIGINT)
     had_env = os.environ.get(_RUN_DIR_ENV)
+    main_thread = threading.current_thread() is threading.main_thread()
+    sigusr1 = signal.getsignal(signal.SIGUSR1) if main_thread else None
+
+    def usr1_as_term(signum, frame) -> None:
+        # SIGUSR1, which some schedulers send before the end (SLURM's --signal=USR1@120),
+        # stops the run as SIGTERM does: Lightning's own path, which tells every rank.
+        last.signal_name = "SIGUSR1"
+        os.kill(os.getpid(), signal.SIGTERM)
+
     with _quiet():
         trainer = _build_trainer(cfg, folder, [last], manual=not module.automatic_optimization)
         train_loader = task_obj.train_dataloader()
@@ -629,6 +638,8 @@ def _run_trainer(task: str, task_obj: Task, module, cfg, folder: Path, ckpt_path
             skip_done_batches(train_loader, position)
         val_loader = task_obj.val_dataloader()
         os.environ[_RUN_DIR_ENV] = str(folder.resolve())  # for processes Lightning starts
+        if main_thread:  # set before the fit: Lightning then leaves SIGUSR1 to us
+            signal.signal(signal.SIGUSR1, usr1_as_term)
         try:
             trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader,
                         ckpt_path=ckpt_path, weights_only=True)  # fmt: skip
@@ -642,8 +653,9 @@ def _run_trainer(task: str, task_obj: Task, module, cfg, folder: Path, ckpt_path
                                       last.signal) from None  # fmt: skip
         finally:
             # Lightning ignores further Ctrl-C after the first; give the handler back.
-            if threading.current_thread() is threading.main_thread():
+            if main_thread:
                 signal.signal(signal.SIGINT, sigint)
+                signal.signal(signal.SIGUSR1, sigusr1)
             if had_env is None:
                 os.environ.pop(_RUN_DIR_ENV, None)
             else:
