@@ -15,6 +15,21 @@ import torch
 SR = 16000
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache(tmp_path_factory):
+    """Upstream runs the engine trains go to a cache of the test session's own, never the
+    user's ``~/.cache/xmodal``."""
+    import os
+
+    before = os.environ.get("XMODAL_CACHE")
+    os.environ["XMODAL_CACHE"] = str(tmp_path_factory.mktemp("xmodal-cache"))
+    yield
+    if before is None:
+        os.environ.pop("XMODAL_CACHE", None)
+    else:
+        os.environ["XMODAL_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
 def sr() -> int:
     return SR

@@ -41,6 +41,13 @@ class _Entry:
 # Built-in tasks, spelled out so that listing them imports no model code.
 _BUILTIN: tuple[tuple[str, str, str, str, str], ...] = (
     (
+        "backbone",
+        "representations",
+        "world",
+        "Visual backbone pretrained on the world's objects under each map position",
+        "xmodal.tasks.backbone:BackboneTask",
+    ),
+    (
         "caption",
         "translation",
         "world",

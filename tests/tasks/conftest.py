@@ -28,6 +28,10 @@ ENGINE = [
 
 # Per task: the smallest config that still exercises every code path (figures included).
 TINY: dict[str, list[str]] = {
+    "backbone": [
+        "data.train_size=16", "data.val_size=8", "data.test_size=8", "data.batch_size=8",
+        "data.num_workers=0", "model.channels=16", "eval.batch_size=8", "eval.n_figures=1",
+    ],
     "caption": [
         "data.train_size=16", "data.val_size=8", "data.test_size=8", "data.batch_size=8",
         "data.num_workers=0", "model.channels=16", "model.hidden_dim=32",

@@ -38,6 +38,7 @@ def _predict_inputs(task: str, tmp: Path) -> tuple[list[str], list[str]]:
     """(inputs, option flags) of one ``xmodal predict TASK`` query."""
     image = str(world_png(tmp / "scene.png"))
     return {
+        "backbone": ([image], []),
         "caption": ([image], []),
         "retrieval": ([], ["--text", "a red circle"]),
         "recipe": ([image], []),

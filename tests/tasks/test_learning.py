@@ -24,6 +24,11 @@ QUICK = [*ENGINE, "data.num_workers=0", "trainer.enable_model_summary=false"]
 # Per task: overrides of a short training, then (metric, chance) read from metrics.json
 # and the run folder.
 CASES = {
+    "backbone": (  # the shape under each object cell, the last attribute learnt
+        ["data.train_size=4000", "data.test_size=200", "trainer.max_epochs=3",
+         "eval.n_figures=0"],
+        lambda m, d: (m["test"]["shape_acc"], m["test"]["chance"]["shape_acc"]),
+    ),
     "caption": (
         ["data.train_size=1500", "data.test_size=200", "trainer.max_epochs=3",
          "eval.meteor=false", "eval.n_figures=0"],

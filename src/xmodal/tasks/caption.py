@@ -44,7 +44,9 @@ from xmodal.engine.base import (
 from xmodal.engine.config import TrainerConfig
 from xmodal.engine.schedule import AdamConfig
 from xmodal.engine.task import Task
+from xmodal.engine.upstream import Upstream
 from xmodal.errors import DataError, ParameterError
+from xmodal.tasks._backbone import encoder_groups, load_backbone
 from xmodal.tasks._world import CompositionalConfig
 from xmodal.text.vocab import Vocabulary
 
@@ -80,6 +82,10 @@ class CaptionModelConfig(Section):
     # A word2vec directory (`xmodal train word2vec` or `xmodal word2vec train`) whose
     # vectors initialise the word embedding for training; embed_dim must be their size.
     word2vec: str | None = None
+    # The encoder's starting weights: a `backbone` run (`default`: the defaults' run,
+    # trained once into the cache; or its folder), whose encoder and channels must be
+    # these; null: random (optim.encoder_lr then trains it as the rest).
+    backbone: str | None = None
 
 
 @dataclass
@@ -110,9 +116,11 @@ class CaptionDataConfig(ImageDataConfig):
 
 @dataclass
 class CaptionOptimConfig(AdamConfig):
-    """Adam with a linear warm-up and a cosine decay to ``min_lr_ratio * lr``."""
+    """Adam with a linear warm-up and a cosine decay to ``min_lr_ratio * lr``;
+    ``encoder_lr``: the encoder's (null: ``lr``; 0: frozen)."""
 
     lr: float = 3e-3
+    encoder_lr: float | None = number(None, optional=True)
 
 
 @dataclass
@@ -144,12 +152,14 @@ class CaptionTask(Task):
     family = "translation"
     summary = "Image captioning: Show and Tell / Show, Attend and Tell (attention LSTM)"
     Config = CaptionConfig
+    upstream = (Upstream("model.backbone", "backbone", required=False),)
 
     def __init__(self, config: CaptionConfig) -> None:
         super().__init__(config)
         self.vocab: Vocabulary | None = None
         self._word_init: torch.Tensor | None = None  # from model.word2vec, for training
         self.word2vec_found = 0  # caption words model.word2vec had a vector for
+        self._fitting = False  # setup("fit") was called: build_model loads model.backbone
 
     # ------------------------------------------------------------------ data
 
@@ -171,6 +181,7 @@ class CaptionTask(Task):
 
     def setup(self, run_dir: Path, stage: str) -> None:
         path = Path(run_dir) / "vocab.json"
+        self._fitting = stage == "fit"
         if stage == "fit":
             captions = all_captions(self.data("train"), self.world)
             self.vocab = Vocabulary.build(captions, min_freq=self.config.data.min_freq)
@@ -224,11 +235,22 @@ class CaptionTask(Task):
         if self._word_init is not None:  # training only: eval and predict load the weights
             with torch.no_grad():
                 model.embed.weight.copy_(self._word_init)
+        if self._fitting and m.backbone and not self.resuming:  # the engine resolved it
+            load_backbone(m.backbone, model.encoder, encoder_name=m.encoder, channels=m.channels,
+                          image_size=self.config.data.image_size)  # fmt: skip
+        if self.config.optim.encoder_lr == 0:
+            model.encoder.requires_grad_(False)
         return model
+
+    def configure_optimizers(self, model: nn.Module):
+        groups = encoder_groups(model, model.encoder, self.config.optim.encoder_lr)
+        return self.config.optim.configure(groups, self.total_steps())
 
     def training_step(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
         from xmodal.translation.captioning import caption_loss
 
+        if self.config.optim.encoder_lr == 0:
+            model.encoder.eval()  # frozen: its batch-norm statistics too
         k = self.config.data.captions_per_image
         out = model(batch["image"], batch["tokens"], captions_per_image=k)
         loss, parts = caption_loss(out, batch["tokens"], alpha_c=model.alpha_c)

@@ -1,0 +1,50 @@
+"""A world-pretrained backbone (``xmodal train backbone``) as the image encoder of
+another task: the task declares ``Upstream("model.backbone", "backbone", required=False)``
+(``default``: the defaults' run, trained once into the cache; a run folder; or none), and
+its build_model copies the backbone's encoder weights into its own encoder with
+:func:`load_backbone`. The weights then travel in the task's own ``model.safetensors``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from xmodal.errors import DataError
+
+__all__ = ["encoder_groups", "load_backbone"]
+
+
+def load_backbone(folder: str | Path, encoder: nn.Module, *, encoder_name: str,
+                  channels: int, image_size: int) -> None:  # fmt: skip
+    """Copy the encoder of the finished backbone run ``folder`` into ``encoder``. A
+    DataError names the value that differs when the backbone was trained with another
+    encoder (``model.encoder``, ``model.channels``) or image size (``data.image_size``)."""
+    from xmodal.engine.run import load_run
+
+    backbone, model = load_run(folder, "backbone")
+    theirs = backbone.config
+    for key, mine, its in (
+        ("model.encoder", encoder_name, theirs.model.encoder),
+        ("model.channels", channels if encoder_name == "small-cnn" else None,
+         theirs.model.channels if theirs.model.encoder == "small-cnn" else None),
+        ("data.image_size", image_size, theirs.data.image_size),
+    ):  # fmt: skip
+        if mine != its:
+            raise DataError(
+                f"the backbone run {str(folder)!r} was trained with {key}={its}; this run "
+                f"has {key}={mine} (train a backbone with {key}={mine}, or set it to {its})"
+            )
+    encoder.load_state_dict(model.encoder.state_dict())
+
+
+def encoder_groups(model: nn.Module, encoder: nn.Module, encoder_lr: float | None) -> list:
+    """Optimizer parameter groups: ``model``'s parameters outside ``encoder``, then the
+    encoder's at ``encoder_lr`` (None: the optimizer's own; 0: frozen, left out)."""
+    mine = {id(p) for p in encoder.parameters()}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in mine]}]
+    if encoder_lr is None:
+        groups[0]["params"] += list(encoder.parameters())
+    elif encoder_lr > 0:
+        groups.append({"params": list(encoder.parameters()), "lr": encoder_lr})
+    return groups

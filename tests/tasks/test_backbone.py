@@ -1,0 +1,73 @@
+"""The world-pretrained backbone: a short training beats chance on what it learns first,
+and a caption run starts from its encoder (frozen, it keeps it bit for bit), with a clear
+error for a backbone trained with another encoder width or image size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.tasks.conftest import one_line_error, read_weights, tiny, train_tiny
+from xmodal.engine.run import load_run
+
+
+def test_a_short_training_beats_chance(tmp_path, one_thread):
+    from xmodal.engine import train
+
+    run = train("backbone", runs_dir=tmp_path, overrides=tiny(
+        "backbone", "data.train_size=2000", "data.test_size=100", "data.batch_size=32",
+        "model.channels=128", "trainer.max_epochs=2", "eval.n_figures=0",
+    ))  # fmt: skip
+    test = run.metrics["test"]
+    chance = test["chance"]
+    assert test["colour_acc"] > 2 * chance["colour_acc"]
+    assert test["place_acc"] > 2 * chance["place_acc"]
+    assert test["objects_acc"] > chance["objects_acc"]
+    assert 0 < chance["shape_acc"] < 0.5 and chance["size_acc"] >= 0.5  # two sizes
+
+
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory) -> Path:
+    return train_tiny("backbone", tmp_path_factory.mktemp("runs"))
+
+
+def test_a_frozen_backbone_is_the_caption_encoder_bit_for_bit(backbone, tmp_path):
+    caption = train_tiny("caption", tmp_path, f"model.backbone={backbone}", "optim.encoder_lr=0")
+    ours = read_weights(caption)
+    theirs = read_weights(backbone)
+    encoder = {k: v for k, v in theirs.items() if k.startswith("encoder.")}
+    assert encoder and all((ours[k] == v).all() for k, v in encoder.items())
+    task, _ = load_run(caption, "caption")
+    assert task.config.model.backbone == str(backbone)
+
+
+def test_a_fine_tuned_backbone_starts_from_its_weights(backbone, tmp_path):
+    caption = train_tiny("caption", tmp_path, f"model.backbone={backbone}",
+                         "optim.encoder_lr=1e-3")  # fmt: skip
+    ours, theirs = read_weights(caption), read_weights(backbone)
+    moved = [k for k, v in theirs.items() if k.endswith("weight") and k.startswith("encoder.")
+             and not (ours[k] == v).all()]  # fmt: skip
+    assert moved  # it trained...
+    random = read_weights(train_tiny("caption", tmp_path / "b"))
+    key = moved[0]
+    assert (ours[key] - theirs[key]).abs().mean() < (random[key] - theirs[key]).abs().mean()
+
+
+def _refused(runs: Path, capsys, *overrides: str) -> str:
+    """``xmodal train caption`` (tiny) that stops with a one-line error, leaving no run."""
+    from xmodal.cli import main
+
+    assert main(["train", "caption", "--runs-dir", str(runs), *tiny("caption", *overrides)]) == 1
+    assert not any((Path(runs) / "caption").glob("*"))
+    return one_line_error(capsys)
+
+
+def test_a_backbone_of_another_width_or_image_size_is_a_clear_error(backbone, tmp_path, capsys):
+    err = _refused(tmp_path, capsys, f"model.backbone={backbone}", "model.channels=32")
+    assert "trained with model.channels=16; this run has model.channels=32" in err
+    small = train_tiny("backbone", tmp_path / "small", "data.image_size=32")
+    err = _refused(tmp_path, capsys, f"model.backbone={small}")
+    assert "trained with data.image_size=32; this run has data.image_size=64" in err
+    err = _refused(tmp_path, capsys, f"model.backbone={tmp_path / 'no'}")
+    assert "no such run folder" in err
