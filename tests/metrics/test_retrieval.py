@@ -152,3 +152,48 @@ def test_world_ceiling_is_the_ceiling_of_the_world_s_own_caption_parser():
     assert 0.0 < got["t2i_R@1"] < 100.0
     with pytest.raises(ParameterError, match="n must be an integer >= 1"):
         world_retrieval_ceiling(world, "test", 0)
+
+
+# ----------------------------------------------------------------- plausible matches
+
+
+def test_plausible_metrics_by_hand():
+    from xmodal.metrics.retrieval import plausible_retrieval_metrics
+
+    # Text 0 is true of images 0 and 2 (a caption true of two images); the model ranks
+    # images 2, 1, 0 for it: R@1 right, R = 2, top 2 holds 1 plausible image; mAP@R =
+    # (P(1) * 1 + P(2) * 0) / 2 = 0.5. Text 1 is true of image 1 only, ranked second.
+    sims = torch.tensor([[0.1, 0.9], [0.5, 0.8], [0.9, 0.2]])
+    truth = torch.tensor([[True, False], [False, True], [True, False]])
+    m = plausible_retrieval_metrics(sims, truth)
+    assert m["t2i_R@1"] == pytest.approx(50.0)  # text 0 right, text 1 wrong
+    assert m["t2i_R-P"] == pytest.approx((50.0 + 0.0) / 2)
+    assert m["t2i_mAP@R"] == pytest.approx((50.0 + 0.0) / 2)
+    # Images: 0 ranks text 1 first (wrong); 1 ranks text 1 first (right); 2 text 0 (right).
+    assert m["i2t_R@1"] == pytest.approx(200 / 3)
+    assert m["t2i_queries_without_match"] == m["i2t_queries_without_match"] == 0
+
+
+def test_a_query_with_no_plausible_match_is_left_out_and_counted():
+    from xmodal.metrics.retrieval import plausible_retrieval_metrics
+
+    sims = torch.tensor([[0.9, 0.1, 0.3], [0.2, 0.8, 0.1]])
+    truth = torch.tensor([[True, False, False], [False, True, False]])  # text 2: true of none
+    m = plausible_retrieval_metrics(sims, truth)
+    assert m["t2i_queries_without_match"] == 1
+    assert m["t2i_R@1"] == m["t2i_mAP@R"] == 100.0  # the two others are perfect
+    assert m["i2t_R@1"] == 100.0
+
+
+def test_a_perfect_model_scores_100_and_ties_count_against_the_query():
+    from xmodal.metrics.retrieval import plausible_retrieval_metrics
+
+    truth = torch.rand(6, 9, generator=torch.Generator().manual_seed(0)) > 0.5
+    truth[torch.arange(9) % 6, torch.arange(9)] = True  # every image and text has a match
+    perfect = plausible_retrieval_metrics(truth.float(), truth)  # plausible items score 1
+    assert all(perfect[f"{way}_{name}"] == 100.0
+               for way in ("i2t", "t2i") for name in ("R@1", "R-P", "mAP@R"))  # fmt: skip
+    flat = plausible_retrieval_metrics(torch.zeros(6, 9), truth)  # everything tied
+    assert flat["i2t_R@1"] == flat["t2i_R@1"] == 0.0
+    with pytest.raises(ParameterError, match="true_of must be a bool matrix shaped as"):
+        plausible_retrieval_metrics(torch.zeros(6, 9), truth[:, :3])

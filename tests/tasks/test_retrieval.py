@@ -43,7 +43,7 @@ TRAIN, VAL, TEST = 16, 8, 8
 RECALLS = [f"{d}_R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)]
 RANKS = ["i2t_medr", "i2t_meanr", "t2i_medr", "t2i_meanr"]
 WORLD_ONLY = ["arithmetic_top5", "arithmetic_chance", "arithmetic_queries", "tag_i2t_rprec",
-              "tag_t2i_P@10"]  # fmt: skip
+              "tag_t2i_P@10", "plausible", "ceiling"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +86,14 @@ def test_evaluate_is_retrieval_metrics_of_the_embeddings(run_dir):
     got = task.evaluate(model, "test")
     for key, value in want.items():
         assert got[key] == pytest.approx(value, abs=1e-9), key
+    # Against every plausible match: which image each caption is true of, by the world.
+    from xmodal.metrics.retrieval import plausible_retrieval_metrics
+
+    true_of = torch.tensor([[task.world.caption_is_true(t, task.world.scene("test", i))
+                             for t in texts] for i in range(TEST)])  # fmt: skip
+    assert true_of[torch.arange(5 * TEST) // 5, torch.arange(5 * TEST)].all()  # its own image
+    assert got["plausible"] == pytest.approx(plausible_retrieval_metrics(img @ txt.T, true_of))
+    assert got["plausible"]["t2i_R@1"] >= got["t2i_R@1"]  # its own image is one of them
     # Arithmetic and tags: the world's objects and the shape/colour words' vectors.
     objects = [[(o.colour, o.shape) for o in task.world.scene("test", i, audio=False).objects]
                for i in range(TEST)]  # fmt: skip

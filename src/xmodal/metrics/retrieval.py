@@ -27,10 +27,12 @@ from xmodal.errors import ParameterError
 __all__ = [
     "KS",
     "fold_average",
+    "plausible_retrieval_metrics",
     "retrieval_ceiling",
     "retrieval_metrics",
     "retrieval_ranks",
     "world_retrieval_ceiling",
+    "world_truth",
 ]
 
 KS = (1, 5, 10)
@@ -164,15 +166,70 @@ def retrieval_ceiling(true_of, text_image) -> dict[str, float]:
     }
 
 
-def world_retrieval_ceiling(world, split: str, n: int) -> dict[str, float]:
-    """:func:`retrieval_ceiling` of the first ``n`` scenes of a world split, each with all
-    its captions: the R@1 of a model that knows exactly which of the ``n`` images each
-    caption is true of (the world's own caption parser). Slow (every caption against
-    every image: about a minute for the 1K test split).
+def _plausible_summary(sims: torch.Tensor, truth: torch.Tensor, prefix: str) -> dict:
+    """Rows are queries, columns the gallery; ``truth`` marks the plausible matches."""
+    n_pos = truth.sum(1)
+    has = n_pos > 0
+    sims, truth, n_pos = sims[has].double(), truth[has], n_pos[has]
+    out = {f"{prefix}_queries_without_match": int((~has).sum())}
+    if not len(sims):
+        return {**out, f"{prefix}_R@1": float("nan"), f"{prefix}_R-P": float("nan"),
+                f"{prefix}_mAP@R": float("nan")}  # fmt: skip
+    rel = _pessimistic_relevance(sims, truth)  # (q, n) 0/1 in rank order
+    k = torch.arange(1, rel.shape[1] + 1, dtype=torch.float64)
+    precision = rel.cumsum(1) / k
+    within = k[None, :] <= n_pos[:, None]  # the first R ranks
+    r = n_pos.double()
+    out[f"{prefix}_R@1"] = 100.0 * float(rel[:, 0].mean())
+    out[f"{prefix}_R-P"] = 100.0 * float(((rel * within).sum(1) / r).mean())
+    out[f"{prefix}_mAP@R"] = 100.0 * float(((precision * rel * within).sum(1) / r).mean())
+    return out
 
-        >>> world_retrieval_ceiling(World(), "test", 1000)["t2i_R@1"]  # doctest: +SKIP
-        26.8
+
+def _pessimistic_relevance(sims: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """``(q, n)`` float: 1 where the item at each rank is plausible, the items ordered by
+    decreasing score and, among equal scores, the implausible ones first."""
+    out = torch.empty(sims.shape, dtype=torch.float64)
+    for q in range(len(sims)):
+        order = np.lexsort((truth[q].numpy(), -sims[q].numpy()))
+        out[q] = truth[q, torch.from_numpy(order)].double()
+    return out
+
+
+def plausible_retrieval_metrics(similarity, true_of) -> dict[str, float]:
+    """Retrieval judged against every plausible match (ECCV Caption, Chun et al. 2022).
+
+    ``true_of`` ``(n_images, n_texts)`` bool: text ``t`` is true of image ``i`` (on the
+    world, :meth:`World.caption_is_true`); every such pair is a right answer, not only the
+    image a text was written for. Both ways (``t2i``: each text ranks the images; ``i2t``:
+    each image ranks the texts), in percent:
+
+    - ``R@1``: the top item is plausible (ECCV Caption's "R@1" with its positives);
+    - ``R-P``: R-Precision, the plausible share of the top ``R`` items, ``R`` the query's
+      number of plausible matches;
+    - ``mAP@R``: ``1/R * sum_{k<=R} P(k) * rel(k)``, as the ECCV Caption code;
+
+    and ``queries_without_match``, queries with no plausible item (left out of the means).
+    Ties count against the query, as in :func:`retrieval_ranks`.
     """
+    sims = torch.as_tensor(np.asarray(similarity) if not torch.is_tensor(similarity)
+                           else similarity).detach().cpu()  # fmt: skip
+    truth = torch.as_tensor(np.asarray(true_of) if not torch.is_tensor(true_of)
+                            else true_of).cpu()  # fmt: skip
+    if truth.dtype != torch.bool or truth.shape != sims.shape or sims.ndim != 2:
+        raise ParameterError(
+            f"true_of must be a bool matrix shaped as similarity {tuple(sims.shape)}. "
+            f"Found {truth.dtype} {tuple(truth.shape)}"
+        )
+    if not torch.isfinite(sims).all():
+        raise ParameterError("similarity has values that are not finite")
+    return {**_plausible_summary(sims, truth, "i2t"), **_plausible_summary(sims.T, truth.T, "t2i")}
+
+
+def world_truth(world, split: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(true_of (n, n_texts) bool, text_image (n_texts,))`` of the first ``n`` scenes of
+    a world split, each with all its captions in order: which image each caption is true
+    of (the world's own caption parser). Slow: about a minute for the 1K test split."""
     from xmodal.world import language
 
     n = check_positive_int(n, "n")
@@ -184,5 +241,15 @@ def world_retrieval_ceiling(world, split: str, n: int) -> dict[str, float]:
             for s in scenes
         ]
     )
-    text_image = torch.tensor([i for i, s in enumerate(scenes) for _ in s.captions])
-    return retrieval_ceiling(truth, text_image)
+    return truth, torch.tensor([i for i, s in enumerate(scenes) for _ in s.captions])
+
+
+def world_retrieval_ceiling(world, split: str, n: int) -> dict[str, float]:
+    """:func:`retrieval_ceiling` of the first ``n`` scenes of a world split, each with all
+    its captions (:func:`world_truth`): the R@1 of a model that knows exactly which of the
+    ``n`` images each caption is true of.
+
+        >>> world_retrieval_ceiling(World(), "test", 1000)["t2i_R@1"]  # doctest: +SKIP
+        26.8
+    """
+    return retrieval_ceiling(*world_truth(world, split, n))

@@ -291,9 +291,17 @@ class RetrievalTask(Task):
         metrics["duplicate_captions"] = duplicate_captions(captions)
         metrics["n_images"] = len(captions)
         metrics["n_texts"] = len(texts)
-        if self.config.data.name == "world":  # arithmetic and tags
+        if self.config.data.name == "world":  # what is true, arithmetic and tags
             from xmodal.matching.arithmetic import world_space_metrics
+            from xmodal.metrics.retrieval import (
+                plausible_retrieval_metrics,
+                retrieval_ceiling,
+                world_truth,
+            )
 
+            truth, _ = world_truth(self.world, split, len(captions))  # scenes 0..n-1
+            metrics["plausible"] = plausible_retrieval_metrics(sims, truth)
+            metrics["ceiling"] = retrieval_ceiling(truth, text_image)
             metrics.update(world_space_metrics(img_emb, self.world, split, embed))
         return metrics
 
