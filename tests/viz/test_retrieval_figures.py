@@ -103,6 +103,11 @@ def test_text_to_images_titles_each_caption_with_its_image_and_frames_it():
     assert [ax.get_xlabel() for ax in axes] == ["#1 0.90", "#0 0.50", "#1 0.80", "#2 0.10"]
     assert [_framed(ax) for ax in axes] == [False, True, True, False]
     assert (axes[0].images[0].get_array() == images[1].permute(1, 2, 0).numpy()).all()
+    # The plausible matches (the query is true of them) are labelled "true".
+    fig = plot_text_to_images(["a red circle", "a star"], images, ranking,
+                              true_of=lambda i, j: (i, j) in {(0, 1), (0, 0)})  # fmt: skip
+    assert [ax.get_xlabel() for ax in fig.axes] == ["#1 0.90 true", "#0 0.50 true", "#1 0.80",
+                                                    "#2 0.10"]  # fmt: skip
 
 
 def test_hit_rows_label_each_hit_and_mark_the_query_s_own():

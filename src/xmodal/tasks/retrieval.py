@@ -316,7 +316,15 @@ class RetrievalTask(Task):
         images, captions = self._split_images("test"), self.captions("test")
         queries = [captions[i][0] for i in range(min(n, len(captions)))]
         ranking = ranked(embed.texts(queries) @ embed.images(images).T, self.config.eval.top_k)
-        return {"retrieval_test_text_to_image": plot_text_to_images(queries, images, ranking)}
+        true_of = None
+        if self.config.data.name == "world":  # the plausible matches, labelled "true"
+            world = self.world
+
+            def true_of(i: int, j: int) -> bool:
+                return world.caption_is_true(queries[i], world.scene("test", j, audio=False))
+
+        figure = plot_text_to_images(queries, images, ranking, true_of=true_of)
+        return {"retrieval_test_text_to_image": figure}
 
     # ------------------------------------------------------------------ predict
 

@@ -95,15 +95,19 @@ def plot_text_to_images(
     ranking: Sequence[Sequence[tuple[int, float]]],
     *,
     split: str = "test",
+    true_of=None,
 ) -> Figure:
     """:func:`plot_ranked_images` of captions of ``images``: ``queries[i]`` is one of image
     ``i``'s, ``ranking[i]`` its ranked ``(j, score)`` hits among ``images``; each hit is
-    labelled ``#j score``, and image ``i`` itself is framed."""
+    labelled ``#j score``, and image ``i`` itself is framed. With ``true_of`` (a callable
+    ``(query index, image index) -> bool``: the query is true of that image, a plausible
+    match), the plausible hits are labelled ``true``."""
+    mark = (lambda i, j: "") if true_of is None else (lambda i, j: " true" * bool(true_of(i, j)))
     rows = [
         (
             f"{q!r} ({split} image {i})",
             [images[j] for j, _ in hits],
-            [f"#{j} {s:.2f}" for j, s in hits],
+            [f"#{j} {s:.2f}{mark(i, j)}" for j, s in hits],
             [j == i for j, _ in hits],
         )
         for i, (q, hits) in enumerate(zip(queries, ranking, strict=True))
