@@ -1,6 +1,6 @@
 """The world-pretrained backbone: a short training beats chance on what it learns first,
-and a caption run starts from its encoder (frozen, it keeps it bit for bit), with a clear
-error for a backbone trained with another encoder width or image size."""
+and caption and retrieval runs start from its encoder (frozen, they keep it bit for bit),
+with a clear error for a backbone trained with another encoder width or image size."""
 
 from __future__ import annotations
 
@@ -32,14 +32,15 @@ def backbone(tmp_path_factory) -> Path:
     return train_tiny("backbone", tmp_path_factory.mktemp("runs"))
 
 
-def test_a_frozen_backbone_is_the_caption_encoder_bit_for_bit(backbone, tmp_path):
-    caption = train_tiny("caption", tmp_path, f"model.backbone={backbone}", "optim.encoder_lr=0")
-    ours = read_weights(caption)
+@pytest.mark.parametrize("task", ["caption", "retrieval"])
+def test_a_frozen_backbone_is_the_encoder_bit_for_bit(backbone, tmp_path, task):
+    run = train_tiny(task, tmp_path, f"model.backbone={backbone}", "optim.encoder_lr=0")
+    ours = read_weights(run)
     theirs = read_weights(backbone)
     encoder = {k: v for k, v in theirs.items() if k.startswith("encoder.")}
     assert encoder and all((ours[k] == v).all() for k, v in encoder.items())
-    task, _ = load_run(caption, "caption")
-    assert task.config.model.backbone == str(backbone)
+    loaded, _ = load_run(run, task)
+    assert loaded.config.model.backbone == str(backbone)
 
 
 def test_a_fine_tuned_backbone_starts_from_its_weights(backbone, tmp_path):

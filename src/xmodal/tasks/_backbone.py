@@ -12,7 +12,7 @@ from torch import nn
 
 from xmodal.errors import DataError
 
-__all__ = ["encoder_groups", "load_backbone"]
+__all__ = ["encoder_groups", "load_backbone", "start_encoder"]
 
 
 def load_backbone(folder: str | Path, encoder: nn.Module, *, encoder_name: str,
@@ -48,3 +48,15 @@ def encoder_groups(model: nn.Module, encoder: nn.Module, encoder_lr: float | Non
     elif encoder_lr > 0:
         groups.append({"params": list(encoder.parameters()), "lr": encoder_lr})
     return groups
+
+
+def start_encoder(task, encoder: nn.Module, *, fitting: bool) -> None:
+    """Before training (``fitting``, not resuming: a checkpoint holds the weights), copy
+    ``task.config.model.backbone``'s encoder into ``encoder``; freeze it when
+    ``task.config.optim.encoder_lr`` is 0 (the task then keeps it in eval mode)."""
+    m = task.config.model
+    if fitting and m.backbone and not task.resuming:  # the engine resolved it to a folder
+        load_backbone(m.backbone, encoder, encoder_name=m.encoder, channels=m.channels,
+                      image_size=task.config.data.image_size)  # fmt: skip
+    if task.config.optim.encoder_lr == 0:
+        encoder.requires_grad_(False)

@@ -46,7 +46,7 @@ from xmodal.engine.schedule import AdamConfig
 from xmodal.engine.task import Task
 from xmodal.engine.upstream import Upstream
 from xmodal.errors import DataError, ParameterError
-from xmodal.tasks._backbone import encoder_groups, load_backbone
+from xmodal.tasks._backbone import encoder_groups, start_encoder
 from xmodal.tasks._world import CompositionalConfig
 from xmodal.text.vocab import Vocabulary
 
@@ -235,11 +235,7 @@ class CaptionTask(Task):
         if self._word_init is not None:  # training only: eval and predict load the weights
             with torch.no_grad():
                 model.embed.weight.copy_(self._word_init)
-        if self._fitting and m.backbone and not self.resuming:  # the engine resolved it
-            load_backbone(m.backbone, model.encoder, encoder_name=m.encoder, channels=m.channels,
-                          image_size=self.config.data.image_size)  # fmt: skip
-        if self.config.optim.encoder_lr == 0:
-            model.encoder.requires_grad_(False)
+        start_encoder(self, model.encoder, fitting=self._fitting)
         return model
 
     def configure_optimizers(self, model: nn.Module):

@@ -40,9 +40,11 @@ from xmodal.engine.config import TrainerConfig
 from xmodal.engine.options import option
 from xmodal.engine.schedule import AdamConfig
 from xmodal.engine.task import Task
+from xmodal.engine.upstream import Upstream
 from xmodal.errors import DataError
 from xmodal.matching.gallery import Embedder, ranked
 from xmodal.matching.steps import JOINT_LOSSES, check_temperature, joint_embedding_step
+from xmodal.tasks._backbone import encoder_groups, start_encoder
 from xmodal.text.vocab import Vocabulary
 
 __all__ = [
@@ -55,7 +57,7 @@ __all__ = [
 ]
 
 # The model fields JointEmbedding does not take (it takes the others under their names).
-NOT_MODEL_KEYS = ("channels", "loss", "margin", "temperature", "word2vec")
+NOT_MODEL_KEYS = ("channels", "loss", "margin", "temperature", "word2vec", "backbone")
 
 
 @dataclass
@@ -86,6 +88,10 @@ class RetrievalModelConfig(Section):
     # A word2vec directory whose vectors initialise the word embedding for training;
     # word_dim must be their dimension.
     word2vec: str | None = None
+    # The encoder's starting weights: a `backbone` run (`default`: the defaults' run,
+    # trained once into the cache; or its folder), whose encoder and channels must be
+    # these; null: random (optim.encoder_lr then trains it as the rest).
+    backbone: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -120,7 +126,10 @@ class RetrievalDataConfig(ImageDataConfig):
 
 @dataclass
 class RetrievalOptimConfig(AdamConfig):
-    """Adam with a linear warm-up and a cosine decay to ``min_lr_ratio * lr``."""
+    """Adam with a linear warm-up and a cosine decay to ``min_lr_ratio * lr``;
+    ``encoder_lr``: the encoder's (null: ``lr``; 0: frozen)."""
+
+    encoder_lr: float | None = number(None, optional=True)
 
 
 @dataclass
@@ -150,6 +159,7 @@ class RetrievalTask(Task):
     family = "matching"
     summary = "Image-text retrieval: joint embedding (VSE++ hinge, triplet or InfoNCE)"
     Config = RetrievalConfig
+    upstream = (Upstream("model.backbone", "backbone", required=False),)
 
     @dataclass
     class PredictOptions:
@@ -179,6 +189,7 @@ class RetrievalTask(Task):
         self._word_init: torch.Tensor | None = None
         self._epoch = 0
         self._captions: dict[str, list[list[str]]] = {}
+        self._fitting = False  # setup("fit") was called: build_model loads model.backbone
 
     # ------------------------------------------------------------------ data
 
@@ -205,6 +216,7 @@ class RetrievalTask(Task):
 
     def setup(self, run_dir: Path, stage: str) -> None:
         path = Path(run_dir) / "vocab.json"
+        self._fitting = stage == "fit"
         if stage == "fit":
             from xmodal.text.word2vec import model_word_init
 
@@ -238,7 +250,7 @@ class RetrievalTask(Task):
         from xmodal.matching.joint import JointEmbedding
 
         m = self.config.model
-        return JointEmbedding(
+        model = JointEmbedding(
             len(self.vocab),
             encoder_kwargs={"channels": m.channels} if m.encoder == "small-cnn" else {},
             text_max_len=self.config.data.max_len,
@@ -246,6 +258,12 @@ class RetrievalTask(Task):
             logit_scale_init=1.0 / m.temperature,
             **{k: v for k, v in vars(m).items() if k not in NOT_MODEL_KEYS},
         )
+        start_encoder(self, model.encoder, fitting=self._fitting)
+        return model
+
+    def configure_optimizers(self, model: nn.Module):
+        groups = encoder_groups(model, model.encoder, self.config.optim.encoder_lr)
+        return self.config.optim.configure(groups, self.total_steps())
 
     def _rows(self, batch, k: int | None) -> torch.Tensor:
         """Caption rows a step uses (:func:`~xmodal.data.captions.caption_rows`)."""
@@ -258,6 +276,8 @@ class RetrievalTask(Task):
         return joint_embedding_step(model, batch, rows, loss=m.loss, margin=m.margin)
 
     def training_step(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
+        if self.config.optim.encoder_lr == 0:
+            model.encoder.eval()  # frozen: its batch-norm statistics too
         return self._loss(model, batch, self.config.data.captions_per_step)
 
     def validation_step(self, model: nn.Module, batch) -> dict[str, float]:
