@@ -42,6 +42,7 @@ TRAIN, VAL, TEST = 16, 8, 8
 N_FIGURES = 2
 NGRAM = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr-D")
 WORLD_ONLY = ("content_precision", "attention_grounding", "grounding_chance")
+CEILING = ("ceiling", "of_ceiling")  # the world's best-reference scores, ours as a share
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +76,11 @@ def test_train_writes_the_whole_run_folder(trained):
 
     metrics = read_metrics(d)
     test = metrics["test"]
-    assert set(test) == {*NGRAM, *WORLD_ONLY, "n_images"}  # eval.meteor=false: no METEOR
+    assert set(test) == {*NGRAM, *WORLD_ONLY, *CEILING, "n_images"}  # no METEOR: meteor=false
     assert test["n_images"] == TEST
+    assert set(test["ceiling"]) == set(NGRAM)
+    for key in ("BLEU-4", "CIDEr-D"):
+        assert test["of_ceiling"][key] == pytest.approx(test[key] / test["ceiling"][key])
     for key in (*NGRAM, *WORLD_ONLY):
         assert isinstance(test[key], float) and math.isfinite(test[key]), key
         assert 0.0 <= test[key] <= (10.0 if key == "CIDEr-D" else 1.0), key
@@ -294,7 +298,7 @@ def test_karpathy_export_of_the_world_trains_like_the_world(run_dir, tmp_path):
     d = train_tiny("caption", tmp_path / "runs", "data=karpathy", *data, "eval.n_figures=1")
     test = read_metrics(d)["test"]
     assert test["n_images"] == TEST
-    assert not set(WORLD_ONLY) & set(test)  # content metrics need the world's ground truth
+    assert not {*WORLD_ONLY, *CEILING} & set(test)  # content metrics need the world's truth
     world = read_metrics(run_dir)["test"]
     # The same images (lossless PNG), the same words (Karpathy's tokens are the world's
     # captions tokenized), so the same vocabulary, the same training and the same scores.

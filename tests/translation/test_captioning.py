@@ -27,6 +27,10 @@ TINY = dict(encoder_kwargs={"channels": 16}, embed_dim=16, hidden_dim=32, dropou
 MODELS = {
     "show-tell": lambda v, **kw: ShowTell(v, **{**TINY, **kw}),
     "show-attend-tell": lambda v, **kw: ShowAttendTell(v, attention_dim=16, **{**TINY, **kw}),
+    # The attention's query also sees the previous word.
+    "word-query": lambda v, **kw: ShowAttendTell(
+        v, attention_dim=16, word_query=True, **{**TINY, **kw}
+    ),  # fmt: skip
 }
 
 
@@ -116,6 +120,26 @@ def test_precomputed_attention_equals_the_attention_module(world_data):
     context3, _ = model._attend(memory, h3)
     ref3, _ = model.attention(h3, feats.repeat_interleave(3, dim=0))
     torch.testing.assert_close(context3, ref3)
+
+
+def test_a_word_query_looks_where_the_previous_word_says(world_data):
+    """With word_query the query is W_h h + W_y E y: the module's attention with that sum
+    as its projected query; the same state after another word looks elsewhere."""
+    images, _, vocab, _ = world_data
+    model = make("word-query", len(vocab)).eval()
+    memory, (h, _) = model._start(images)
+    red, blue = (
+        model.embed(torch.full((len(images),), vocab.token_to_id(w))) for w in ("red", "blue")
+    )
+    context, alpha = model._attend(memory, h, red)
+    feats = model.encoder.forward_features(images).flatten(2).transpose(1, 2)  # (B, N, C)
+    query = model.attention.query_proj(h) + model.word_query(red)
+    scores = model.attention.score_proj(
+        torch.tanh(model.attention.feature_proj(feats) + query[:, None])
+    ).squeeze(-1)
+    torch.testing.assert_close(alpha, torch.softmax(scores, -1))
+    torch.testing.assert_close(context, torch.bmm(alpha[:, None], feats)[:, 0])
+    assert not torch.allclose(model._attend(memory, h, blue)[1], alpha)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -229,7 +253,7 @@ def trained(world_data):
     """Each model trained on the 8 images (first caption each) until it recites them."""
     images, _, vocab, tokens = world_data
     models = {}
-    for name, steps in (("show-tell", 100), ("show-attend-tell", 100)):
+    for name, steps in (("show-tell", 100), ("show-attend-tell", 100), ("word-query", 100)):
         model = (
             make(name, len(vocab), alpha_c=0.0) if name != "show-tell" else make(name, len(vocab))
         )

@@ -76,6 +76,9 @@ class CaptionModelConfig(Section):
     attention_dim: int = integer(128)
     dropout: float = fraction(0.1)
     gate: bool = flag(True)
+    # The attention's query sees the previous word too (not in the paper; see
+    # ShowAttendTell): after "red" it looks for the red object.
+    word_query: bool = flag(False)
     # Weight of the doubly stochastic regulariser. 0 by default: on the world it made
     # attention grounding and content precision worse (docs/captioning.md).
     alpha_c: float = number(0.0)
@@ -131,6 +134,9 @@ class CaptionEvalConfig(EvalConfig):
     max_len: int = integer(20)
     length_penalty: float = number(1.0)
     meteor: bool | None = None  # None: METEOR when Java is installed (it takes ~6 s)
+    # On the world: also log the validation split's content precision and attention
+    # grounding (beam captions) after every epoch.
+    val_content: bool = flag(True)
 
 
 @dataclass
@@ -230,6 +236,7 @@ class CaptionTask(Task):
                 attention_dim=m.attention_dim,
                 gate=m.gate,
                 alpha_c=m.alpha_c,
+                word_query=m.word_query,
                 **common,
             )
         if self._word_init is not None:  # training only: eval and predict load the weights
@@ -258,7 +265,19 @@ class CaptionTask(Task):
         k = self.config.data.captions_per_image
         out = model(batch["image"], batch["tokens"], captions_per_image=k)
         _, parts = caption_loss(out, batch["tokens"], alpha_c=0.0)
-        return {"xent": float(parts["xent"])}
+        logs = {"xent": float(parts["xent"])}
+        if self.config.data.name == "world" and self.config.eval.val_content:
+            # What the captions get right, epoch by epoch (the time-to-quality curve):
+            # content precision and attention grounding of the batch's beam captions.
+            from xmodal.metrics.grounding import world_caption_metrics
+
+            texts, words, gen = self.caption(model, batch["image"])
+            alphas = list(gen.alphas.cpu()) if gen.alphas is not None else None
+            got = world_caption_metrics(self.world, "val", batch["index"].tolist(), texts,
+                                        words, alphas)  # fmt: skip
+            logs.update({key: got[key] for key in ("content_precision", "attention_grounding")
+                         if key in got})  # fmt: skip
+        return logs
 
     # ------------------------------------------------------------------ inference
 
@@ -301,11 +320,18 @@ class CaptionTask(Task):
                 alphas += list(gen.alphas.cpu())
         metrics = coco_scores(predictions, references, meteor=self.config.eval.meteor)
         if self.config.data.name == "world":
+            from xmodal.metrics.captioning import best_reference_scores
             from xmodal.metrics.grounding import world_caption_metrics
 
             metrics.update(
                 world_caption_metrics(self.world, split, indices, predictions, words, alphas)
             )
+            # The n-gram scores a caption the world's grammar writes can reach: each image's
+            # most typical reference against the others; ours as a share of it.
+            ceiling = best_reference_scores(references, meteor=self.config.eval.meteor)
+            metrics["ceiling"] = ceiling
+            metrics["of_ceiling"] = {k: metrics[k] / ceiling[k] for k in ("BLEU-4", "CIDEr-D")
+                                     if ceiling.get(k)}  # fmt: skip
         metrics["n_images"] = len(predictions)
         return metrics
 

@@ -349,7 +349,10 @@ class ShowAttendTell(_Captioner):
 
     - ``z_t, alpha_t = attention(h_{t-1}, f)``: :class:`~xmodal.vision.AdditiveAttention`
       with ``attention_dim`` hidden units; its projection of ``f`` is computed once per
-      image, not once per step;
+      image, not once per step. With ``word_query`` the query also sees the previous
+      word, ``W_h h_{t-1} + W_y E y_{t-1}``: the paper's ``h_{t-1}`` was computed before
+      the search chose ``y_{t-1}``, so after "red" it may look at another object than
+      the red one it was describing (on the world: a colour bound to the wrong shape);
     - with ``gate``: ``z_t = sigmoid(w_b . h_{t-1} + b) * z_t``, a scalar gate (eq. 12);
     - ``h_t, c_t = LSTMCell([E y_{t-1}; z_t], (h_{t-1}, c_{t-1}))``;
     - deep output (eq. 7, with the tanh of the authors' code):
@@ -374,6 +377,7 @@ class ShowAttendTell(_Captioner):
         dropout: float = 0.1,
         gate: bool = True,
         alpha_c: float = 1.0,
+        word_query: bool = False,
     ) -> None:
         super().__init__(vocab_size, encoder, encoder_kwargs, embed_dim, hidden_dim, dropout)
         self.attention_dim = check_positive_int(attention_dim, "attention_dim")
@@ -383,6 +387,8 @@ class ShowAttendTell(_Captioner):
         self.init_c = nn.Linear(c, h)
         self.attention = AdditiveAttention(h, c, self.attention_dim)
         self.gate = nn.Linear(h, 1) if check_bool(gate, "gate") else None
+        word_query = check_bool(word_query, "word_query")
+        self.word_query = nn.Linear(e, self.attention_dim, bias=False) if word_query else None
         self.cell = nn.LSTMCell(e + c, h)
         self.out_h = nn.Linear(h, e)  # L_h
         self.out_z = nn.Linear(c, e, bias=False)  # L_z
@@ -397,8 +403,10 @@ class ShowAttendTell(_Captioner):
         state = (torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean)))
         return (flat, proj2, feats.shape[-2:]), state
 
-    def _attend(self, memory, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``h (R, H)`` with ``R = B * k`` → context ``(R, C)``, alpha ``(R, N)``.
+    def _attend(self, memory, h: torch.Tensor, emb: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """``h (R, H)`` with ``R = B * k`` (and, with ``word_query``, the previous word's
+        embedding ``emb (R, E)``) → context ``(R, C)``, alpha ``(R, N)``.
 
         The same attention as ``self.attention(h, f)``, computed faster: the ``k`` rows of an
         image broadcast against its one copy of the features, ``W_f f`` comes precomputed,
@@ -409,7 +417,10 @@ class ShowAttendTell(_Captioner):
         flat, proj2, _ = memory
         b, n, c = flat.shape
         k = h.shape[0] // b
-        q2 = 2.0 * self.attention.query_proj(h).view(b, k, 1, -1)  # (B, k, 1, A)
+        query = self.attention.query_proj(h)
+        if self.word_query is not None:
+            query = query + self.word_query(emb)
+        q2 = 2.0 * query.view(b, k, 1, -1)  # (B, k, 1, A)
         # A few images at a time, so that the (images, k, N, A) buffer stays in cache from
         # the add through the sigmoid to the projection (1.5x faster for a batch of beams).
         chunk = max(1, _ATTENTION_CHUNK // (k * n * proj2.shape[-1]))
@@ -425,7 +436,7 @@ class ShowAttendTell(_Captioner):
     def _advance(self, memory, state, emb):
         """One LSTM step from ``state`` with the previous word's embedding ``emb (R, E)``."""
         h, c = state
-        context, alpha = self._attend(memory, h)
+        context, alpha = self._attend(memory, h, emb)
         if self.gate is not None:
             context = torch.sigmoid(self.gate(h)) * context  # (R, 1) * (R, C)
         h, c = self.cell(torch.cat([emb, context], dim=1), (h, c))
