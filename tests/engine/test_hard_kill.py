@@ -27,7 +27,8 @@ KILLER = Path(__file__).with_name("_kill_after_checkpoint.py")
 # Caption at a small width, 10 batches of 32 an epoch, 2 loader workers, a checkpoint
 # every 4 steps: the settings under which a hard kill did not resume exactly.
 CONFIG = [
-    "data.train_size=320", "data.val_size=32", "data.test_size=16", "data.num_workers=2",
+    "model.backbone=null", "data.train_size=320", "data.val_size=32", "data.test_size=16",
+    "data.num_workers=2",
     "model.channels=16", "model.hidden_dim=32", "model.embed_dim=16", "model.attention_dim=16",
     "trainer.max_epochs=2", "trainer.checkpoint_every_n_steps=4", "trainer.accelerator=cpu",
     "trainer.devices=1", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",

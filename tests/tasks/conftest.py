@@ -33,6 +33,7 @@ TINY: dict[str, list[str]] = {
         "data.num_workers=0", "model.channels=16", "eval.batch_size=8", "eval.n_figures=1",
     ],
     "caption": [
+        "model.backbone=null",  # tests that want one give a tiny run (test_backbone.py)
         "data.train_size=16", "data.val_size=8", "data.test_size=8", "data.batch_size=8",
         "data.num_workers=0", "model.channels=16", "model.hidden_dim=32",
         "model.embed_dim=16", "model.attention_dim=16", "eval.meteor=false",

@@ -30,8 +30,8 @@ CASES = {
         lambda m, d: (m["test"]["shape_acc"], m["test"]["chance"]["shape_acc"]),
     ),
     "caption": (
-        ["data.train_size=1500", "data.test_size=200", "trainer.max_epochs=3",
-         "eval.meteor=false", "eval.n_figures=0"],
+        ["model.backbone=null", "optim.encoder_lr=null", "data.train_size=1500",
+         "data.test_size=200", "trainer.max_epochs=3", "eval.meteor=false", "eval.n_figures=0"],
         lambda m, d: (m["test"]["attention_grounding"], m["test"]["grounding_chance"]),
     ),
     "retrieval": (

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from torch import nn
 
-from xmodal.errors import DataError
+from xmodal.errors import DataError, ParameterError
 
 __all__ = ["encoder_groups", "load_backbone", "start_encoder"]
 
@@ -21,7 +21,13 @@ def load_backbone(folder: str | Path, encoder: nn.Module, *, encoder_name: str,
     DataError names the value that differs when the backbone was trained with another
     encoder (``model.encoder``, ``model.channels``) or image size (``data.image_size``)."""
     from xmodal.engine.run import load_run
+    from xmodal.engine.upstream import DEFAULT
 
+    if str(folder) == DEFAULT:
+        raise ParameterError(
+            f"model.backbone={DEFAULT!r} names the defaults' run, which xmodal train finds "
+            "or trains; outside it, give a backbone run folder (or null)"
+        )
     backbone, model = load_run(folder, "backbone")
     theirs = backbone.config
     for key, mine, its in (

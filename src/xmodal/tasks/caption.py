@@ -39,6 +39,7 @@ from xmodal.engine.base import (
     fraction,
     integer,
     number,
+    older_run_values,
     trainer_defaults,
 )
 from xmodal.engine.config import TrainerConfig
@@ -87,8 +88,8 @@ class CaptionModelConfig(Section):
     word2vec: str | None = None
     # The encoder's starting weights: a `backbone` run (`default`: the defaults' run,
     # trained once into the cache; or its folder), whose encoder and channels must be
-    # these; null: random (optim.encoder_lr then trains it as the rest).
-    backbone: str | None = None
+    # these; null: random (then set optim.encoder_lr=null to train it at optim.lr).
+    backbone: str | None = "default"
 
 
 @dataclass
@@ -123,14 +124,14 @@ class CaptionOptimConfig(AdamConfig):
     ``encoder_lr``: the encoder's (null: ``lr``; 0: frozen)."""
 
     lr: float = 3e-3
-    encoder_lr: float | None = number(None, optional=True)
+    encoder_lr: float | None = number(3e-4, optional=True)  # a pretrained one, gently
 
 
 @dataclass
 class CaptionEvalConfig(EvalConfig):
     """Decoding for evaluation, figures and predict."""
 
-    beam_size: int = integer(3)
+    beam_size: int = integer(5)
     max_len: int = integer(20)
     length_penalty: float = number(1.0)
     meteor: bool | None = None  # None: METEOR when Java is installed (it takes ~6 s)
@@ -145,7 +146,7 @@ class CaptionConfig(CompositionalConfig):
     data: CaptionDataConfig = field(default_factory=CaptionDataConfig)
     optim: CaptionOptimConfig = field(default_factory=CaptionOptimConfig)
     eval: CaptionEvalConfig = field(default_factory=CaptionEvalConfig)
-    trainer: TrainerConfig = trainer_defaults(max_epochs=8, gradient_clip_val=5.0)
+    trainer: TrainerConfig = trainer_defaults(max_epochs=6, gradient_clip_val=5.0)
 
 
 # ----------------------------------------------------------------------------- the task
@@ -188,6 +189,10 @@ class CaptionTask(Task):
     def setup(self, run_dir: Path, stage: str) -> None:
         path = Path(run_dir) / "vocab.json"
         self._fitting = stage == "fit"
+        # A run saved before the backbone (resumed or evaluated) had none, one encoder
+        # learning rate and the paper's attention query.
+        older_run_values(run_dir, self.config.model, backbone=None, word_query=False)
+        older_run_values(run_dir, self.config.optim, encoder_lr=None)
         if stage == "fit":
             captions = all_captions(self.data("train"), self.world)
             self.vocab = Vocabulary.build(captions, min_freq=self.config.data.min_freq)
