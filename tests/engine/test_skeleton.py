@@ -307,12 +307,15 @@ def test_an_upstream_is_trained_once_into_the_cache_and_reused(down_task, tmp_pa
     assert first.config.teacher == str(folder)
     assert f"teacher: {folder}" in (first.run_dir / "config.yaml").read_text()
     info = json.loads((first.run_dir / "run.json").read_text())["upstream"]["teacher"]
+    seconds = info.pop("seconds")  # its training counts in the time of this run
     assert info == {"task": "toy", "run": str(folder), "trained_by_engine": True, "asked": None}
+    assert 0 < seconds == first.metrics["train"]["upstream_seconds"]
 
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
     second = train(down_task, runs_dir=tmp_path / "runs")
     info = json.loads((second.run_dir / "run.json").read_text())["upstream"]["teacher"]
-    assert info["trained_by_engine"] is False
+    assert info["trained_by_engine"] is False and "seconds" not in info
+    assert "upstream_seconds" not in second.metrics["train"]
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
     assert second.metrics["test"] == first.metrics["test"]  # the upstream leaves no trace
 

@@ -11,7 +11,8 @@ A run folder (``runs/<task>/<YYYYmmdd-HHMMSS>/``) holds::
     model.json             ... and what rebuilds the model: {"task", "xmodal_version", "config"}
     <exports>              the model in its field's formats, if the task has any (Task.export)
     metrics.json           the task's metrics per split + {"train": epochs, steps, seconds (the
-                           fit's), setup_seconds (setup + build_model, this session), ...}
+                           fit's), setup_seconds (setup + build_model, this session),
+                           upstream_seconds (upstream runs trained for this one), ...}
     figures/*.png          the task's figures
     report.html            one self-contained page: metrics, curves, figures, config
     eval-<split>.json      written by ``xmodal eval``; predictions/ by ``xmodal predict``
@@ -692,6 +693,14 @@ def _finish_folder(task: str, task_obj: Task, module, trainer, cfg, folder: Path
         "samples": module.samples_seen,
         "samples_per_s": rate,
     }
+    # Upstream runs the engine trained for this run (run.json says how long they took).
+    try:
+        upstream = _read_json(folder / "run.json").get("upstream") or {}
+    except DataError:
+        upstream = {}
+    spent = [u["seconds"] for u in upstream.values() if isinstance(u, dict) and "seconds" in u]
+    if spent:
+        metrics["train"]["upstream_seconds"] = round(sum(map(float, spent)), 3)
     _write_json(folder / "metrics.json", metrics)
     with torch.no_grad():
         save_figures(task_obj.figures(model), folder / "figures")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,8 +169,11 @@ def resolve_upstreams(
             raise ParameterError(f"upstream key {up.key!r} is not in the task's config") from None
         if value is None and not up.required:
             continue
+        t0 = time.perf_counter()
         folder, trained = upstream_run(up.task, value, train=train, echo=echo)
         _set(cfg, up.key, str(folder))
         done[up.key] = {"task": up.task, "run": str(folder), "trained_by_engine": trained,
                         "asked": value}  # fmt: skip
+        if trained:  # its cost counts in the time of the run it was trained for
+            done[up.key]["seconds"] = round(time.perf_counter() - t0, 3)
     return done
