@@ -33,7 +33,8 @@ def test_unknown_task_lists_the_known_ones():
     with pytest.raises(ParameterError) as err:
         get_task("captoin")
     assert "unknown task 'captoin'" in str(err.value)
-    assert "did you mean 'caption'" in str(err.value) and "Known tasks: backbone, caption" in str(err.value)
+    assert "did you mean 'caption'" in str(err.value)
+    assert "Known tasks: backbone, caption" in str(err.value)
 
 
 def test_register_a_class_reads_its_attributes():
