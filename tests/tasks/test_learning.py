@@ -25,7 +25,7 @@ QUICK = [*ENGINE, "data.num_workers=0", "trainer.enable_model_summary=false"]
 # and the run folder.
 CASES = {
     "backbone": (  # the shape under each object cell, the last attribute learnt
-        ["data.train_size=4000", "data.test_size=200", "trainer.max_epochs=3",
+        ["data.train_size=8000", "data.test_size=200", "trainer.max_epochs=3",
          "eval.n_figures=0"],
         lambda m, d: (m["test"]["shape_acc"], m["test"]["chance"]["shape_acc"]),
     ),
