@@ -45,11 +45,13 @@ from xmodal.engine.fit import fit_steps
 from xmodal.engine.options import option
 from xmodal.engine.schedule import AdamConfig
 from xmodal.engine.task import Task
+from xmodal.engine.upstream import Upstream
 from xmodal.errors import DataError, ParameterError
 from xmodal.metrics.vqa import normalize_answer
 from xmodal.referencing.vqa import FUSIONS, READOUTS
 from xmodal.referencing.vqa_inference import answer_pairs, answer_questions, score_answers
 from xmodal.referencing.vqa_losses import attention_loss, soft_cross_entropy
+from xmodal.tasks._backbone import start_encoder
 from xmodal.tasks._world import CompositionalConfig
 from xmodal.text.encoders import QUESTION_ENCODERS
 
@@ -63,7 +65,7 @@ __all__ = [
 ]
 
 # The fields of the model section that are not VQAModel's arguments.
-_TASK_FIELDS = ("channels", "pretrain_steps", "attention_loss")
+_TASK_FIELDS = ("channels", "pretrain_steps", "attention_loss", "backbone")
 
 
 @dataclass
@@ -91,6 +93,10 @@ class VQAModelConfig(Section):
     # World only: steps of object recognition for the image encoder before VQA training,
     # as SAN's VGG comes pretrained on ImageNet (docs/vqa.md). 0: none.
     pretrain_steps: int = integer(1000, minimum=0)
+    # Or the shared world-pretrained backbone: a `backbone` run (`default`: the defaults'
+    # run, trained once into the cache; or its folder), whose encoder and channels must
+    # be these; it replaces the pretraining above. null: none.
+    backbone: str | None = None
     # World only (san): the weight of the attention supervision, each hop's map held to
     # where the objects its question is about are (docs/vqa.md). 0: none.
     attention_loss: float = number(1.0)
@@ -167,6 +173,7 @@ class VQATask(Task):
     family = "referencing"
     summary = "Visual question answering: stacked attention (SAN) or LSTM Q + norm I fusion"
     Config = VQAConfig
+    upstream = (Upstream("model.backbone", "backbone", required=False),)
 
     @dataclass
     class PredictOptions:
@@ -251,6 +258,9 @@ class VQATask(Task):
             text_max_len=self.config.data.max_len,
             **kwargs,
         )
+        if m.backbone:  # the shared backbone instead of the task's own pretraining
+            start_encoder(self, model.encoder, fitting=self._fitting)
+            return model
         # A resumed run's checkpoint holds the trained encoder: no pretraining then.
         pretrain = self._fitting and not self.resuming and m.pretrain_steps
         if pretrain and self.config.data.name == "world":
