@@ -51,7 +51,7 @@ from xmodal.metrics.vqa import normalize_answer
 from xmodal.referencing.vqa import FUSIONS, READOUTS
 from xmodal.referencing.vqa_inference import answer_pairs, answer_questions, score_answers
 from xmodal.referencing.vqa_losses import attention_loss, soft_cross_entropy
-from xmodal.tasks._backbone import start_encoder
+from xmodal.tasks._backbone import encoder_groups, start_encoder
 from xmodal.tasks._world import CompositionalConfig
 from xmodal.text.encoders import QUESTION_ENCODERS
 
@@ -285,12 +285,7 @@ class VQATask(Task):
         return max(1, super().steps_per_epoch())  # at least the one batch of train_dataloader
 
     def configure_optimizers(self, model: nn.Module):
-        encoder = list(model.encoder.parameters())
-        mine = {id(p) for p in encoder}
-        groups = [
-            {"params": [p for p in model.parameters() if id(p) not in mine]},
-            {"params": encoder, "lr": self.config.optim.encoder_lr},
-        ]
+        groups = encoder_groups(model, model.encoder, self.config.optim.encoder_lr)
         return self.config.optim.configure(groups, self.total_steps())
 
     def _step(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
