@@ -343,6 +343,37 @@ def test_an_optional_upstream_left_out_is_skipped():
         resolve_upstreams([Upstream("nope", "toy")], cfg, train=None)
 
 
+def test_the_defaults_run_inherits_the_declared_keys(toy, tmp_path, monkeypatch):
+    """``inherit``: the defaults' run takes those keys from the run's config, so a run with
+    another value gets (and caches) its own upstream, and one with the default the same."""
+    monkeypatch.setenv("XMODAL_CACHE", str(tmp_path))
+
+    @dataclass
+    class C:
+        teacher: str | None = "default"
+        lr: float = 0.01
+        n_features: int = 4
+
+    calls = []
+
+    def fake_train(task, **kwargs):
+        calls.append(kwargs["overrides"])
+        folder = kwargs["run_dir"]
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"")
+        (folder / "model.json").write_text(json.dumps({"task": task}))
+
+    up = Upstream("teacher", "toy", required=False, inherit=("lr", "n_features"))
+    cfg = C()
+    resolve_upstreams([up], cfg, train=fake_train)
+    assert calls == [["lr=0.01", "n_features=4"]]
+    assert cfg.teacher == str(tmp_path / "runs" / "toy" / config_key("toy", ["lr=0.01"]))
+    assert config_key("toy", ["lr=0.01"]) != config_key("toy")
+    cfg = C(lr=0.05)  # the toy's own default: the defaults' run itself
+    resolve_upstreams([up], cfg, train=fake_train)
+    assert cfg.teacher == str(tmp_path / "runs" / "toy" / config_key("toy"))
+
+
 def test_several_processes_never_train_an_upstream(toy, tmp_path):
     with pytest.raises(ParameterError, match="several processes are training: train it first"):
         upstream_run("toy", train=None, cache_dir=tmp_path)

@@ -136,3 +136,23 @@ def test_transformer_word_init_reaches_the_text_encoder():
     weight[0] = 0
     model = _transformer(word_init=weight)
     assert torch.equal(model.text.embed.weight.detach(), weight)
+
+
+def test_attention_pooling_reads_the_map_through_clips_pool():
+    """``image_pooling="attention"``: the image vector is the pool's output on the
+    encoder's map (an image of ``image_size`` → its map's grid), normalised; a mean-pooled
+    model of the same seed gives another vector."""
+    model = _model(image_pooling="attention", image_heads=2, image_size=32)
+    images = torch.rand(3, 3, 32, 32)
+    assert model.pool.grid == (4, 4)  # small-cnn: stride 8
+    with torch.no_grad():
+        img = model.embed_images(images)
+        expected = model.pool(model.encoder.forward_features(images))
+    assert torch.allclose(img, torch.nn.functional.normalize(expected, dim=-1), atol=1e-6)
+    assert not hasattr(model, "img_proj")
+    with pytest.raises(ParameterError, match=r"\(B, 8, 4, 4\). Found: \(1, 8, 8, 8\)"):
+        model.embed_images(torch.rand(1, 3, 64, 64))
+    with pytest.raises(ParameterError, match="image_pooling='attention' needs image_size"):
+        _model(image_pooling="attention")
+    with pytest.raises(ParameterError, match="image_pooling"):
+        _model(image_pooling="max")

@@ -1,6 +1,6 @@
 """The world-pretrained backbone: a short training beats chance on what it learns first,
-and caption, retrieval and VQA runs start from its encoder (frozen, they keep it bit for bit),
-with a clear error for a backbone trained with another encoder width or image size."""
+and caption, retrieval, VQA and recipe runs start from its encoder (frozen, they keep it bit
+for bit), with a clear error for a backbone trained with another encoder width or image size."""
 
 from __future__ import annotations
 
@@ -32,11 +32,12 @@ def backbone(tmp_path_factory) -> Path:
     return train_tiny("backbone", tmp_path_factory.mktemp("runs"))
 
 
-@pytest.mark.parametrize("task", ["caption", "retrieval", "vqa"])
+@pytest.mark.parametrize("task", ["caption", "retrieval", "vqa", "recipe"])
 def test_a_frozen_backbone_is_the_encoder_bit_for_bit(backbone, tmp_path, task):
     # VQA's encoder learning rate must be positive: a tiny one for no step to move it.
     lr = "optim.encoder_lr=1e-30" if task == "vqa" else "optim.encoder_lr=0"
-    run = train_tiny(task, tmp_path, f"model.backbone={backbone}", lr)
+    width = ["model.channels=16"] if task == "recipe" else []  # the tiny backbone's
+    run = train_tiny(task, tmp_path, f"model.backbone={backbone}", lr, *width)
     ours = read_weights(run)
     theirs = read_weights(backbone)
     encoder = {k: v for k, v in theirs.items() if k.startswith("encoder.")}
@@ -76,3 +77,14 @@ def test_a_backbone_of_another_width_or_image_size_is_a_clear_error(backbone, tm
     assert "trained with data.image_size=32; this run has data.image_size=64" in err
     err = _refused(tmp_path, capsys, f"model.backbone={tmp_path / 'no'}")
     assert "no such run folder" in err
+
+
+def test_a_compositional_run_needs_a_backbone_that_never_saw_its_held_out_pairs(
+    backbone, tmp_path, capsys
+):
+    err = _refused(tmp_path, capsys, f"model.backbone={backbone}", "data.compositional=true")
+    assert "trained on every colour-shape pair, the held-out ones" in err
+    theirs = train_tiny("backbone", tmp_path / "c", "data.compositional=true")
+    run = train_tiny("caption", tmp_path, f"model.backbone={theirs}", "data.compositional=true")
+    loaded, _ = load_run(run, "caption")
+    assert loaded.config.model.backbone == str(theirs)

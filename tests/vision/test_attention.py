@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from xmodal.errors import ParameterError
-from xmodal.vision import AdditiveAttention, DotProductAttention
+from xmodal.vision import AdditiveAttention, AttentionPool2d, DotProductAttention
 
 B, DQ, C, DH, H, W = 3, 5, 6, 4, 3, 4
 
@@ -193,3 +193,51 @@ def test_bad_constructor_arguments_raise_parameter_error():
         AdditiveAttention(DQ, C, 0)
     with pytest.raises(ParameterError, match=r"query_dim=5, feature_dim=6"):
         DotProductAttention(DQ, C)
+
+
+# ----------------------------------------------------------------- CLIP's attention pooling
+
+
+def clip_attention_pool(pool, x: torch.Tensor) -> torch.Tensor:
+    """CLIP's own ``AttentionPool2d.forward`` (openai/CLIP ``clip/model.py``) on our weights."""
+    x = x.flatten(start_dim=2).permute(2, 0, 1)  # NCHW -> (HW)NC
+    x = torch.cat([x.mean(dim=0, keepdim=True), x], dim=0)  # (HW+1)NC
+    x = x + pool.positional_embedding[:, None, :].to(x.dtype)
+    x, _ = torch.nn.functional.multi_head_attention_forward(
+        query=x[:1], key=x, value=x, embed_dim_to_check=x.shape[-1], num_heads=pool.heads,
+        q_proj_weight=pool.q_proj.weight, k_proj_weight=pool.k_proj.weight,
+        v_proj_weight=pool.v_proj.weight, in_proj_weight=None,
+        in_proj_bias=torch.cat([pool.q_proj.bias, pool.k_proj.bias, pool.v_proj.bias]),
+        bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0,
+        out_proj_weight=pool.c_proj.weight, out_proj_bias=pool.c_proj.bias,
+        use_separate_proj_weight=True, training=False, need_weights=False,
+    )  # fmt: skip
+    return x.squeeze(0)
+
+
+@pytest.mark.parametrize("heads", [1, 4])
+def test_attention_pool_matches_clips_forward(heads):
+    torch.manual_seed(0)
+    pool = AttentionPool2d((3, 4), 8, heads).eval()
+    x = torch.randn(2, 8, 3, 4)
+    torch.testing.assert_close(pool(x), clip_attention_pool(pool, x), rtol=1e-5, atol=1e-6)
+
+
+def test_attention_pool_keeps_where_things_are():
+    """Moving a feature to another location changes the vector (a mean would not)."""
+    torch.manual_seed(0)
+    pool = AttentionPool2d((3, 3), 8, 2, out_dim=5).eval()
+    x = torch.zeros(1, 8, 3, 3)
+    a, b = x.clone(), x.clone()
+    a[0, :, 0, 0] = 1.0
+    b[0, :, 2, 2] = 1.0
+    assert pool(a).shape == (1, 5)
+    assert not torch.allclose(pool(a), pool(b), atol=1e-4)
+
+
+def test_attention_pool_bad_input_is_a_parameter_error():
+    with pytest.raises(ParameterError, match="divisible by heads"):
+        AttentionPool2d((2, 2), 6, 4)
+    pool = AttentionPool2d((2, 2), 8, 2)
+    with pytest.raises(ParameterError, match=r"\(B, 8, 2, 2\). Found: \(1, 8, 3, 3\)"):
+        pool(torch.zeros(1, 8, 3, 3))

@@ -11,8 +11,9 @@ Before the fit the engine resolves each declared key (:func:`resolve_upstreams`)
 
 - a run folder: used as it is, once checked (a finished run of that task);
 - ``default`` (or nothing, for a ``required`` upstream): the upstream task with its
-  defaults, trained once into ``<cache>/runs/<task>/<key>`` where ``<key>`` hashes the
-  resolved config, and reused by every later run that asks for it;
+  defaults, plus the keys the declaration's ``inherit`` takes from the run's config,
+  trained once into ``<cache>/runs/<task>/<key>`` where ``<key>`` hashes the resolved
+  config, and reused by every later run that asks for it;
 - nothing, for an optional upstream: the task does without.
 
 The key then holds the folder, so the run's ``config.yaml`` records which run was used,
@@ -47,11 +48,14 @@ DEFAULT = "default"  # a key's value asking for the upstream task's defaults
 @dataclass(frozen=True)
 class Upstream:
     """A run of ``task`` named by the dotted config ``key``; ``required``: the task cannot
-    do without it (nothing given means the defaults' run)."""
+    do without it (nothing given means the defaults' run); ``inherit``: dotted keys the
+    defaults' run takes from this run's config (e.g. ``data.compositional``: a backbone
+    trained for a compositional run must not see its held-out pairs either)."""
 
     key: str
     task: str
     required: bool = True
+    inherit: tuple[str, ...] = ()
 
 
 def cache_root() -> Path:
@@ -170,7 +174,9 @@ def resolve_upstreams(
         if value is None and not up.required:
             continue
         t0 = time.perf_counter()
-        folder, trained = upstream_run(up.task, value, train=train, echo=echo)
+        overrides = [f"{k}={json.dumps(_get(cfg, k))}" for k in up.inherit]
+        folder, trained = upstream_run(up.task, value, train=train, overrides=overrides,
+                                       echo=echo)  # fmt: skip
         _set(cfg, up.key, str(folder))
         done[up.key] = {"task": up.task, "run": str(folder), "trained_by_engine": trained,
                         "asked": value}  # fmt: skip

@@ -35,10 +35,12 @@ from xmodal.text.encoders import (
     GRUTextEncoder,
     TransformerTextEncoder,
 )
+from xmodal.vision.attention import AttentionPool2d
 from xmodal.vision.encoders import create_encoder
 
 __all__ = [
     "GRUTextEncoder",
+    "IMAGE_POOLINGS",
     "JointEmbedding",
     "POOLINGS",
     "TEXT_ENCODERS",
@@ -47,6 +49,7 @@ __all__ = [
 ]
 
 TEXT_ENCODERS = ("gru", "transformer")
+IMAGE_POOLINGS = ("mean", "attention")
 
 
 class JointEmbedding(nn.Module):
@@ -65,6 +68,10 @@ class JointEmbedding(nn.Module):
         text_layers, text_heads, text_width, text_max_len, text_dropout: the transformer's
             ``n_layer``, ``n_head``, ``width`` (None: ``word_dim``), ``max_len`` and
             ``dropout`` (ignored by the GRU).
+        image_pooling: the image's global vector: ``"mean"`` (the encoder's
+            ``forward_head``, then a Linear) or ``"attention"`` (CLIP's
+            :class:`~xmodal.vision.attention.AttentionPool2d` of ``image_heads`` heads over
+            the map of an ``image_size`` image, straight to ``embed_dim``).
         logit_scale_init: starting inverse temperature of :attr:`logit_scale`, the
             :class:`~xmodal.nn.LogitScale` an InfoNCE loss learns (unused by hinge losses).
     """
@@ -88,13 +95,24 @@ class JointEmbedding(nn.Module):
         text_width: int | None = None,
         text_max_len: int = 64,
         text_dropout: float = 0.1,
+        image_pooling: str = "mean",
+        image_heads: int = 8,
+        image_size: int | None = None,
     ) -> None:
         super().__init__()
         embed_dim = check_positive_int(embed_dim, "embed_dim")
         word_dim = check_positive_int(word_dim, "word_dim")
         text_encoder = check_choice(text_encoder, "text_encoder", TEXT_ENCODERS)
         self.encoder = create_encoder(encoder, **(encoder_kwargs or {}))
-        self.img_proj = nn.Linear(self.encoder.feature_info.channels, embed_dim)
+        self.image_pooling = check_choice(image_pooling, "image_pooling", IMAGE_POOLINGS)
+        info = self.encoder.feature_info
+        if image_pooling == "mean":
+            self.img_proj = nn.Linear(info.channels, embed_dim)
+        else:  # CLIP's attention pooling over the map, whose size image_size sets
+            if image_size is None:
+                raise ParameterError("image_pooling='attention' needs image_size")
+            side = -(-check_positive_int(image_size, "image_size") // info.stride)
+            self.pool = AttentionPool2d((side, side), info.channels, image_heads, embed_dim)
         # Either way the text side is `self.text`, so GRU runs keep their state-dict keys.
         if text_encoder == "gru":
             self.text = GRUTextEncoder(
@@ -134,8 +152,10 @@ class JointEmbedding(nn.Module):
 
     def embed_images(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` float in [0, 1] or uint8 → ``(B, embed_dim)`` unit vectors."""
-        v = self.encoder.forward_head(self.encoder.forward_features(images))  # (B, C)
-        return F.normalize(self.img_proj(v), dim=-1)
+        features = self.encoder.forward_features(images)  # (B, C, H', W')
+        if self.image_pooling == "attention":
+            return F.normalize(self.pool(features), dim=-1)
+        return F.normalize(self.img_proj(self.encoder.forward_head(features)), dim=-1)
 
     def embed_texts(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``tokens (B, L)`` padded with ``<pad>``, ``lengths (B,)`` → ``(B, embed_dim)``."""

@@ -12,14 +12,27 @@ from torch import nn
 
 from xmodal.errors import DataError, ParameterError
 
-__all__ = ["encoder_groups", "load_backbone", "start_encoder"]
+__all__ = ["backbone_upstream", "encoder_groups", "load_backbone", "start_encoder"]
+
+
+def backbone_upstream(*, compositional: bool = False):
+    """The ``model.backbone`` upstream of a task: ``default`` is the backbone run with the
+    task's encoder, width, image size and world (and, for a task with a compositional
+    split, ``data.compositional``: a backbone trained for a compositional run does not
+    see the held-out pairs either)."""
+    from xmodal.engine.upstream import Upstream
+
+    keys = ("model.encoder", "model.channels", "data.image_size", "data.world_seed")
+    keys += ("data.compositional",) if compositional else ()
+    return Upstream("model.backbone", "backbone", required=False, inherit=keys)
 
 
 def load_backbone(folder: str | Path, encoder: nn.Module, *, encoder_name: str,
-                  channels: int, image_size: int) -> None:  # fmt: skip
+                  channels: int, image_size: int, compositional: bool = False) -> None:  # fmt: skip
     """Copy the encoder of the finished backbone run ``folder`` into ``encoder``. A
     DataError names the value that differs when the backbone was trained with another
-    encoder (``model.encoder``, ``model.channels``) or image size (``data.image_size``)."""
+    encoder (``model.encoder``, ``model.channels``) or image size (``data.image_size``),
+    or, for a ``compositional`` run, on scenes that show its held-out pairs."""
     from xmodal.engine.run import load_run
     from xmodal.engine.upstream import DEFAULT
 
@@ -41,6 +54,12 @@ def load_backbone(folder: str | Path, encoder: nn.Module, *, encoder_name: str,
                 f"the backbone run {str(folder)!r} was trained with {key}={its}; this run "
                 f"has {key}={mine} (train a backbone with {key}={mine}, or set it to {its})"
             )
+    if compositional and not getattr(theirs.data, "compositional", False):
+        raise DataError(
+            f"the backbone run {str(folder)!r} was trained on every colour-shape pair, the "
+            "held-out ones of this compositional run included (train a backbone with "
+            "data.compositional=true, or give model.backbone=default)"
+        )
     encoder.load_state_dict(model.encoder.state_dict())
 
 
@@ -62,7 +81,9 @@ def start_encoder(task, encoder: nn.Module, *, fitting: bool) -> None:
     ``task.config.optim.encoder_lr`` is 0 (the task then keeps it in eval mode)."""
     m = task.config.model
     if fitting and m.backbone and not task.resuming:  # the engine resolved it to a folder
+        d = task.config.data
         load_backbone(m.backbone, encoder, encoder_name=m.encoder, channels=m.channels,
-                      image_size=task.config.data.image_size)  # fmt: skip
+                      image_size=d.image_size,
+                      compositional=getattr(d, "compositional", False))  # fmt: skip
     if task.config.optim.encoder_lr == 0:
         encoder.requires_grad_(False)

@@ -35,6 +35,7 @@ from xmodal.engine.base import (
     ImageDataConfig,
     Section,
     TaskConfig,
+    flag,
     fraction,
     integer,
     trainer_defaults,
@@ -62,9 +63,12 @@ class BackboneModelConfig(Section):
 
 @dataclass
 class BackboneDataConfig(ImageDataConfig):
-    """The world's scenes (no other source: real images carry no per-cell labels)."""
+    """The world's scenes (no other source: real images carry no per-cell labels);
+    ``compositional``: the compositional world's, without its held-out (colour, shape)
+    pairs (the backbone of a compositional caption or VQA run)."""
 
     train_size: int = 8000
+    compositional: bool = flag(False)
 
 
 @dataclass

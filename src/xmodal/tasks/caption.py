@@ -45,9 +45,8 @@ from xmodal.engine.base import (
 from xmodal.engine.config import TrainerConfig
 from xmodal.engine.schedule import AdamConfig
 from xmodal.engine.task import Task
-from xmodal.engine.upstream import Upstream
 from xmodal.errors import DataError, ParameterError
-from xmodal.tasks._backbone import encoder_groups, start_encoder
+from xmodal.tasks._backbone import backbone_upstream, encoder_groups, start_encoder
 from xmodal.tasks._world import CompositionalConfig
 from xmodal.text.vocab import Vocabulary
 
@@ -160,7 +159,7 @@ class CaptionTask(Task):
     family = "translation"
     summary = "Image captioning: Show and Tell / Show, Attend and Tell (attention LSTM)"
     Config = CaptionConfig
-    upstream = (Upstream("model.backbone", "backbone", required=False),)
+    upstream = (backbone_upstream(compositional=True),)
 
     def __init__(self, config: CaptionConfig) -> None:
         super().__init__(config)

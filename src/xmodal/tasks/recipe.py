@@ -45,6 +45,7 @@ from xmodal.errors import DataError, ParameterError
 from xmodal.matching.gallery import Embedder, ranked
 from xmodal.matching.recipe_search import embed_recipe_split, search_recipes
 from xmodal.matching.steps import check_temperature, im2recipe_step
+from xmodal.tasks._backbone import backbone_upstream, encoder_groups, start_encoder
 from xmodal.text.vocab import Vocabulary
 
 __all__ = [
@@ -84,6 +85,10 @@ class RecipeModelConfig(Section):
     # A word2vec directory whose vectors initialise the word embedding for training;
     # word_dim must be their dimension.
     word2vec: str | None = None
+    # The image encoder's starting weights: a `backbone` run (`default`: the defaults' run,
+    # trained once into the cache; or its folder), whose encoder and channels must be
+    # these (the default backbone's small-cnn is 128 wide: model.channels=128); null: random.
+    backbone: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -122,7 +127,10 @@ class RecipeDataConfig(ImageDataConfig):
 
 @dataclass
 class RecipeOptimConfig(AdamConfig):
-    """Adam with a linear warm-up and a cosine decay to ``min_lr_ratio * lr``."""
+    """Adam with a linear warm-up and a cosine decay to ``min_lr_ratio * lr``;
+    ``encoder_lr``: the image encoder's (null: ``lr``; 0: frozen)."""
+
+    encoder_lr: float | None = number(None, optional=True)
 
 
 @dataclass
@@ -162,9 +170,11 @@ class RecipeTask(Task):
     family = "matching"
     summary = "im2recipe: image-recipe retrieval (cosine loss + semantic regularisation)"
     Config = RecipeConfig
+    upstream = (backbone_upstream(),)
 
     def __init__(self, config: RecipeConfig) -> None:
         super().__init__(config)
+        self._fitting = False  # setup("fit") was called: build_model loads model.backbone
         self.vocab: Vocabulary | None = None
         self.class_names: tuple[str, ...] | None = None
         self._encoded: dict[str, EncodedRecipes] = {}
@@ -201,6 +211,7 @@ class RecipeTask(Task):
 
     def setup(self, run_dir: Path, stage: str) -> None:
         vocab_path, classes_path = Path(run_dir) / "vocab.json", Path(run_dir) / "dish_classes.json"
+        self._fitting = stage == "fit"
         if stage == "fit":
             from xmodal.text.word2vec import model_word_init
 
@@ -252,7 +263,7 @@ class RecipeTask(Task):
         from xmodal.matching.recipe import Im2Recipe
 
         m = self.config.model
-        return Im2Recipe(
+        model = Im2Recipe(
             len(self.vocab),
             n_classes=self.n_classes,
             encoder=m.encoder,
@@ -262,6 +273,12 @@ class RecipeTask(Task):
             logit_scale_init=1.0 / m.temperature,
             **{k: getattr(m, k) for k in SIZES},
         )
+        start_encoder(self, model.encoder, fitting=self._fitting)
+        return model
+
+    def configure_optimizers(self, model: nn.Module):
+        groups = encoder_groups(model, model.encoder, self.config.optim.encoder_lr)
+        return self.config.optim.configure(groups, self.total_steps())
 
     def pairs(self, batch, epoch: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         """``pair_targets`` of a batch, drawn from (seed, epoch, the batch's first items)
@@ -280,6 +297,8 @@ class RecipeTask(Task):
         return im2recipe_step(model, batch, pairs, margin=m.margin, semantic_weight=w)
 
     def training_step(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
+        if self.config.optim.encoder_lr == 0:
+            model.encoder.eval()  # frozen: its batch-norm statistics too
         return self._loss(model, batch, self._epoch)
 
     def validation_step(self, model: nn.Module, batch) -> dict[str, float]:

@@ -40,11 +40,10 @@ from xmodal.engine.config import TrainerConfig
 from xmodal.engine.options import option
 from xmodal.engine.schedule import AdamConfig
 from xmodal.engine.task import Task
-from xmodal.engine.upstream import Upstream
 from xmodal.errors import DataError
 from xmodal.matching.gallery import Embedder, ranked
 from xmodal.matching.steps import JOINT_LOSSES, check_temperature, joint_embedding_step
-from xmodal.tasks._backbone import encoder_groups, start_encoder
+from xmodal.tasks._backbone import backbone_upstream, encoder_groups, start_encoder
 from xmodal.text.vocab import Vocabulary
 
 __all__ = [
@@ -70,6 +69,10 @@ class RetrievalModelConfig(Section):
 
     encoder: str = "small-cnn"
     channels: int = integer(128)  # small-cnn width (ignored by the ResNets)
+    # The image's vector: "mean" over the map, or "attention" (CLIP's attention pooling,
+    # image_heads heads: it keeps where things are and what goes with what).
+    image_pooling: str = choice("mean", ("mean", "attention"))
+    image_heads: int = integer(8)
     embed_dim: int = integer(256)
     word_dim: int = integer(128)
     # The text side: "gru" (hidden, bidirectional) or "transformer" (text_layers pre-LN
@@ -159,7 +162,7 @@ class RetrievalTask(Task):
     family = "matching"
     summary = "Image-text retrieval: joint embedding (VSE++ hinge, triplet or InfoNCE)"
     Config = RetrievalConfig
-    upstream = (Upstream("model.backbone", "backbone", required=False),)
+    upstream = (backbone_upstream(),)
 
     @dataclass
     class PredictOptions:
@@ -256,6 +259,7 @@ class RetrievalTask(Task):
             text_max_len=self.config.data.max_len,
             word_init=self._word_init,  # training only: eval and predict load the weights
             logit_scale_init=1.0 / m.temperature,
+            image_size=self.config.data.image_size,
             **{k: v for k, v in vars(m).items() if k not in NOT_MODEL_KEYS},
         )
         start_encoder(self, model.encoder, fitting=self._fitting)

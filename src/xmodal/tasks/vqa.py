@@ -45,13 +45,12 @@ from xmodal.engine.fit import fit_steps
 from xmodal.engine.options import option
 from xmodal.engine.schedule import AdamConfig
 from xmodal.engine.task import Task
-from xmodal.engine.upstream import Upstream
 from xmodal.errors import DataError, ParameterError
 from xmodal.metrics.vqa import normalize_answer
 from xmodal.referencing.vqa import FUSIONS, READOUTS
 from xmodal.referencing.vqa_inference import answer_pairs, answer_questions, score_answers
 from xmodal.referencing.vqa_losses import attention_loss, soft_cross_entropy
-from xmodal.tasks._backbone import encoder_groups, start_encoder
+from xmodal.tasks._backbone import backbone_upstream, encoder_groups, start_encoder
 from xmodal.tasks._world import CompositionalConfig
 from xmodal.text.encoders import QUESTION_ENCODERS
 
@@ -173,7 +172,7 @@ class VQATask(Task):
     family = "referencing"
     summary = "Visual question answering: stacked attention (SAN) or LSTM Q + norm I fusion"
     Config = VQAConfig
-    upstream = (Upstream("model.backbone", "backbone", required=False),)
+    upstream = (backbone_upstream(compositional=True),)
 
     @dataclass
     class PredictOptions:

@@ -1,6 +1,11 @@
 """Vision representations: image encoders with one interface, and soft visual attention."""
 
-from xmodal.vision.attention import AdditiveAttention, DotProductAttention, VisualAttention
+from xmodal.vision.attention import (
+    AdditiveAttention,
+    AttentionPool2d,
+    DotProductAttention,
+    VisualAttention,
+)
 from xmodal.vision.encoders import (
     FeatureInfo,
     ImageEncoder,
@@ -14,6 +19,7 @@ from xmodal.vision.encoders import (
 
 __all__ = [
     "AdditiveAttention",
+    "AttentionPool2d",
     "DotProductAttention",
     "FeatureInfo",
     "ImageEncoder",

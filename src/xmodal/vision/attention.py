@@ -31,7 +31,7 @@ from torch import nn
 from xmodal._checks import check_positive_int
 from xmodal.errors import ParameterError
 
-__all__ = ["AdditiveAttention", "DotProductAttention", "VisualAttention"]
+__all__ = ["AdditiveAttention", "AttentionPool2d", "DotProductAttention", "VisualAttention"]
 
 
 class VisualAttention(nn.Module):
@@ -167,3 +167,60 @@ class DotProductAttention(VisualAttention):
             query, feats = self.query_proj(query), self.key_proj(feats)
         scores = torch.bmm(feats, query.unsqueeze(-1)).squeeze(-1)  # (B, N)
         return scores / math.sqrt(self.hidden_dim)
+
+
+class AttentionPool2d(nn.Module):
+    """CLIP's attention pooling (Radford et al. 2021, ``model.py``'s ``AttentionPool2d``):
+    a feature map's global vector as one multi-head attention query.
+
+    The map's locations and their mean become ``H'*W' + 1`` tokens, each plus a learned
+    positional embedding; the mean token attends over all of them and its output, through
+    ``c_proj``, is the vector. Unlike a mean over locations it keeps where things are and
+    which features occur together (its heads can pick the locations of one colour and
+    read their shape).
+
+    Args:
+        grid: the map's ``(H', W')`` (the positional embedding's size); another size is
+            refused.
+        channels: ``C``, the map's channels (``embed_dim`` in CLIP's code).
+        heads: attention heads; must divide ``channels``.
+        out_dim: the output's dimension (default: ``channels``).
+
+    ``forward(features (B, C, H', W')) -> (B, out_dim)``.
+    """
+
+    def __init__(self, grid: tuple[int, int], channels: int, heads: int,
+                 out_dim: int | None = None) -> None:  # fmt: skip
+        super().__init__()
+        self.grid = tuple(check_positive_int(g, "grid") for g in grid)
+        channels = check_positive_int(channels, "channels")
+        self.heads = check_positive_int(heads, "heads")
+        if channels % self.heads:
+            raise ParameterError(
+                f"channels must be divisible by heads. Found: channels={channels}, "
+                f"heads={self.heads}"
+            )
+        out_dim = channels if out_dim is None else check_positive_int(out_dim, "out_dim")
+        n = self.grid[0] * self.grid[1] + 1
+        self.positional_embedding = nn.Parameter(torch.randn(n, channels) / channels**0.5)
+        self.q_proj = nn.Linear(channels, channels)
+        self.k_proj = nn.Linear(channels, channels)
+        self.v_proj = nn.Linear(channels, channels)
+        self.c_proj = nn.Linear(channels, out_dim)
+        self.channels = channels
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        c, (h, w) = self.channels, self.grid
+        if not isinstance(features, torch.Tensor) or features.ndim != 4 or features.shape[1:] != (
+            c, h, w,
+        ):  # fmt: skip
+            found = tuple(features.shape) if isinstance(features, torch.Tensor) else features
+            raise ParameterError(f"features must have shape (B, {c}, {h}, {w}). Found: {found}")
+        x = features.flatten(2).transpose(1, 2)  # (B, HW, C)
+        x = torch.cat([x.mean(dim=1, keepdim=True), x], dim=1) + self.positional_embedding
+        b, n, d = x.shape[0], x.shape[1], c // self.heads
+        q = self.q_proj(x[:, :1]).view(b, 1, self.heads, d).transpose(1, 2)  # (B, h, 1, d)
+        k = self.k_proj(x).view(b, n, self.heads, d).transpose(1, 2)
+        v = self.v_proj(x).view(b, n, self.heads, d).transpose(1, 2)
+        out = nn.functional.scaled_dot_product_attention(q, k, v)  # (B, h, 1, d)
+        return self.c_proj(out.transpose(1, 2).reshape(b, c))
