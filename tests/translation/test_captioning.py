@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections import Counter
 
@@ -22,6 +23,7 @@ from xmodal.translation import (
 )
 from xmodal.world import World
 from xmodal.world.datasets import make_dataset
+from xmodal.world.language import word_attributes
 
 TINY = dict(encoder_kwargs={"channels": 16}, embed_dim=16, hidden_dim=32, dropout=0.0)
 MODELS = {
@@ -31,11 +33,25 @@ MODELS = {
     "word-query": lambda v, **kw: ShowAttendTell(
         v, attention_dim=16, word_query=True, **{**TINY, **kw}
     ),  # fmt: skip
+    # Colour and shape words factored: p(group | language) * p(value | attended region).
+    "factored": lambda v, **kw: ShowAttendTell(
+        v, attention_dim=16, word_query=True, word_attributes=_attributes(), **{**TINY, **kw}
+    ),  # fmt: skip
 }
+
+
+def _attributes() -> dict:
+    """The colour and shape words of the test vocabulary (:func:`word_attributes`)."""
+    return word_attributes(_world_data()[2].itos)
 
 
 @pytest.fixture(scope="module")
 def world_data():
+    return _world_data()
+
+
+@functools.cache
+def _world_data():
     """8 world images, their captions as word lists, a vocabulary of all 40 captions and
     the first caption of each encoded."""
     ds = make_dataset(World(seed=0), "captioning", "train", size=8)
@@ -253,7 +269,8 @@ def trained(world_data):
     """Each model trained on the 8 images (first caption each) until it recites them."""
     images, _, vocab, tokens = world_data
     models = {}
-    for name, steps in (("show-tell", 100), ("show-attend-tell", 100), ("word-query", 100)):
+    for name, steps in (("show-tell", 100), ("show-attend-tell", 100), ("word-query", 100),
+                        ("factored", 100)):  # fmt: skip
         model = (
             make(name, len(vocab), alpha_c=0.0) if name != "show-tell" else make(name, len(vocab))
         )
@@ -473,3 +490,40 @@ def test_captions_per_image_equals_repeated_images(cls):
         torch.testing.assert_close(shared.alphas, repeated.alphas)
     with pytest.raises(ParameterError, match="tokens"):
         model(images, tokens, captions_per_image=3)  # 6 rows for 3 images x 3 captions
+
+
+def test_factored_words_take_their_value_from_the_attended_region_alone(world_data):
+    """``word_attributes``: the output is a distribution; within a group (the colours, the
+    shapes) the words' shares depend on the attended context only, whatever the previous
+    word and state; the other words' logits are the plain model's, renormalised."""
+    _, _, vocab, _ = world_data
+    found = _attributes()
+    assert {g for g, _, _ in found.values()} >= {"colour", "shape"}
+    model = make("factored", len(vocab)).double().eval()
+    torch.manual_seed(1)
+    n = 5
+    context = torch.randn(1, model.feature_dim, dtype=torch.float64).expand(n, -1)
+    emb = torch.randn(n, model.embed_dim, dtype=torch.float64)  # five different languages
+    h = torch.randn(n, model.hidden_dim, dtype=torch.float64)
+    with torch.no_grad():
+        logp = model._logits(emb, h, context)
+        plain = model.out(torch.tanh(emb + model.out_h(h) + model.out_z(context)))
+    torch.testing.assert_close(logp.logsumexp(-1), torch.zeros(n, dtype=torch.float64))
+    for group in ("colour", "shape"):
+        ids = [i for i, (g, _, _) in found.items() if g == group]
+        within = logp[:, ids].log_softmax(-1)
+        torch.testing.assert_close(within, within[:1].expand(n, -1))
+        assert not torch.allclose(logp[:, ids].logsumexp(-1), logp[:1, ids].logsumexp(-1))
+    others = [i for i in range(len(vocab)) if i not in found]
+    torch.testing.assert_close(logp[:, others].log_softmax(-1), plain[:, others].log_softmax(-1))
+    with pytest.raises(ParameterError, match="word ids outside"):
+        make("factored", 5)
+
+
+def test_factored_words_leave_the_plain_model_unchanged(world_data):
+    _, _, vocab, _ = world_data
+    plain, empty = (
+        make("word-query", len(vocab)),
+        make("word-query", len(vocab), word_attributes={}),
+    )
+    assert plain.state_dict().keys() == empty.state_dict().keys()

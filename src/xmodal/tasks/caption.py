@@ -80,6 +80,10 @@ class CaptionModelConfig(Section):
     # ShowAttendTell): after "red" it looks for the red object. On the world it lifts
     # content precision from 78% to 96% (docs/captioning.md); false: the paper's.
     word_query: bool = flag(True)
+    # Colour and shape words as p(colour or shape word | the language) * p(which one | the
+    # attended region) (ShowAttendTell's word_attributes; the world's colour and shape
+    # words): for pairs never seen in training (data.compositional). Not in the paper.
+    factored_words: bool = flag(False)
     # Weight of the doubly stochastic regulariser. 0 by default: on the world it made
     # attention grounding and content precision worse (docs/captioning.md).
     alpha_c: float = number(0.0)
@@ -90,6 +94,14 @@ class CaptionModelConfig(Section):
     # trained once into the cache; or its folder), whose encoder and channels must be
     # these; null: random (then set optim.encoder_lr=null to train it at optim.lr).
     backbone: str | None = "default"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.factored_words and self.arch != "show-attend-tell":
+            raise ParameterError(
+                f"model.factored_words reads the attended region, which model.arch="
+                f"{self.arch!r} has not: use model.arch=show-attend-tell"
+            )
 
 
 @dataclass
@@ -223,6 +235,7 @@ class CaptionTask(Task):
 
     def build_model(self) -> nn.Module:
         from xmodal.translation.captioning import ShowAttendTell, ShowTell
+        from xmodal.world.language import word_attributes
 
         m = self.config.model
         encoder_kwargs = {"channels": m.channels} if m.encoder == "small-cnn" else {}
@@ -242,6 +255,7 @@ class CaptionTask(Task):
                 gate=m.gate,
                 alpha_c=m.alpha_c,
                 word_query=m.word_query,
+                word_attributes=word_attributes(self.vocab.itos) if m.factored_words else None,
                 **common,
             )
         if self._word_init is not None:  # training only: eval and predict load the weights

@@ -361,6 +361,16 @@ class ShowAttendTell(_Captioner):
     ``alpha_c`` is the weight of the doubly stochastic regulariser the model is meant to
     be trained with (read by whoever calls :func:`caption_loss`).
 
+    ``word_attributes`` (not in the paper) factors the words that name an attribute, e.g.
+    ``{id("circles"): ("shape-plural", "shape", "circle")}`` (word id → its group, the
+    attribute and the value it names): ``p(word) = p(group | deep output) *
+    p(value | z_t)``, the first a softmax over the other words and the groups, the second
+    a linear head per attribute on the attended context alone, over the values the
+    group's words name. The language then says *that* a shape comes and the attended
+    region *which* one: no word can be ruled out after another because the pair never
+    occurred in training (the compositional split's held-out pairs). Its ``logits`` are
+    then log-probabilities.
+
     >>> model = ShowAttendTell(len(vocab), encoder_kwargs={"channels": 64})
     >>> out = model(images, tokens)        # logits (B, L-1, V), alphas (B, L-1, 8, 8)
     """
@@ -378,6 +388,7 @@ class ShowAttendTell(_Captioner):
         gate: bool = True,
         alpha_c: float = 1.0,
         word_query: bool = False,
+        word_attributes: dict[int, tuple[str, str, str]] | None = None,
     ) -> None:
         super().__init__(vocab_size, encoder, encoder_kwargs, embed_dim, hidden_dim, dropout)
         self.attention_dim = check_positive_int(attention_dim, "attention_dim")
@@ -393,6 +404,37 @@ class ShowAttendTell(_Captioner):
         self.out_h = nn.Linear(h, e)  # L_h
         self.out_z = nn.Linear(c, e, bias=False)  # L_z
         self.out = nn.Linear(e, self.vocab_size)  # L_o
+        self._factor(word_attributes or {})
+
+    def _factor(self, word_attributes: dict[int, tuple[str, str, str]]) -> None:
+        """The group logits, the attribute heads and, per group, its words and their
+        values (buffers ``_group{g}_words``, ``_group{g}_values``)."""
+        if any(not 0 <= i < self.vocab_size for i in word_attributes):
+            raise ParameterError(
+                f"word_attributes has word ids outside [0, {self.vocab_size}). "
+                f"Found: {sorted(word_attributes)}"
+            )
+        info = word_attributes.values()
+        attrs = sorted({a for _, a, _ in info})
+        values = {a: sorted({v for _, b, v in info if b == a}) for a in attrs}
+        self.attribute_values = {a: tuple(values[a]) for a in attrs}
+        self.attribute_heads = nn.ModuleDict(
+            {a: nn.Linear(self.feature_dim, len(values[a])) for a in attrs}
+        )
+        self.groups = []  # (name, attribute) of each group, in logit order
+        for g, name in enumerate(sorted({g for g, _, _ in info})):
+            words = sorted(i for i, (h, _, _) in word_attributes.items() if h == name)
+            attr = word_attributes[words[0]][1]
+            if any(word_attributes[i][1] != attr for i in words):
+                raise ParameterError(f"word_attributes: group {name!r} names several attributes")
+            vals = [values[attr].index(word_attributes[i][2]) for i in words]
+            self.register_buffer(f"_group{g}_words", torch.tensor(words), persistent=False)
+            self.register_buffer(f"_group{g}_values", torch.tensor(vals), persistent=False)
+            self.groups.append((name, attr))
+        factored = sorted(word_attributes)
+        self.register_buffer("_factored", torch.tensor(factored, dtype=torch.long),
+                             persistent=False)  # fmt: skip
+        self.group_out = nn.Linear(self.embed_dim, len(self.groups)) if self.groups else None
 
     def _start(self, images):
         feats = self.encoder.forward_features(images)  # (B, C, H', W')
@@ -443,7 +485,22 @@ class ShowAttendTell(_Captioner):
         return context, alpha, (h, c)
 
     def _logits(self, emb, h, context):
-        return self.out(self.dropout(torch.tanh(emb + self.out_h(h) + self.out_z(context))))
+        hidden = self.dropout(torch.tanh(emb + self.out_h(h) + self.out_z(context)))
+        logits = self.out(hidden)
+        if self.group_out is None:
+            return logits
+        # log p(word) for the other words and log p(group), one softmax; then per group
+        # log p(group) + log p(value | z) over the values its words name.
+        v = self.vocab_size
+        top = torch.cat([logits.index_fill(-1, self._factored, float("-inf")),
+                         self.group_out(hidden)], -1).log_softmax(-1)  # fmt: skip
+        heads = {a: head(context) for a, head in self.attribute_heads.items()}
+        out = top[..., :v]
+        for g, (_, attr) in enumerate(self.groups):
+            values = heads[attr].index_select(-1, getattr(self, f"_group{g}_values"))
+            logp = values.log_softmax(-1) + top[..., v + g : v + g + 1]
+            out = out.index_copy(-1, getattr(self, f"_group{g}_words"), logp)
+        return out
 
     def forward(
         self, images: torch.Tensor, tokens: torch.Tensor, *, captions_per_image: int = 1

@@ -44,6 +44,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import permutations
 
@@ -77,6 +78,7 @@ __all__ = [
     "questions",
     "scene_text",
     "word_attribute",
+    "word_attributes",
     "word_categories",
 ]
 
@@ -826,6 +828,26 @@ def word_attribute(word: str) -> tuple[str, str] | None:
     if kind == _NOUN and value is not None:
         return ("shape", value)
     return None
+
+
+def word_attributes(words: Sequence[str]) -> dict[int, tuple[str, str, str]]:
+    """The words of a vocabulary (``words[i]`` is word ``i``) that name a colour or a shape:
+    ``{i: (group, attribute, value)}``, the groups ``colour``, ``shape`` and
+    ``shape-plural`` (:class:`~xmodal.translation.ShowAttendTell`'s ``word_attributes``).
+
+    Example:
+        >>> found = word_attributes(["<pad>", "a", "red", "circle", "crosses"])
+        >>> found[2], found[4], sorted(found)
+        (('colour', 'colour', 'red'), ('shape-plural', 'shape', 'cross'), [2, 3, 4])
+    """
+    found = {}
+    for i, word in enumerate(words):
+        named = word_attribute(word)
+        if named is not None:
+            attr, value = named
+            plural = attr == "shape" and word.lower().strip(_WORD_EDGES) != value
+            found[i] = (attr + ("-plural" if plural else ""), attr, value)
+    return found
 
 
 def _matches(m: Mention, o: WorldObject) -> bool:
