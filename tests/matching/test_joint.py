@@ -152,7 +152,22 @@ def test_attention_pooling_reads_the_map_through_clips_pool():
     assert not hasattr(model, "img_proj")
     with pytest.raises(ParameterError, match=r"\(B, 8, 4, 4\). Found: \(1, 8, 8, 8\)"):
         model.embed_images(torch.rand(1, 3, 64, 64))
-    with pytest.raises(ParameterError, match="image_pooling='attention' needs image_size"):
+    with pytest.raises(ParameterError, match="needs image_size"):
         _model(image_pooling="attention")
+    with pytest.raises(ParameterError, match="needs image_size"):
+        _model(image_layers=1)
+    with pytest.raises(ParameterError, match="image_layers must be an integer >= 0"):
+        _model(image_layers=-1, image_size=32)
     with pytest.raises(ParameterError, match="image_pooling"):
         _model(image_pooling="max")
+
+
+@pytest.mark.parametrize("pooling", ["mean", "attention"])
+def test_image_layers_run_on_the_map_before_the_pooling(pooling):
+    model = _model(image_pooling=pooling, image_heads=2, image_layers=1, image_size=32)
+    images = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        img = model.embed_images(images)
+        mapped = model.map_blocks(model.encoder.forward_features(images))
+        vec = model.pool(mapped) if pooling == "attention" else model.img_proj(mapped.mean((2, 3)))
+    assert torch.allclose(img, torch.nn.functional.normalize(vec, dim=-1), atol=1e-6)

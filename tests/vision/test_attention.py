@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from xmodal.errors import ParameterError
-from xmodal.vision import AdditiveAttention, AttentionPool2d, DotProductAttention
+from xmodal.vision import AdditiveAttention, AttentionPool2d, DotProductAttention, MapTransformer
 
 B, DQ, C, DH, H, W = 3, 5, 6, 4, 3, 4
 
@@ -241,3 +241,21 @@ def test_attention_pool_bad_input_is_a_parameter_error():
     pool = AttentionPool2d((2, 2), 8, 2)
     with pytest.raises(ParameterError, match=r"\(B, 8, 2, 2\). Found: \(1, 8, 3, 3\)"):
         pool(torch.zeros(1, 8, 3, 3))
+
+
+def test_map_transformer_is_equivariant_to_moving_locations_but_for_its_positions():
+    """Without its position embedding, self-attention over locations commutes with any
+    permutation of them; with it, a moved feature gives another map."""
+    torch.manual_seed(0)
+    blocks = MapTransformer((3, 3), 8, 2, layers=2).eval()
+    x = torch.randn(2, 8, 3, 3)
+    perm = torch.randperm(9)
+    moved = x.flatten(2)[..., perm].view_as(x)
+    with torch.no_grad():
+        assert blocks(x).shape == x.shape
+        with_positions = blocks(moved).flatten(2)
+        assert not torch.allclose(with_positions, blocks(x).flatten(2)[..., perm], atol=1e-4)
+        blocks.positional_embedding.zero_()
+        torch.testing.assert_close(blocks(moved).flatten(2), blocks(x).flatten(2)[..., perm])
+    with pytest.raises(ParameterError, match=r"\(B, 8, 3, 3\). Found: \(1, 8, 2, 2\)"):
+        blocks(torch.zeros(1, 8, 2, 2))

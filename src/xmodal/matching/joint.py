@@ -35,7 +35,7 @@ from xmodal.text.encoders import (
     GRUTextEncoder,
     TransformerTextEncoder,
 )
-from xmodal.vision.attention import AttentionPool2d
+from xmodal.vision.attention import AttentionPool2d, MapTransformer
 from xmodal.vision.encoders import create_encoder
 
 __all__ = [
@@ -72,6 +72,9 @@ class JointEmbedding(nn.Module):
             ``forward_head``, then a Linear) or ``"attention"`` (CLIP's
             :class:`~xmodal.vision.attention.AttentionPool2d` of ``image_heads`` heads over
             the map of an ``image_size`` image, straight to ``embed_dim``).
+        image_layers: pre-LN transformer blocks (``image_heads`` heads, no dropout) over
+            the map's locations, with a learned position embedding, before the pooling
+            (:class:`~xmodal.vision.attention.MapTransformer`); 0: none.
         logit_scale_init: starting inverse temperature of :attr:`logit_scale`, the
             :class:`~xmodal.nn.LogitScale` an InfoNCE loss learns (unused by hinge losses).
     """
@@ -97,6 +100,7 @@ class JointEmbedding(nn.Module):
         text_dropout: float = 0.1,
         image_pooling: str = "mean",
         image_heads: int = 8,
+        image_layers: int = 0,
         image_size: int | None = None,
     ) -> None:
         super().__init__()
@@ -106,12 +110,21 @@ class JointEmbedding(nn.Module):
         self.encoder = create_encoder(encoder, **(encoder_kwargs or {}))
         self.image_pooling = check_choice(image_pooling, "image_pooling", IMAGE_POOLINGS)
         info = self.encoder.feature_info
+        self.image_layers = check_positive_int(image_layers, "image_layers", minimum=0)
+        side = None
+        if image_pooling == "attention" or self.image_layers:  # both know the map's size
+            if image_size is None:
+                raise ParameterError(
+                    f"image_pooling={image_pooling!r} with image_layers={image_layers} "
+                    "needs image_size"
+                )
+            side = -(-check_positive_int(image_size, "image_size") // info.stride)
+        if self.image_layers:  # the locations see each other before the pooling
+            self.map_blocks = MapTransformer((side, side), info.channels, image_heads,
+                                             self.image_layers)  # fmt: skip
         if image_pooling == "mean":
             self.img_proj = nn.Linear(info.channels, embed_dim)
         else:  # CLIP's attention pooling over the map, whose size image_size sets
-            if image_size is None:
-                raise ParameterError("image_pooling='attention' needs image_size")
-            side = -(-check_positive_int(image_size, "image_size") // info.stride)
             self.pool = AttentionPool2d((side, side), info.channels, image_heads, embed_dim)
         # Either way the text side is `self.text`, so GRU runs keep their state-dict keys.
         if text_encoder == "gru":
@@ -153,6 +166,8 @@ class JointEmbedding(nn.Module):
     def embed_images(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` float in [0, 1] or uint8 → ``(B, embed_dim)`` unit vectors."""
         features = self.encoder.forward_features(images)  # (B, C, H', W')
+        if self.image_layers:
+            features = self.map_blocks(features)
         if self.image_pooling == "attention":
             return F.normalize(self.pool(features), dim=-1)
         return F.normalize(self.img_proj(self.encoder.forward_head(features)), dim=-1)

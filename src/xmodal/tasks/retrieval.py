@@ -73,6 +73,8 @@ class RetrievalModelConfig(Section):
     # image_heads heads: it keeps where things are and what goes with what).
     image_pooling: str = choice("mean", ("mean", "attention"))
     image_heads: int = integer(8)
+    # Transformer blocks over the map's locations before the pooling (0: none).
+    image_layers: int = integer(0, minimum=0)
     embed_dim: int = integer(256)
     word_dim: int = integer(128)
     # The text side: "gru" (hidden, bidirectional) or "transformer" (text_layers pre-LN

@@ -4,6 +4,7 @@ from xmodal.vision.attention import (
     AdditiveAttention,
     AttentionPool2d,
     DotProductAttention,
+    MapTransformer,
     VisualAttention,
 )
 from xmodal.vision.encoders import (
@@ -22,6 +23,7 @@ __all__ = [
     "AttentionPool2d",
     "DotProductAttention",
     "FeatureInfo",
+    "MapTransformer",
     "ImageEncoder",
     "Normalize",
     "ResNetEncoder",

@@ -31,7 +31,13 @@ from torch import nn
 from xmodal._checks import check_positive_int
 from xmodal.errors import ParameterError
 
-__all__ = ["AdditiveAttention", "AttentionPool2d", "DotProductAttention", "VisualAttention"]
+__all__ = [
+    "AdditiveAttention",
+    "AttentionPool2d",
+    "DotProductAttention",
+    "MapTransformer",
+    "VisualAttention",
+]
 
 
 class VisualAttention(nn.Module):
@@ -224,3 +230,38 @@ class AttentionPool2d(nn.Module):
         v = self.v_proj(x).view(b, n, self.heads, d).transpose(1, 2)
         out = nn.functional.scaled_dot_product_attention(q, k, v)  # (B, h, 1, d)
         return self.c_proj(out.transpose(1, 2).reshape(b, c))
+
+
+class MapTransformer(nn.Module):
+    """Pre-LN transformer blocks (:class:`xmodal.text.transformer.Block`, no mask) over a
+    feature map's locations, each first given a learned position embedding (a ViT over
+    the CNN's map, as in hybrid ViTs): every location then sees the others, so what lies
+    left of what can reach one vector.
+
+    ``forward(features (B, C, H', W')) -> (B, C, H', W')``; another map size is refused.
+    """
+
+    def __init__(self, grid: tuple[int, int], channels: int, heads: int, layers: int) -> None:
+        super().__init__()
+        from xmodal.text.transformer import Block, TransformerConfig
+
+        self.grid = tuple(check_positive_int(g, "grid") for g in grid)
+        self.channels = check_positive_int(channels, "channels")
+        n = self.grid[0] * self.grid[1]
+        config = TransformerConfig(vocab_size=1, block_size=n, n_layer=layers, n_head=heads,
+                                   n_embd=self.channels, dropout=0.0)  # fmt: skip
+        self.positional_embedding = nn.Parameter(torch.randn(n, channels) / channels**0.5)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(layers))
+        self.ln = nn.LayerNorm(self.channels)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        c, (h, w) = self.channels, self.grid
+        if not isinstance(features, torch.Tensor) or features.ndim != 4 or features.shape[1:] != (
+            c, h, w,
+        ):  # fmt: skip
+            found = tuple(features.shape) if isinstance(features, torch.Tensor) else features
+            raise ParameterError(f"features must have shape (B, {c}, {h}, {w}). Found: {found}")
+        x = features.flatten(2).transpose(1, 2) + self.positional_embedding  # (B, HW, C)
+        for block in self.blocks:
+            x = block(x, causal=False)[0]
+        return self.ln(x).transpose(1, 2).reshape(features.shape)
