@@ -28,7 +28,7 @@ def images(b: int = 2, size: int = 64, seed: int = 0) -> torch.Tensor:
 
 
 def test_registry_lists_and_creates_every_encoder():
-    assert list_encoders() == ["resnet18", "resnet34", "resnet50", "small-cnn"]
+    assert list_encoders() == ["factored-cnn", "resnet18", "resnet34", "resnet50", "small-cnn"]
     assert isinstance(create_encoder("small-cnn"), ImageEncoder)
     assert create_encoder("small-cnn").feature_info == FeatureInfo(channels=128, stride=8)
     assert create_encoder("resnet34").feature_info == FeatureInfo(channels=512, stride=32)
@@ -46,6 +46,7 @@ def test_unknown_encoder_name_lists_the_known_ones():
     [
         ("small-cnn", {"channels": 32}, 64, 32, 8),
         ("small-cnn", {}, 32, 128, 8),
+        ("factored-cnn", {"channels": 32}, 64, 32, 8),
         ("resnet18", {}, 224, 512, 32),
         ("resnet18", {"output_stride": 16}, 64, 256, 16),
         ("resnet34", {"output_stride": 16}, 64, 256, 16),
@@ -187,3 +188,23 @@ def test_pretrained_loads_the_fetched_weights(monkeypatch):
     torch.testing.assert_close(enc.body.conv1.weight, reference["conv1.weight"])
     torch.testing.assert_close(enc.body.layer3[0].conv1.weight, reference["layer3.0.conv1.weight"])
     assert not hasattr(enc.body, "layer4")
+
+
+def test_the_factored_cnns_shape_stream_is_colour_blind():
+    """Its shape stream reads a grey projection: two images whose colours differ but whose
+    grey levels agree give it the same map (in eval, the projection is the channel mean);
+    the colour stream tells them apart. Training draws a projection per image."""
+    enc = create_encoder("factored-cnn", channels=16).eval()
+    assert enc.streams == {"colour": (0, 8), "shape": (8, 16)}
+    a = images(1, 32)
+    b = a[:, [1, 2, 0]]  # the channels rotated: the same mean, other colours
+    with torch.no_grad():
+        fa, fb = enc.forward_features(a), enc.forward_features(b)
+    torch.testing.assert_close(fa[:, 8:], fb[:, 8:])
+    assert not torch.allclose(fa[:, :8], fb[:, :8], atol=1e-4)
+    enc.train()
+    torch.manual_seed(0)
+    first = enc.forward_features(a)[:, 8:]
+    assert not torch.allclose(first, enc.forward_features(a)[:, 8:], atol=1e-4)
+    with pytest.raises(ParameterError, match="channels must be even"):
+        create_encoder("factored-cnn", channels=9)

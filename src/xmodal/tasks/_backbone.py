@@ -35,6 +35,7 @@ def load_backbone(folder: str | Path, encoder: nn.Module, *, encoder_name: str,
     or, for a ``compositional`` run, on scenes that show its held-out pairs."""
     from xmodal.engine.run import load_run
     from xmodal.engine.upstream import DEFAULT
+    from xmodal.vision.encoders import WIDTH_ENCODERS
 
     if str(folder) == DEFAULT:
         raise ParameterError(
@@ -45,8 +46,8 @@ def load_backbone(folder: str | Path, encoder: nn.Module, *, encoder_name: str,
     theirs = backbone.config
     for key, mine, its in (
         ("model.encoder", encoder_name, theirs.model.encoder),
-        ("model.channels", channels if encoder_name == "small-cnn" else None,
-         theirs.model.channels if theirs.model.encoder == "small-cnn" else None),
+        ("model.channels", channels if encoder_name in WIDTH_ENCODERS else None,
+         theirs.model.channels if theirs.model.encoder in WIDTH_ENCODERS else None),
         ("data.image_size", image_size, theirs.data.image_size),
     ):  # fmt: skip
         if mine != its:

@@ -45,6 +45,7 @@ from xmodal.engine.schedule import AdamConfig
 from xmodal.engine.task import Task
 from xmodal.errors import ParameterError
 from xmodal.vision.backbone import BackboneModel, backbone_loss, cell_accuracy_counts
+from xmodal.vision.encoders import width_kwargs
 
 __all__ = ["BackboneConfig", "BackboneModelConfig", "BackboneTask"]
 
@@ -89,9 +90,7 @@ def build_encoder(m: BackboneModelConfig) -> nn.Module:
     """The image encoder ``model.encoder`` names, untrained."""
     from xmodal.vision import create_encoder
 
-    return create_encoder(
-        m.encoder, **({"channels": m.channels} if m.encoder == "small-cnn" else {})
-    )
+    return create_encoder(m.encoder, **width_kwargs(m.encoder, m.channels))
 
 
 class BackboneTask(Task):

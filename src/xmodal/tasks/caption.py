@@ -49,6 +49,7 @@ from xmodal.errors import DataError, ParameterError
 from xmodal.tasks._backbone import backbone_upstream, encoder_groups, start_encoder
 from xmodal.tasks._world import CompositionalConfig
 from xmodal.text.vocab import Vocabulary
+from xmodal.vision.encoders import width_kwargs
 
 __all__ = [
     "CaptionConfig",
@@ -238,7 +239,7 @@ class CaptionTask(Task):
         from xmodal.world.language import word_attributes
 
         m = self.config.model
-        encoder_kwargs = {"channels": m.channels} if m.encoder == "small-cnn" else {}
+        encoder_kwargs = width_kwargs(m.encoder, m.channels)
         common = dict(
             encoder=m.encoder,
             encoder_kwargs=encoder_kwargs,

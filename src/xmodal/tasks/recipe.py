@@ -47,6 +47,7 @@ from xmodal.matching.recipe_search import embed_recipe_split, search_recipes
 from xmodal.matching.steps import check_temperature, im2recipe_step
 from xmodal.tasks._backbone import backbone_upstream, encoder_groups, start_encoder
 from xmodal.text.vocab import Vocabulary
+from xmodal.vision.encoders import width_kwargs
 
 __all__ = [
     "RecipeConfig",
@@ -267,7 +268,7 @@ class RecipeTask(Task):
             len(self.vocab),
             n_classes=self.n_classes,
             encoder=m.encoder,
-            encoder_kwargs={"channels": m.channels} if m.encoder == "small-cnn" else {},
+            encoder_kwargs=width_kwargs(m.encoder, m.channels),
             batch_norm=m.batch_norm,
             word_init=self._word_init,  # training only: eval and predict load the weights
             logit_scale_init=1.0 / m.temperature,

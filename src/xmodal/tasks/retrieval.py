@@ -45,6 +45,7 @@ from xmodal.matching.gallery import Embedder, ranked
 from xmodal.matching.steps import JOINT_LOSSES, check_temperature, joint_embedding_step
 from xmodal.tasks._backbone import backbone_upstream, encoder_groups, start_encoder
 from xmodal.text.vocab import Vocabulary
+from xmodal.vision.encoders import width_kwargs
 
 __all__ = [
     "RetrievalConfig",
@@ -257,7 +258,7 @@ class RetrievalTask(Task):
         m = self.config.model
         model = JointEmbedding(
             len(self.vocab),
-            encoder_kwargs={"channels": m.channels} if m.encoder == "small-cnn" else {},
+            encoder_kwargs=width_kwargs(m.encoder, m.channels),
             text_max_len=self.config.data.max_len,
             word_init=self._word_init,  # training only: eval and predict load the weights
             logit_scale_init=1.0 / m.temperature,

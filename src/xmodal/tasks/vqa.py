@@ -53,6 +53,7 @@ from xmodal.referencing.vqa_losses import attention_loss, soft_cross_entropy
 from xmodal.tasks._backbone import backbone_upstream, encoder_groups, start_encoder
 from xmodal.tasks._world import CompositionalConfig
 from xmodal.text.encoders import QUESTION_ENCODERS
+from xmodal.vision.encoders import width_kwargs
 
 __all__ = [
     "VQAConfig",
@@ -253,7 +254,7 @@ class VQATask(Task):
         model = VQAModel(
             len(self.vocab.words),
             len(self.vocab.answers),
-            encoder_kwargs={"channels": m.channels} if m.encoder == "small-cnn" else {},
+            encoder_kwargs=width_kwargs(m.encoder, m.channels),
             text_max_len=self.config.data.max_len,
             **kwargs,
         )

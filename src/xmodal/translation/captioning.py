@@ -39,6 +39,7 @@ from xmodal._checks import check_bool, check_positive_int, check_positive_number
 from xmodal.errors import ParameterError
 from xmodal.text.vocab import BOS_ID, EOS_ID, PAD_ID, SPECIALS
 from xmodal.vision import AdditiveAttention, create_encoder
+from xmodal.vision.encoders import stream_channels
 
 __all__ = [
     "CaptionOutput",
@@ -418,8 +419,13 @@ class ShowAttendTell(_Captioner):
         attrs = sorted({a for _, a, _ in info})
         values = {a: sorted({v for _, b, v in info if b == a}) for a in attrs}
         self.attribute_values = {a: tuple(values[a]) for a in attrs}
+        # Each head reads its attribute's stream of a FactoredCNN (all channels otherwise).
+        self.attribute_channels = {a: stream_channels(self.encoder, a) for a in attrs}
         self.attribute_heads = nn.ModuleDict(
-            {a: nn.Linear(self.feature_dim, len(values[a])) for a in attrs}
+            {
+                a: nn.Linear(hi - lo, len(values[a]))
+                for a, (lo, hi) in self.attribute_channels.items()
+            }
         )
         self.groups = []  # (name, attribute) of each group, in logit order
         for g, name in enumerate(sorted({g for g, _, _ in info})):
@@ -494,7 +500,10 @@ class ShowAttendTell(_Captioner):
         v = self.vocab_size
         top = torch.cat([logits.index_fill(-1, self._factored, float("-inf")),
                          self.group_out(hidden)], -1).log_softmax(-1)  # fmt: skip
-        heads = {a: head(context) for a, head in self.attribute_heads.items()}
+        heads = {}
+        for a, head in self.attribute_heads.items():
+            lo, hi = self.attribute_channels[a]
+            heads[a] = head(context[..., lo:hi])
         out = top[..., :v]
         for g, (_, attr) in enumerate(self.groups):
             values = heads[attr].index_select(-1, getattr(self, f"_group{g}_values"))

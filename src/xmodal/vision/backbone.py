@@ -24,6 +24,7 @@ from torch import nn
 
 from xmodal._checks import check_positive_int
 from xmodal.errors import ParameterError
+from xmodal.vision.encoders import stream_channels
 
 __all__ = ["BackboneModel", "backbone_loss", "cell_accuracy_counts", "cell_targets"]
 
@@ -74,15 +75,20 @@ class BackboneModel(nn.Module):
             raise ParameterError(f"classes must name the cell attributes. Found: {classes!r}")
         channels = encoder.feature_info.channels
         self.encoder = encoder
+        # Each head reads its attribute's stream of a FactoredCNN (all channels otherwise).
+        self.channels = {name: stream_channels(encoder, name) for name in classes}
         self.heads = nn.ModuleDict({
-            name: nn.Conv2d(channels, check_positive_int(n, name) + 1, kernel_size=1)
-            for name, n in classes.items()
+            name: nn.Conv2d(b - a, check_positive_int(classes[name], name) + 1, kernel_size=1)
+            for name, (a, b) in self.channels.items()
         })  # fmt: skip
         self.place = nn.Linear(channels, check_positive_int(n_places, "n_places"))
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.encoder.forward_features(images)
-        out = {name: head(features) for name, head in self.heads.items()}
+        out = {}
+        for name, head in self.heads.items():
+            a, b = self.channels[name]
+            out[name] = head(features[:, a:b])
         out["place"] = self.place(self.encoder.forward_head(features))
         return out
 
