@@ -4,6 +4,7 @@ for bit), with a clear error for a backbone trained with another encoder width o
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,9 @@ def test_a_compositional_run_needs_a_backbone_that_never_saw_its_held_out_pairs(
     err = _refused(tmp_path, capsys, f"model.backbone={backbone}", "data.compositional=true")
     assert "trained on every colour-shape pair, the held-out ones" in err
     theirs = train_tiny("backbone", tmp_path / "c", "data.compositional=true")
+    held = json.loads((theirs / "metrics.json").read_text())["compositional"]
+    assert held["held_out_cells"] > 0  # every compositional scene shows a held-out pair
+    assert 0 <= held["held_out_shape_acc"] <= 1 and 0 <= held["held_out_colour_acc"] <= 1
     run = train_tiny("caption", tmp_path, f"model.backbone={theirs}", "data.compositional=true")
     loaded, _ = load_run(run, "caption")
     assert loaded.config.model.backbone == str(theirs)

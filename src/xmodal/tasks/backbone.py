@@ -34,7 +34,6 @@ from xmodal.engine.base import (
     EvalConfig,
     ImageDataConfig,
     Section,
-    TaskConfig,
     flag,
     fraction,
     integer,
@@ -44,6 +43,7 @@ from xmodal.engine.config import TrainerConfig
 from xmodal.engine.schedule import AdamConfig
 from xmodal.engine.task import Task
 from xmodal.errors import ParameterError
+from xmodal.tasks._world import CompositionalConfig
 from xmodal.vision.backbone import BackboneModel, backbone_loss, cell_accuracy_counts
 from xmodal.vision.encoders import width_kwargs
 
@@ -78,7 +78,7 @@ class BackboneOptimConfig(AdamConfig):
 
 
 @dataclass
-class BackboneConfig(TaskConfig):
+class BackboneConfig(CompositionalConfig):
     model: BackboneModelConfig = field(default_factory=BackboneModelConfig)
     data: BackboneDataConfig = field(default_factory=BackboneDataConfig)
     optim: BackboneOptimConfig = field(default_factory=BackboneOptimConfig)
@@ -152,8 +152,12 @@ class BackboneTask(Task):
         seen = {name: torch.zeros(len(names) + 1, dtype=torch.long)
                 for name, names in CELL_ATTRIBUTES.items()}  # fmt: skip
         places = torch.zeros(len(self.world.config.places), dtype=torch.long)
+        held = [0, 0, 0]  # compositional split: cells of a held-out pair; shape, colour right
         for batch in self._loader(split):
             out, cells, place = self._forward(model, batch)
+            if split == "compositional":
+                for i, n in enumerate(self._held_out_counts(out, cells)):
+                    held[i] += n
             for name, (right, total) in cell_accuracy_counts(out, cells, place).items():
                 t = totals.setdefault(name, [0, 0])
                 t[0], t[1] = t[0] + right, t[1] + total
@@ -172,7 +176,23 @@ class BackboneTask(Task):
         chance["place_acc"] = float(places.max() / places.sum())
         metrics["chance"] = chance
         metrics["n_images"] = len(self.data(split))
+        if split == "compositional":  # the objects of pairs never seen in training
+            metrics["held_out_shape_acc"] = held[1] / max(held[0], 1)
+            metrics["held_out_colour_acc"] = held[2] / max(held[0], 1)
+            metrics["held_out_cells"] = held[0]
         return metrics
+
+    def _held_out_counts(self, out, cells: torch.Tensor) -> tuple[int, int, int]:
+        """The cells of a held-out (colour, shape) object, and how many of them the shape
+        and the colour heads get right."""
+        shapes, colours = CELL_ATTRIBUTES["shape"], CELL_ATTRIBUTES["colour"]
+        shape, colour = cells[:, 0], cells[:, 1]  # class + 1; 0: no object
+        mask = torch.zeros_like(shape, dtype=torch.bool)
+        for c, sh in self.world.config.held_out:
+            mask |= (colour == colours.index(c) + 1) & (shape == shapes.index(sh) + 1)
+        right_shape = (out["shape"].argmax(1) == shape) & mask
+        right_colour = (out["colour"].argmax(1) == colour) & mask
+        return int(mask.sum()), int(right_shape.sum()), int(right_colour.sum())
 
     @torch.no_grad()
     def read(self, model: nn.Module, images: torch.Tensor) -> list[dict]:
