@@ -43,6 +43,7 @@ TINY: dict[str, list[str]] = {
         "eval.batch_size=8", "eval.n_figures=1",
     ],
     "retrieval": [
+        "model.backbone=null", "optim.encoder_lr=null",  # test_backbone.py gives one
         "data.train_size=16", "data.val_size=8", "data.test_size=8", "data.batch_size=8",
         "data.num_workers=0", "model.channels=16", "model.hidden=16", "model.word_dim=8",
         "model.embed_dim=16", "eval.batch_size=8", "eval.n_figures=1",

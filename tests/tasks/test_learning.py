@@ -35,8 +35,8 @@ CASES = {
         lambda m, d: (m["test"]["attention_grounding"], m["test"]["grounding_chance"]),
     ),
     "retrieval": (
-        ["data.train_size=1500", "data.test_size=200", "trainer.max_epochs=3",
-         "eval.n_figures=0"],
+        ["model.backbone=null", "optim.encoder_lr=null", "data.train_size=1500",
+         "data.test_size=200", "trainer.max_epochs=3", "eval.n_figures=0"],
         lambda m, d: (m["test"]["t2i_R@10"] / 100, 10 / m["test"]["n_images"]),
     ),
     "recipe": (

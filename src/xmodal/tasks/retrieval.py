@@ -34,6 +34,7 @@ from xmodal.engine.base import (
     fraction,
     integer,
     number,
+    older_run_values,
     trainer_defaults,
 )
 from xmodal.engine.config import TrainerConfig
@@ -70,9 +71,9 @@ class RetrievalModelConfig(Section):
 
     encoder: str = "small-cnn"
     channels: int = integer(128)  # small-cnn width (ignored by the ResNets)
-    # The image's vector: "mean" over the map, or "attention" (CLIP's attention pooling,
-    # image_heads heads: it keeps where things are and what goes with what).
-    image_pooling: str = choice("mean", ("mean", "attention"))
+    # The image's vector: "attention" (CLIP's attention pooling, image_heads heads: it keeps
+    # where things are and what goes with what; docs/retrieval.md), or "mean" over the map.
+    image_pooling: str = choice("attention", ("mean", "attention"))
     image_heads: int = integer(8)
     # Transformer blocks over the map's locations before the pooling (0: none).
     image_layers: int = integer(0, minimum=0)
@@ -96,8 +97,8 @@ class RetrievalModelConfig(Section):
     word2vec: str | None = None
     # The encoder's starting weights: a `backbone` run (`default`: the defaults' run,
     # trained once into the cache; or its folder), whose encoder and channels must be
-    # these; null: random (optim.encoder_lr then trains it as the rest).
-    backbone: str | None = None
+    # these; null: random (then set optim.encoder_lr=null to train it at optim.lr).
+    backbone: str | None = "default"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -133,9 +134,10 @@ class RetrievalDataConfig(ImageDataConfig):
 @dataclass
 class RetrievalOptimConfig(AdamConfig):
     """Adam with a linear warm-up and a cosine decay to ``min_lr_ratio * lr``;
-    ``encoder_lr``: the encoder's (null: ``lr``; 0: frozen)."""
+    ``encoder_lr``: the encoder's (null: ``lr``; 0: frozen); the pretrained backbone is
+    fine-tuned gently."""
 
-    encoder_lr: float | None = number(None, optional=True)
+    encoder_lr: float | None = number(3e-4, optional=True)
 
 
 @dataclass
@@ -223,6 +225,10 @@ class RetrievalTask(Task):
     def setup(self, run_dir: Path, stage: str) -> None:
         path = Path(run_dir) / "vocab.json"
         self._fitting = stage == "fit"
+        # A run saved before the backbone and the attention pooling (resumed or evaluated)
+        # had a random encoder at the one learning rate, and the mean.
+        older_run_values(run_dir, self.config.model, backbone=None, image_pooling="mean")
+        older_run_values(run_dir, self.config.optim, encoder_lr=None)
         if stage == "fit":
             from xmodal.text.word2vec import model_word_init
 
