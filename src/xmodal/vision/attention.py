@@ -175,6 +175,16 @@ class DotProductAttention(VisualAttention):
         return scores / math.sqrt(self.hidden_dim)
 
 
+def _check_map(features, channels: int, grid: tuple[int, int]) -> None:
+    """A ParameterError unless ``features`` is a ``(B, channels, *grid)`` tensor."""
+    shape = (channels, *grid)
+    if not isinstance(features, torch.Tensor) or features.ndim != 4 or features.shape[1:] != shape:
+        found = tuple(features.shape) if isinstance(features, torch.Tensor) else features
+        raise ParameterError(
+            f"features must have shape (B, {channels}, {grid[0]}, {grid[1]}). Found: {found}"
+        )
+
+
 class AttentionPool2d(nn.Module):
     """CLIP's attention pooling (Radford et al. 2021, ``model.py``'s ``AttentionPool2d``):
     a feature map's global vector as one multi-head attention query.
@@ -216,12 +226,8 @@ class AttentionPool2d(nn.Module):
         self.channels = channels
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        c, (h, w) = self.channels, self.grid
-        if not isinstance(features, torch.Tensor) or features.ndim != 4 or features.shape[1:] != (
-            c, h, w,
-        ):  # fmt: skip
-            found = tuple(features.shape) if isinstance(features, torch.Tensor) else features
-            raise ParameterError(f"features must have shape (B, {c}, {h}, {w}). Found: {found}")
+        _check_map(features, self.channels, self.grid)
+        c = self.channels
         x = features.flatten(2).transpose(1, 2)  # (B, HW, C)
         x = torch.cat([x.mean(dim=1, keepdim=True), x], dim=1) + self.positional_embedding
         b, n, d = x.shape[0], x.shape[1], c // self.heads
@@ -255,12 +261,7 @@ class MapTransformer(nn.Module):
         self.ln = nn.LayerNorm(self.channels)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        c, (h, w) = self.channels, self.grid
-        if not isinstance(features, torch.Tensor) or features.ndim != 4 or features.shape[1:] != (
-            c, h, w,
-        ):  # fmt: skip
-            found = tuple(features.shape) if isinstance(features, torch.Tensor) else features
-            raise ParameterError(f"features must have shape (B, {c}, {h}, {w}). Found: {found}")
+        _check_map(features, self.channels, self.grid)
         x = features.flatten(2).transpose(1, 2) + self.positional_embedding  # (B, HW, C)
         for block in self.blocks:
             x = block(x, causal=False)[0]
