@@ -78,10 +78,10 @@ def fraction(default, *, optional: bool = False) -> dataclasses.Field:
     return _checked(default, check_dropout, optional)
 
 
-def flag(default: bool) -> dataclasses.Field:
+def flag(default: bool | None, *, optional: bool = False) -> dataclasses.Field:
     """A field holding True or False (also when the section is built in Python, where no
-    YAML reading checks the type)."""
-    return _checked(default, check_bool, False)
+    YAML reading checks the type); ``optional``: or None."""
+    return _checked(default, check_bool, optional)
 
 
 def choice(default, options, *, optional: bool = False) -> dataclasses.Field:

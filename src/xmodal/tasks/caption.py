@@ -70,8 +70,10 @@ class CaptionModelConfig(Section):
     key: ClassVar[str] = "model"
 
     arch: str = choice("show-attend-tell", ARCHS)
-    encoder: str = "small-cnn"
-    channels: int = integer(128)  # small-cnn width (ignored by the ResNets)
+    # factored-cnn: a colour stream and a colour-blind shape stream (xmodal.vision.
+    # FactoredCNN), which names the shapes of colour-shape pairs never seen in training.
+    encoder: str = "factored-cnn"
+    channels: int = integer(128)  # small-cnn / factored-cnn width (ignored by the ResNets)
     embed_dim: int = integer(128)
     hidden_dim: int = integer(256)
     attention_dim: int = integer(128)
@@ -83,8 +85,10 @@ class CaptionModelConfig(Section):
     word_query: bool = flag(True)
     # Colour and shape words as p(colour or shape word | the language) * p(which one | the
     # attended region) (ShowAttendTell's word_attributes; the world's colour and shape
-    # words): for pairs never seen in training (data.compositional). Not in the paper.
-    factored_words: bool = flag(False)
+    # words): pairs never seen in training get named (data.compositional; docs/
+    # captioning.md). Not in the paper; false: the paper's output layer; null (the
+    # default): on for the world's captions (off for real ones, and show-tell has none).
+    factored_words: bool | None = flag(None, optional=True)
     # Weight of the doubly stochastic regulariser. 0 by default: on the world it made
     # attention grounding and content precision worse (docs/captioning.md).
     alpha_c: float = number(0.0)
@@ -204,7 +208,8 @@ class CaptionTask(Task):
         self._fitting = stage == "fit"
         # A run saved before the backbone (resumed or evaluated) had none, one encoder
         # learning rate and the paper's attention query.
-        older_run_values(run_dir, self.config.model, backbone=None, word_query=False)
+        older_run_values(run_dir, self.config.model, backbone=None, word_query=False,
+                         factored_words=False)  # fmt: skip
         older_run_values(run_dir, self.config.optim, encoder_lr=None)
         if stage == "fit":
             captions = all_captions(self.data("train"), self.world)
@@ -256,7 +261,7 @@ class CaptionTask(Task):
                 gate=m.gate,
                 alpha_c=m.alpha_c,
                 word_query=m.word_query,
-                word_attributes=word_attributes(self.vocab.itos) if m.factored_words else None,
+                word_attributes=word_attributes(self.vocab.itos) if self.factored_words else None,
                 **common,
             )
         if self._word_init is not None:  # training only: eval and predict load the weights
@@ -264,6 +269,15 @@ class CaptionTask(Task):
                 model.embed.weight.copy_(self._word_init)
         start_encoder(self, model.encoder, fitting=self._fitting)
         return model
+
+    @property
+    def factored_words(self) -> bool:
+        """``model.factored_words``; null: on the world's captions (whose lexicon it
+        reads), off on real ones."""
+        m = self.config.model
+        if m.factored_words is None:
+            return self.config.data.name == "world"
+        return m.factored_words
 
     def configure_optimizers(self, model: nn.Module):
         groups = encoder_groups(model, model.encoder, self.config.optim.encoder_lr)
