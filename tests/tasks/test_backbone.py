@@ -28,6 +28,10 @@ def test_a_short_training_beats_chance(tmp_path, one_thread):
     assert 0 < chance["shape_acc"] < 0.5 and chance["size_acc"] >= 0.5  # two sizes
 
 
+# The tiny backbone's encoder (caption's default is factored-cnn).
+SMALL = "model.encoder=small-cnn"
+
+
 @pytest.fixture(scope="module")
 def backbone(tmp_path_factory) -> Path:
     return train_tiny("backbone", tmp_path_factory.mktemp("runs"))
@@ -37,7 +41,7 @@ def backbone(tmp_path_factory) -> Path:
 def test_a_frozen_backbone_is_the_encoder_bit_for_bit(backbone, tmp_path, task):
     # VQA's encoder learning rate must be positive: a tiny one for no step to move it.
     lr = "optim.encoder_lr=1e-30" if task == "vqa" else "optim.encoder_lr=0"
-    width = ["model.channels=16"] if task == "recipe" else []  # the tiny backbone's
+    width = {"recipe": ["model.channels=16"], "caption": [SMALL]}.get(task, [])  # the tiny's
     run = train_tiny(task, tmp_path, f"model.backbone={backbone}", lr, *width)
     ours = read_weights(run)
     theirs = read_weights(backbone)
@@ -50,13 +54,13 @@ def test_a_frozen_backbone_is_the_encoder_bit_for_bit(backbone, tmp_path, task):
 
 
 def test_a_fine_tuned_backbone_starts_from_its_weights(backbone, tmp_path):
-    caption = train_tiny("caption", tmp_path, f"model.backbone={backbone}",
+    caption = train_tiny("caption", tmp_path, f"model.backbone={backbone}", SMALL,
                          "optim.encoder_lr=1e-3")  # fmt: skip
     ours, theirs = read_weights(caption), read_weights(backbone)
     moved = [k for k, v in theirs.items() if k.endswith("weight") and k.startswith("encoder.")
              and not (ours[k] == v).all()]  # fmt: skip
     assert moved  # it trained...
-    random = read_weights(train_tiny("caption", tmp_path / "b"))
+    random = read_weights(train_tiny("caption", tmp_path / "b", SMALL))
     key = moved[0]
     assert (ours[key] - theirs[key]).abs().mean() < (random[key] - theirs[key]).abs().mean()
 
@@ -65,7 +69,8 @@ def _refused(runs: Path, capsys, *overrides: str) -> str:
     """``xmodal train caption`` (tiny) that stops with a one-line error, leaving no run."""
     from xmodal.cli import main
 
-    assert main(["train", "caption", "--runs-dir", str(runs), *tiny("caption", *overrides)]) == 1
+    args = tiny("caption", SMALL, *overrides)
+    assert main(["train", "caption", "--runs-dir", str(runs), *args]) == 1
     assert not any((Path(runs) / "caption").glob("*"))
     return one_line_error(capsys)
 
@@ -89,6 +94,12 @@ def test_a_compositional_run_needs_a_backbone_that_never_saw_its_held_out_pairs(
     held = json.loads((theirs / "metrics.json").read_text())["compositional"]
     assert held["held_out_cells"] > 0  # every compositional scene shows a held-out pair
     assert 0 <= held["held_out_shape_acc"] <= 1 and 0 <= held["held_out_colour_acc"] <= 1
-    run = train_tiny("caption", tmp_path, f"model.backbone={theirs}", "data.compositional=true")
+    run = train_tiny("caption", tmp_path, f"model.backbone={theirs}", SMALL,
+                     "data.compositional=true")  # fmt: skip
     loaded, _ = load_run(run, "caption")
     assert loaded.config.model.backbone == str(theirs)
+
+
+def test_a_backbone_of_another_encoder_is_a_clear_error(backbone, tmp_path, capsys):
+    err = _refused(tmp_path, capsys, f"model.backbone={backbone}", "model.encoder=factored-cnn")
+    assert "trained with model.encoder=small-cnn; this run has model.encoder=factored-cnn" in err
