@@ -9,6 +9,7 @@ import torch
 
 from xmodal.errors import ParameterError
 from xmodal.matching import JointEmbedding
+from xmodal.matching.joint import MapTransformer
 from xmodal.text.encoders import GRUTextEncoder, TransformerTextEncoder
 from xmodal.text.transformer import Block
 from xmodal.text.vocab import Vocabulary
@@ -150,8 +151,8 @@ def test_attention_pooling_reads_the_map_through_clips_pool():
         expected = model.pool(model.encoder.forward_features(images))
     assert torch.allclose(img, torch.nn.functional.normalize(expected, dim=-1), atol=1e-6)
     assert not hasattr(model, "img_proj")
-    with pytest.raises(ParameterError, match=r"\(B, 8, 4, 4\). Found: \(1, 8, 8, 8\)"):
-        model.embed_images(torch.rand(1, 3, 64, 64))
+    with torch.no_grad():  # another image size: the position embedding is resized
+        assert model.embed_images(torch.rand(1, 3, 64, 64)).shape == (1, 12)
     with pytest.raises(ParameterError, match="needs image_size"):
         _model(image_pooling="attention")
     with pytest.raises(ParameterError, match="needs image_size"):
@@ -171,3 +172,21 @@ def test_image_layers_run_on_the_map_before_the_pooling(pooling):
         mapped = model.map_blocks(model.encoder.forward_features(images))
         vec = model.pool(mapped) if pooling == "attention" else model.img_proj(mapped.mean((2, 3)))
     assert torch.allclose(img, torch.nn.functional.normalize(vec, dim=-1), atol=1e-6)
+
+
+def test_map_transformer_is_equivariant_to_moving_locations_but_for_its_positions():
+    """Without its position embedding, self-attention over locations commutes with any
+    permutation of them; with it, a moved feature gives another map."""
+    torch.manual_seed(0)
+    blocks = MapTransformer((3, 3), 8, 2, layers=2).eval()
+    x = torch.randn(2, 8, 3, 3)
+    perm = torch.randperm(9)
+    moved = x.flatten(2)[..., perm].view_as(x)
+    with torch.no_grad():
+        assert blocks(x).shape == x.shape
+        with_positions = blocks(moved).flatten(2)
+        assert not torch.allclose(with_positions, blocks(x).flatten(2)[..., perm], atol=1e-4)
+        blocks.positional_embedding.zero_()
+        torch.testing.assert_close(blocks(moved).flatten(2), blocks(x).flatten(2)[..., perm])
+    with pytest.raises(ParameterError, match=r"\(B, 8, H', W'\). Found: \(1, 4, 3, 3\)"):
+        blocks(torch.zeros(1, 4, 3, 3))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from xmodal.errors import ParameterError
-from xmodal.vision import AdditiveAttention, AttentionPool2d, DotProductAttention, MapTransformer
+from xmodal.vision import AdditiveAttention, AttentionPool2d, DotProductAttention
 
 B, DQ, C, DH, H, W = 3, 5, 6, 4, 3, 4
 
@@ -239,23 +239,23 @@ def test_attention_pool_bad_input_is_a_parameter_error():
     with pytest.raises(ParameterError, match="divisible by heads"):
         AttentionPool2d((2, 2), 6, 4)
     pool = AttentionPool2d((2, 2), 8, 2)
-    with pytest.raises(ParameterError, match=r"\(B, 8, 2, 2\). Found: \(1, 8, 3, 3\)"):
-        pool(torch.zeros(1, 8, 3, 3))
+    with pytest.raises(ParameterError, match=r"\(B, 8, H', W'\). Found: \(1, 6, 2, 2\)"):
+        pool(torch.zeros(1, 6, 2, 2))
 
 
-def test_map_transformer_is_equivariant_to_moving_locations_but_for_its_positions():
-    """Without its position embedding, self-attention over locations commutes with any
-    permutation of them; with it, a moved feature gives another map."""
+def test_attention_pool_resizes_its_positions_for_another_map():
+    """A map of another size gets the position embedding resized bicubically (CLIP's and
+    timm's convention); resizing to the learnt grid is the identity."""
+    from xmodal.vision.attention import resize_positions
+
     torch.manual_seed(0)
-    blocks = MapTransformer((3, 3), 8, 2, layers=2).eval()
-    x = torch.randn(2, 8, 3, 3)
-    perm = torch.randperm(9)
-    moved = x.flatten(2)[..., perm].view_as(x)
+    pool = AttentionPool2d((4, 4), 8, 2).eval()
+    table = pool.positional_embedding[1:]
+    assert resize_positions(table, (4, 4), (4, 4)) is table
+    bigger = resize_positions(table, (4, 4), (8, 8))
+    assert bigger.shape == (64, 8)
+    back = torch.nn.functional.interpolate(bigger.T.reshape(1, 8, 8, 8), size=(4, 4),
+                                           mode="area")  # fmt: skip
+    assert torch.allclose(back.reshape(8, 16).T, table, atol=0.3)  # the same layout
     with torch.no_grad():
-        assert blocks(x).shape == x.shape
-        with_positions = blocks(moved).flatten(2)
-        assert not torch.allclose(with_positions, blocks(x).flatten(2)[..., perm], atol=1e-4)
-        blocks.positional_embedding.zero_()
-        torch.testing.assert_close(blocks(moved).flatten(2), blocks(x).flatten(2)[..., perm])
-    with pytest.raises(ParameterError, match=r"\(B, 8, 3, 3\). Found: \(1, 8, 2, 2\)"):
-        blocks(torch.zeros(1, 8, 2, 2))
+        assert pool(torch.randn(2, 8, 2, 3)).shape == (2, 8)

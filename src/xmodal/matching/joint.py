@@ -35,13 +35,15 @@ from xmodal.text.encoders import (
     GRUTextEncoder,
     TransformerTextEncoder,
 )
-from xmodal.vision.attention import AttentionPool2d, MapTransformer
+from xmodal.text.transformer import Block, TransformerConfig
+from xmodal.vision.attention import AttentionPool2d, check_map, resize_positions
 from xmodal.vision.encoders import create_encoder
 
 __all__ = [
     "GRUTextEncoder",
     "IMAGE_POOLINGS",
     "JointEmbedding",
+    "MapTransformer",
     "POOLINGS",
     "TEXT_ENCODERS",
     "TRANSFORMER_POOLINGS",
@@ -74,7 +76,7 @@ class JointEmbedding(nn.Module):
             the map of an ``image_size`` image, straight to ``embed_dim``).
         image_layers: pre-LN transformer blocks (``image_heads`` heads, no dropout) over
             the map's locations, with a learned position embedding, before the pooling
-            (:class:`~xmodal.vision.attention.MapTransformer`); 0: none.
+            (:class:`MapTransformer`); 0: none.
         logit_scale_init: starting inverse temperature of :attr:`logit_scale`, the
             :class:`~xmodal.nn.LogitScale` an InfoNCE loss learns (unused by hinge losses).
     """
@@ -181,3 +183,33 @@ class JointEmbedding(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(img (B_img, D), txt (B_txt, D))``, both L2-normalised."""
         return self.embed_images(images), self.embed_texts(tokens, lengths)
+
+
+class MapTransformer(nn.Module):
+    """Pre-LN transformer blocks (:class:`xmodal.text.transformer.Block`, no mask) over a
+    feature map's locations, each first given a learned position embedding (a ViT over
+    the CNN's map, as in hybrid ViTs): every location then sees the others, so what lies
+    left of what can reach one vector.
+
+    ``forward(features (B, C, H', W')) -> (B, C, H', W')``; for a map of another size than
+    ``grid`` the position embedding is resized bicubically.
+    """
+
+    def __init__(self, grid: tuple[int, int], channels: int, heads: int, layers: int) -> None:
+        super().__init__()
+        self.grid = tuple(check_positive_int(g, "grid") for g in grid)
+        self.channels = check_positive_int(channels, "channels")
+        n = self.grid[0] * self.grid[1]
+        config = TransformerConfig(vocab_size=1, block_size=n, n_layer=layers, n_head=heads,
+                                   n_embd=self.channels, dropout=0.0)  # fmt: skip
+        self.positional_embedding = nn.Parameter(torch.randn(n, channels) / channels**0.5)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(layers))
+        self.ln = nn.LayerNorm(self.channels)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        check_map(features, self.channels)
+        places = resize_positions(self.positional_embedding, self.grid, features.shape[-2:])
+        x = features.flatten(2).transpose(1, 2) + places  # (B, HW, C)
+        for block in self.blocks:
+            x = block(x, causal=False)[0]
+        return self.ln(x).transpose(1, 2).reshape(features.shape)

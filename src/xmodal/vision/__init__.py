@@ -4,7 +4,6 @@ from xmodal.vision.attention import (
     AdditiveAttention,
     AttentionPool2d,
     DotProductAttention,
-    MapTransformer,
     VisualAttention,
 )
 from xmodal.vision.encoders import (
@@ -23,7 +22,6 @@ __all__ = [
     "AttentionPool2d",
     "DotProductAttention",
     "FeatureInfo",
-    "MapTransformer",
     "ImageEncoder",
     "Normalize",
     "ResNetEncoder",

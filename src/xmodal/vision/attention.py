@@ -35,8 +35,9 @@ __all__ = [
     "AdditiveAttention",
     "AttentionPool2d",
     "DotProductAttention",
-    "MapTransformer",
     "VisualAttention",
+    "check_map",
+    "resize_positions",
 ]
 
 
@@ -175,14 +176,23 @@ class DotProductAttention(VisualAttention):
         return scores / math.sqrt(self.hidden_dim)
 
 
-def _check_map(features, channels: int, grid: tuple[int, int]) -> None:
-    """A ParameterError unless ``features`` is a ``(B, channels, *grid)`` tensor."""
-    shape = (channels, *grid)
-    if not isinstance(features, torch.Tensor) or features.ndim != 4 or features.shape[1:] != shape:
+def check_map(features, channels: int) -> None:
+    """A ParameterError unless ``features`` is a ``(B, channels, H', W')`` tensor."""
+    if not (isinstance(features, torch.Tensor) and features.ndim == 4
+            and features.shape[1] == channels):  # fmt: skip
         found = tuple(features.shape) if isinstance(features, torch.Tensor) else features
-        raise ParameterError(
-            f"features must have shape (B, {channels}, {grid[0]}, {grid[1]}). Found: {found}"
-        )
+        raise ParameterError(f"features must have shape (B, {channels}, H', W'). Found: {found}")
+
+
+def resize_positions(embedding: torch.Tensor, grid: tuple[int, int], size) -> torch.Tensor:
+    """A ``(H*W, C)`` position embedding learnt on ``grid``, for a map of ``size``: itself,
+    or bicubically resized as CLIP and timm do for another input size."""
+    if tuple(size) == tuple(grid):
+        return embedding
+    c = embedding.shape[-1]
+    table = embedding.T.reshape(1, c, *grid)
+    table = nn.functional.interpolate(table, size=tuple(size), mode="bicubic", align_corners=False)
+    return table.reshape(c, -1).T
 
 
 class AttentionPool2d(nn.Module):
@@ -196,8 +206,8 @@ class AttentionPool2d(nn.Module):
     read their shape).
 
     Args:
-        grid: the map's ``(H', W')`` (the positional embedding's size); another size is
-            refused.
+        grid: the map's ``(H', W')`` (the positional embedding's size); for a map of
+            another size the embedding is resized bicubically (as CLIP's and timm's are).
         channels: ``C``, the map's channels (``embed_dim`` in CLIP's code).
         heads: attention heads; must divide ``channels``.
         out_dim: the output's dimension (default: ``channels``).
@@ -226,43 +236,14 @@ class AttentionPool2d(nn.Module):
         self.channels = channels
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        _check_map(features, self.channels, self.grid)
-        c = self.channels
+        check_map(features, self.channels)
+        c, pos = self.channels, self.positional_embedding
+        places = resize_positions(pos[1:], self.grid, features.shape[-2:])
         x = features.flatten(2).transpose(1, 2)  # (B, HW, C)
-        x = torch.cat([x.mean(dim=1, keepdim=True), x], dim=1) + self.positional_embedding
+        x = torch.cat([x.mean(dim=1, keepdim=True), x], dim=1) + torch.cat([pos[:1], places])
         b, n, d = x.shape[0], x.shape[1], c // self.heads
         q = self.q_proj(x[:, :1]).view(b, 1, self.heads, d).transpose(1, 2)  # (B, h, 1, d)
         k = self.k_proj(x).view(b, n, self.heads, d).transpose(1, 2)
         v = self.v_proj(x).view(b, n, self.heads, d).transpose(1, 2)
         out = nn.functional.scaled_dot_product_attention(q, k, v)  # (B, h, 1, d)
         return self.c_proj(out.transpose(1, 2).reshape(b, c))
-
-
-class MapTransformer(nn.Module):
-    """Pre-LN transformer blocks (:class:`xmodal.text.transformer.Block`, no mask) over a
-    feature map's locations, each first given a learned position embedding (a ViT over
-    the CNN's map, as in hybrid ViTs): every location then sees the others, so what lies
-    left of what can reach one vector.
-
-    ``forward(features (B, C, H', W')) -> (B, C, H', W')``; another map size is refused.
-    """
-
-    def __init__(self, grid: tuple[int, int], channels: int, heads: int, layers: int) -> None:
-        super().__init__()
-        from xmodal.text.transformer import Block, TransformerConfig
-
-        self.grid = tuple(check_positive_int(g, "grid") for g in grid)
-        self.channels = check_positive_int(channels, "channels")
-        n = self.grid[0] * self.grid[1]
-        config = TransformerConfig(vocab_size=1, block_size=n, n_layer=layers, n_head=heads,
-                                   n_embd=self.channels, dropout=0.0)  # fmt: skip
-        self.positional_embedding = nn.Parameter(torch.randn(n, channels) / channels**0.5)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(layers))
-        self.ln = nn.LayerNorm(self.channels)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        _check_map(features, self.channels, self.grid)
-        x = features.flatten(2).transpose(1, 2) + self.positional_embedding  # (B, HW, C)
-        for block in self.blocks:
-            x = block(x, causal=False)[0]
-        return self.ln(x).transpose(1, 2).reshape(features.shape)
