@@ -518,6 +518,9 @@ def test_factored_words_take_their_value_from_the_attended_region_alone(world_da
     torch.testing.assert_close(logp[:, others].log_softmax(-1), plain[:, others].log_softmax(-1))
     with pytest.raises(ParameterError, match="word ids outside"):
         make("factored", 5)
+    mixed = {3: ("g", "colour", "red"), 4: ("g", "shape", "circle")}
+    with pytest.raises(ParameterError, match="group 'g' names several attributes"):
+        make("word-query", len(vocab), word_attributes=mixed)
 
 
 def test_factored_words_leave_the_plain_model_unchanged(world_data):

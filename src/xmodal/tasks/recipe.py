@@ -86,9 +86,9 @@ class RecipeModelConfig(Section):
     # A word2vec directory whose vectors initialise the word embedding for training;
     # word_dim must be their dimension.
     word2vec: str | None = None
-    # The image encoder's starting weights: a `backbone` run (`default`: the defaults' run,
-    # trained once into the cache; or its folder), whose encoder and channels must be
-    # these (the default backbone's small-cnn is 128 wide: model.channels=128); null: random.
+    # The image encoder's starting weights: a `backbone` run (`default`: the backbone
+    # defaults' run with this encoder and width, trained once into the cache; or its
+    # folder, whose encoder and channels must be these); null: random.
     backbone: str | None = None
 
     def __post_init__(self) -> None:

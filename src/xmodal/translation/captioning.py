@@ -418,7 +418,6 @@ class ShowAttendTell(_Captioner):
         info = word_attributes.values()
         attrs = sorted({a for _, a, _ in info})
         values = {a: sorted({v for _, b, v in info if b == a}) for a in attrs}
-        self.attribute_values = {a: tuple(values[a]) for a in attrs}
         # Each head reads its attribute's stream of a FactoredCNN (all channels otherwise).
         self.attribute_channels = {a: stream_channels(self.encoder, a) for a in attrs}
         self.attribute_heads = nn.ModuleDict(
