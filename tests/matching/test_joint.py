@@ -163,6 +163,28 @@ def test_attention_pooling_reads_the_map_through_clips_pool():
         _model(image_pooling="max")
 
 
+def test_flatten_pooling_is_vggs_head_and_keeps_where_things_are():
+    """``image_pooling="flatten"``: the map average-pooled to its grid at ``image_size``,
+    flattened and one Linear (torchvision's VGG head); a feature moved to another place
+    gives another vector, where the mean cannot tell."""
+    model = _model(image_pooling="flatten", image_size=32)
+    images = torch.rand(3, 3, 32, 32)
+    linear = model.pool[-1]
+    with torch.no_grad():
+        img = model.embed_images(images)
+        flat = model.encoder.forward_features(images).flatten(1)  # (3, C * 4 * 4)
+        want = torch.nn.functional.normalize(linear(flat), dim=-1)
+        assert torch.allclose(img, want, atol=1e-6)
+        assert model.embed_images(torch.rand(1, 3, 64, 64)).shape == (1, 12)  # pooled to 4x4
+        one = torch.zeros(1, linear.in_features // 16, 4, 4)
+        one[0, 0, 0, 0] = 1.0
+        moved = one.roll(2, dims=-1)
+        assert torch.equal(one.mean((2, 3)), moved.mean((2, 3)))
+        assert not torch.allclose(model.pool(one), model.pool(moved))
+    with pytest.raises(ParameterError, match="needs image_size"):
+        _model(image_pooling="flatten")
+
+
 @pytest.mark.parametrize("pooling", ["mean", "attention"])
 def test_image_layers_run_on_the_map_before_the_pooling(pooling):
     model = _model(image_pooling=pooling, image_heads=2, image_layers=1, image_size=32)

@@ -58,6 +58,33 @@ def test_the_joint_step_is_the_loss_of_each_image_with_its_caption_rows(joint, r
         joint_embedding_step(joint, batch, rows, loss="hinge")
 
 
+@torch.no_grad()
+def test_hard_negatives_of_the_used_rows_join_every_images_softmax(joint):
+    batch = _captioned_batch()
+    g = torch.Generator().manual_seed(2)
+    batch["negative_tokens"] = torch.randint(4, 10, (3, 4), generator=g)
+    batch["negative_lengths"] = torch.tensor([4, 2, 3])
+    batch["negative_rows"] = torch.tensor([0, 3, 4])  # made from caption rows 0, 3 and 4
+    rows = torch.tensor([1, 2, 4])  # one caption of each image: row 4's negative is used
+    img = joint.embed_images(batch["image"])
+    txt = joint.embed_texts(batch["tokens"][rows], batch["lengths"][rows])
+    extra = joint.embed_texts(batch["negative_tokens"][2:], batch["negative_lengths"][2:])
+    scale = joint.logit_scale()
+    loss, parts = joint_embedding_step(joint, batch, rows, hard_negatives=True)
+    want = info_nce_loss(img, txt, scale, image_ids=batch["index"], hard_negatives=extra)
+    assert float(loss) == pytest.approx(float(want))
+    assert parts["hard_negatives"] == 1
+    loss, _ = joint_embedding_step(joint, batch, rows, loss="triplet", hard_negatives=True)
+    want = hinge_triplet_loss(img, txt, image_ids=batch["index"], hard_negatives=extra)
+    assert float(loss) == pytest.approx(float(want))
+    plain = {k: v for k, v in batch.items() if not k.startswith("negative")}
+    assert float(joint_embedding_step(joint, plain, rows)[0]) == pytest.approx(
+        float(info_nce_loss(img, txt, scale, image_ids=batch["index"]))
+    )
+    with pytest.raises(ParameterError, match="hard_negatives=True needs .*negative_tokens"):
+        joint_embedding_step(joint, plain, rows, hard_negatives=True)
+
+
 def _recipe_batch() -> dict:
     from xmodal.data.recipes import collate_recipes
 

@@ -197,3 +197,31 @@ def test_a_perfect_model_scores_100_and_ties_count_against_the_query():
     assert flat["i2t_R@1"] == flat["t2i_R@1"] == 0.0
     with pytest.raises(ParameterError, match="true_of must be a bool matrix shaped as"):
         plausible_retrieval_metrics(torch.zeros(6, 9), truth[:, :3])
+
+
+def test_near_miss_accuracy_counts_the_pairs_whose_caption_wins():
+    from xmodal.metrics.retrieval import near_miss_accuracy
+
+    true = torch.tensor([0.9, 0.2, 0.5, 0.4])
+    miss = torch.tensor([0.1, 0.5, 0.5, 0.3])  # wins, loses, ties (a failure), wins
+    got = near_miss_accuracy(true, miss, ["relation", "count", "count", "relation"])
+    assert got == {"all": 50.0, "relation": 100.0, "count": 0.0}
+    assert near_miss_accuracy(true, miss) == {"all": 50.0}
+    with pytest.raises(ParameterError, match="two vectors of one length"):
+        near_miss_accuracy(true, miss[:2])
+    with pytest.raises(ParameterError, match="kinds must name each of the 4 pairs"):
+        near_miss_accuracy(true, miss, ["relation"])
+
+
+def test_world_near_misses_are_false_and_say_their_kind():
+    from xmodal.metrics.retrieval import world_near_misses
+    from xmodal.world import World
+    from xmodal.world.language import NEAR_MISS_KINDS
+
+    world = World(seed=0)
+    image, caption, miss, kind = world_near_misses(world, "test", 8)
+    assert len(image) == len(caption) == len(miss) == len(kind) >= 0.9 * 8 * 5
+    for i, c, m, k in zip(image, caption, miss, kind, strict=True):
+        scene = world.scene("test", i, audio=False, questions=False)
+        assert c in scene.captions and world.caption_is_true(c, scene)
+        assert not world.caption_is_true(m, scene) and k in NEAR_MISS_KINDS

@@ -51,25 +51,28 @@ def test_info_nce_matches_hand_computed_values():
     assert got.item() == pytest.approx(masked, abs=1e-6)
 
 
-def _loop_hinge(img, txt, margin, hardest, ids):
+def _loop_hinge(img, txt, margin, hardest, ids, extra=()):
+    """``extra``: hard negative texts, more negatives of every image anchor."""
     b = len(img)
     s = [[float(img[i] @ txt[j]) for j in range(b)] for i in range(b)]
     total = 0.0
     for a in range(b):
         to_txt = [max(0.0, margin - s[a][a] + s[a][j]) for j in range(b) if ids[j] != ids[a]]
+        to_txt += [max(0.0, margin - s[a][a] + float(img[a] @ e)) for e in extra]
         to_img = [max(0.0, margin - s[a][a] + s[i][a]) for i in range(b) if ids[i] != ids[a]]
         for costs in (to_txt, to_img):
             total += (max(costs) if hardest else sum(costs)) if costs else 0.0
     return total / b
 
 
-def _loop_info_nce(img, txt, scale, ids):
+def _loop_info_nce(img, txt, scale, ids, extra=()):
     b = len(img)
     s = [[scale * float(img[i] @ txt[j]) for j in range(b)] for i in range(b)]
     total = 0.0
     for a in range(b):
         keep = [j for j in range(b) if j == a or ids[j] != ids[a]]
-        total += -s[a][a] + math.log(sum(math.exp(s[a][j]) for j in keep))
+        extras = [math.exp(scale * float(img[a] @ e)) for e in extra]
+        total += -s[a][a] + math.log(sum(math.exp(s[a][j]) for j in keep) + sum(extras))
         total += -s[a][a] + math.log(sum(math.exp(s[i][a]) for i in keep))
     return total / (2 * b)
 
@@ -86,6 +89,25 @@ def test_losses_match_a_loop(hardest, ids):
     assert got.item() == pytest.approx(_loop_hinge(img, txt, 0.3, hardest, lids), abs=1e-10)
     got = info_nce_loss(img, txt, 7.0, image_ids=tids)
     assert got.item() == pytest.approx(_loop_info_nce(img, txt, 7.0, lids), abs=1e-10)
+
+
+@pytest.mark.parametrize("hardest", [False, True])
+def test_hard_negatives_are_more_negative_texts_of_every_image(hardest):
+    g = torch.Generator().manual_seed(1)
+    img, txt, extra = (
+        torch.nn.functional.normalize(torch.randn(n, 5, generator=g, dtype=torch.float64), dim=1)
+        for n in (6, 6, 4)
+    )
+    ids = [0, 0, 1, 2, 3, 3]
+    tids = torch.tensor(ids)
+    got = info_nce_loss(img, txt, 7.0, image_ids=tids, hard_negatives=extra)
+    assert got.item() == pytest.approx(_loop_info_nce(img, txt, 7.0, ids, extra), abs=1e-10)
+    assert got.item() > info_nce_loss(img, txt, 7.0, image_ids=tids).item()
+    got = hinge_triplet_loss(img, txt, margin=0.3, hardest=hardest, image_ids=tids,
+                             hard_negatives=extra)  # fmt: skip
+    assert got.item() == pytest.approx(_loop_hinge(img, txt, 0.3, hardest, ids, extra), abs=1e-10)
+    with pytest.raises(ParameterError, match=r"hard_negatives must have shape \(M, D\) with D=5"):
+        info_nce_loss(img, txt, 7.0, hard_negatives=extra[:, :3])
 
 
 def test_logit_scale_is_learned_and_capped():
@@ -122,3 +144,28 @@ def test_bad_input_is_a_parameter_error():
         info_nce_loss(IMG, TXT, 0.0)
     # Not normalised is allowed (the caller's choice), and gives a finite loss.
     assert torch.isfinite(hinge_triplet_loss(3 * IMG, TXT))
+
+
+def test_distillation_is_the_kl_from_teacher_to_student_times_t_squared():
+    from xmodal.nn import distillation_loss
+
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
+    teacher = torch.tensor([[0.7, 0.2, 0.1], [0.0, 1.0, 0.0]])
+    for t in (1.0, 2.0):
+        q = [
+            [math.exp(v / t) / sum(math.exp(u / t) for u in row) for v in row]
+            for row in logits.tolist()
+        ]
+        kl = [sum(p * math.log(p / qq) for p, qq in zip(pr, qr, strict=True) if p > 0)
+              for pr, qr in zip(teacher.tolist(), q, strict=True)]  # fmt: skip
+        want = t * t * sum(kl) / 2
+        assert distillation_loss(logits, teacher, t).item() == pytest.approx(want, abs=1e-6)
+    # A one-hot teacher: the cross entropy of its class.
+    one_hot = torch.nn.functional.cross_entropy(logits[1:], torch.tensor([1]))
+    assert distillation_loss(logits[1:], teacher[1:]).item() == pytest.approx(one_hot.item())
+    with pytest.raises(ParameterError, match="rows >= 0 that sum to 1"):
+        distillation_loss(logits, teacher * 2)
+    with pytest.raises(ParameterError, match=r"both have shape \(B, K\)"):
+        distillation_loss(logits, teacher[:, :2])
+    with pytest.raises(ParameterError, match="temperature"):
+        distillation_loss(logits, teacher, 0.0)

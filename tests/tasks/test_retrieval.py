@@ -35,6 +35,7 @@ from xmodal.tasks.retrieval import RetrievalTask
 from xmodal.text.vocab import Vocabulary
 from xmodal.world import World
 from xmodal.world.datasets import make_dataset
+from xmodal.world.language import NEAR_MISS_KINDS
 from xmodal.world.schema import COLOURS, SHAPES
 
 # conftest.TINY["retrieval"]'s split sizes; a run here makes no figure (NO_FIGURES) unless
@@ -43,7 +44,7 @@ TRAIN, VAL, TEST = 16, 8, 8
 RECALLS = [f"{d}_R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)]
 RANKS = ["i2t_medr", "i2t_meanr", "t2i_medr", "t2i_meanr"]
 WORLD_ONLY = ["arithmetic_top5", "arithmetic_chance", "arithmetic_queries", "tag_i2t_rprec",
-              "tag_t2i_P@10", "plausible", "ceiling"]  # fmt: skip
+              "tag_t2i_P@10", "plausible", "ceiling", "near_miss"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -349,6 +350,8 @@ def test_a_5k_test_split_is_scored_in_1k_folds():
         (["model.text_dropout=1"], "model.text_dropout must be in [0, 1)"),
         (["data.captions_per_step=0"], "data.captions_per_step"),
         (["model.temperature=0.001"], "model.temperature must be >= 0.01"),
+        (["data=karpathy", "data.hard_negatives=true"], "data.hard_negatives=true needs the world"),
+        (["data.hard_negatives=2"], "data.hard_negatives"),
     ],
 )
 def test_bad_config_is_one_line_and_makes_no_run_folder(tmp_path, capsys, overrides, message):
@@ -426,3 +429,27 @@ def test_batches_hold_every_caption_and_steps_pick_seeded_subsets():
         draws.add(tuple(task._rows(batch, 2).tolist()))
     assert len(draws) > 1  # other epochs, other captions
     assert task._rows(batch, None).tolist() == list(range(3 * n))
+
+
+def test_world_training_batches_carry_each_captions_near_miss(tmp_path):
+    from xmodal.engine.config import config_from_dict
+
+    data = {"train_size": 4, "hard_negatives": True}
+    task = RetrievalTask(config_from_dict(RetrievalTask.Config, {"data": data}))
+    task.setup(tmp_path, "fit")
+    sets = task._sets("train")
+    batch = collate_captioned([sets[i] for i in range(4)])
+    n = len(task.captions("train")[0])
+    for tokens, length, row in zip(batch["negative_tokens"], batch["negative_lengths"],
+                                   batch["negative_rows"].tolist(), strict=True):  # fmt: skip
+        scene = task.world.scene("train", row // n, audio=False, questions=False)
+        miss = task.world.near_misses(scene)[row % n]
+        assert not task.world.caption_is_true(miss, scene)
+        assert tokens[:length].tolist() == task.vocab.encode(miss, max_len=32)
+    assert len(batch["negative_rows"]) >= 0.9 * 4 * n
+    assert "negative_tokens" not in collate_captioned([task._sets("val")[0]])
+    assert not RetrievalTask.Config().data.hard_negatives  # off by default
+    d = train_tiny("retrieval", tmp_path / "runs", "data.hard_negatives=true")
+    log = (d / "logs" / "csv" / "metrics.csv").read_text()
+    assert "train/hard_negatives" in log.splitlines()[0]
+    assert {"all"} < set(read_metrics(d)["test"]["near_miss"]) <= {"all", *NEAR_MISS_KINDS}

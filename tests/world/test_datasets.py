@@ -134,6 +134,23 @@ def test_captioning_items_are_the_scenes(world):
         assert item["index"] == i
 
 
+def test_near_misses_are_false_of_their_scene_and_fixed_by_it(world):
+    ds = make_dataset(world, "captioning", "train", size=6, near_misses=True)
+    assert "near_misses" not in make_dataset(world, "captioning", "train", size=1)[0]
+    for i in range(6):
+        scene = world.scene("train", i, audio=False, questions=False)
+        misses = ds[i]["near_misses"]
+        assert len(misses) == len(scene.captions) and misses == world.near_misses(scene)
+        for text, miss in zip(scene.captions, misses, strict=True):
+            assert world.caption_is_true(text, scene)
+            assert miss is None or not world.caption_is_true(miss, scene)
+    assert sum(m is not None for i in range(6) for m in ds[i]["near_misses"]) >= 25
+    other = World(seed=1).near_misses(world.scene("train", 0, audio=False, questions=False))
+    assert other != ds[0]["near_misses"]  # another world's seed draws other edits
+    with pytest.raises(ParameterError, match="scene must be"):
+        world.near_misses("a red circle")
+
+
 def test_retrieval_pairs_each_caption_with_its_image(world):
     n = world.config.n_captions
     ds = make_dataset(world, "retrieval", "test", size=2 * n + 1)

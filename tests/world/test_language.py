@@ -24,6 +24,8 @@ from xmodal.world.language import (
     caption_facts,
     captions,
     facts_hold,
+    near_miss,
+    near_miss_kind,
     question_referents,
     questions,
     scene_text,
@@ -483,6 +485,70 @@ def test_answer_question_reads_paraphrases_and_rejects_others():
     for bad in ("", "hello there", "what colour is the triangle?", "what colour is the shape?"):
         with pytest.raises(ParameterError, match="question"):
             ask(bad)
+
+
+# -------------------------------------------------------------------------- near misses
+
+
+def test_near_misses_are_false_of_the_scene_and_one_edit_away():
+    rng = np.random.default_rng(3)
+    made = total = 0
+    for objs, place in scenes(300, seed=11):
+        for text in captions(rng, objs, place, n=5, margin=MARGIN):
+            miss = near_miss(text, objs, place, rng, margin=MARGIN)
+            total += 1
+            if miss is None:
+                continue
+            made += 1
+            assert not facts_hold(caption_facts(miss), objs, place, margin=MARGIN), miss
+            old, new = text.split(), miss.split()
+            assert len(old) == len(new)
+            # One word, or two traded, plus the article, the noun's number and "is"/"are".
+            changed = [(a, b) for a, b in zip(old, new, strict=True) if a != b]
+            assert 1 <= len(changed) <= 4, (text, miss)
+            assert not any(
+                w == "a" and n[:1] in "aeiou" for w, n in zip(new, new[1:], strict=False)
+            ), miss
+            assert caption_facts(miss).unparsed == caption_facts(text).unparsed
+    assert made >= 0.95 * total
+
+
+def test_near_miss_edits_relations_counts_and_bindings():
+    objs = [WorldObject("circle", "red", "large", 10.0, 20.0, 10.24),
+            WorldObject("square", "blue", "small", 45.0, 40.0, 6.4)]  # fmt: skip
+    text = "a red circle to the left of a blue square"  # "the" opens no noun phrase
+    assert facts_hold(caption_facts(text), objs, "beach", margin=MARGIN)
+    misses = {near_miss(text, objs, "beach", np.random.default_rng(s), margin=MARGIN)
+              for s in range(200)}  # fmt: skip
+    assert "a red circle to the right of a blue square" in misses  # the relation reversed
+    assert "a blue circle to the left of a red square" in misses  # colours traded
+    assert "a red square to the left of a blue circle" in misses  # shapes traded
+    assert "no red circles to the left of a blue square" in misses  # a count changed
+    assert "an orange circle to the left of a blue square" in misses  # the article follows
+    two = [WorldObject("circle", "red", "large", 10.0, 20.0, 10.24),
+           WorldObject("circle", "red", "large", 45.0, 40.0, 10.24)]  # fmt: skip
+    counts = {near_miss("there are two circles", two, "city", np.random.default_rng(s),
+                        margin=MARGIN) for s in range(200)}  # fmt: skip
+    assert {"there is one circle", "there are three circles", "there are no circles"} <= counts
+    kinds = {
+        "a red circle to the right of a blue square": "relation",
+        "a blue circle to the left of a red square": "binding",
+        "a red square to the left of a blue circle": "binding",
+        "no red circles to the left of a blue square": "count",
+        "an orange circle to the left of a blue square": "attribute",
+    }
+    assert {miss: near_miss_kind(text, miss) for miss in kinds} == kinds
+    with pytest.raises(ParameterError, match="not a near miss.*another length"):
+        near_miss_kind(text, "a red circle")
+    # "the" of "to the left of" opens no noun phrase: it is never recounted.
+    assert not any("two left" in m or "no left" in m for m in misses)
+    # Nothing to edit that makes it false: no near miss.
+    assert near_miss("we see a picture", objs, "beach", np.random.default_rng(0),
+                     margin=MARGIN) is None  # fmt: skip
+    with pytest.raises(ParameterError, match="text must be a string"):
+        near_miss(3, objs, "beach", np.random.default_rng(0), margin=MARGIN)
+    with pytest.raises(ParameterError, match="place.*'moon'"):
+        near_miss(text, objs, "moon", np.random.default_rng(0), margin=MARGIN)
 
 
 # -------------------------------------------------------------------------- bad input

@@ -258,7 +258,11 @@ def test_option_checks_name_the_option(world):
     with pytest.raises(ParameterError, match="'tts'.*cache_dir.*'fps'"):
         make_dataset(world, "tts", "train", fps=25)
     with pytest.raises(ParameterError, match="takes no options.*cache_dir"):
+        make_dataset(world, "places", "train", cache_dir="x")
+    with pytest.raises(ParameterError, match="'captioning'.*near_misses.*cache_dir"):
         make_dataset(world, "captioning", "train", cache_dir="x")
+    with pytest.raises(ParameterError, match="near_misses"):
+        make_dataset(world, "captioning", "train", near_misses="yes")
     with pytest.raises(ParameterError, match="fps.*0"):
         make_dataset(world, "speech-separation", "train", fps=0)
 

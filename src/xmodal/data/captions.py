@@ -104,7 +104,8 @@ def all_captions(images: Dataset, world=None) -> list[str]:
 
 class CaptionedImages(Dataset):
     """Each image with all its captions encoded: ``image`` (3, H, W), ``tokens`` a list of
-    LongTensors (<bos> ... <eos>), ``index``."""
+    LongTensors (<bos> ... <eos>), ``index``; where the images carry ``near_misses`` (the
+    world's, one hard negative per caption or None), ``negatives`` too, encoded alike."""
 
     def __init__(self, images: Dataset, vocab: Vocabulary, *, max_len: int):
         self.images, self.vocab, self.max_len = images, vocab, max_len
@@ -119,20 +120,45 @@ class CaptionedImages(Dataset):
         tokens = [
             torch.tensor(self.vocab.encode(c, max_len=self.max_len)) for c in item["captions"]
         ]
-        return {"image": item["image"], "tokens": tokens, "index": item["index"]}
+        out = {"image": item["image"], "tokens": tokens, "index": item["index"]}
+        if "near_misses" in item:
+            out["negatives"] = [
+                None if c is None else torch.tensor(self.vocab.encode(c, max_len=self.max_len))
+                for c in item["near_misses"]
+            ]
+        return out
+
+
+def _padded(rows: list[torch.Tensor]) -> torch.Tensor:
+    if not rows:
+        return torch.full((0, 1), PAD_ID, dtype=torch.long)
+    return nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=PAD_ID)
 
 
 def collate_captioned(items: list[dict]) -> dict:
     """``image`` (B, 3, H, W); ``tokens`` (B * n, L) padded, ``lengths`` (B * n,): the
-    ``n`` captions of image ``b`` are rows ``b * n ... b * n + n - 1``; ``index`` (B,)."""
+    ``n`` captions of image ``b`` are rows ``b * n ... b * n + n - 1``; ``index`` (B,).
+    Items with ``negatives`` add ``negative_tokens`` (M, L), ``negative_lengths`` (M,) and
+    ``negative_rows`` (M,), the caption row each hard negative was made from."""
     n = min(len(it["tokens"]) for it in items)
     rows = [t for it in items for t in it["tokens"][:n]]
-    return {
+    batch = {
         "image": torch.stack([it["image"] for it in items]),
-        "tokens": nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=PAD_ID),
+        "tokens": _padded(rows),
         "lengths": torch.tensor([len(t) for t in rows]),
         "index": torch.tensor([it["index"] for it in items]),
     }
+    if all("negatives" in it for it in items):
+        negatives = [
+            (b * n + j, t)
+            for b, it in enumerate(items)
+            for j, t in enumerate(it["negatives"][:n])
+            if t is not None
+        ]
+        batch["negative_tokens"] = _padded([t for _, t in negatives])
+        batch["negative_lengths"] = torch.tensor([len(t) for _, t in negatives], dtype=torch.long)
+        batch["negative_rows"] = torch.tensor([r for r, _ in negatives], dtype=torch.long)
+    return batch
 
 
 def caption_rows(index: Sequence[int], n: int, k: int | None, *, seed: int, epoch: int):

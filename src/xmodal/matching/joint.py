@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 TEXT_ENCODERS = ("gru", "transformer")
-IMAGE_POOLINGS = ("mean", "attention")
+IMAGE_POOLINGS = ("mean", "attention", "flatten")
 
 
 class JointEmbedding(nn.Module):
@@ -71,9 +71,12 @@ class JointEmbedding(nn.Module):
             ``n_layer``, ``n_head``, ``width`` (None: ``word_dim``), ``max_len`` and
             ``dropout`` (ignored by the GRU).
         image_pooling: the image's global vector: ``"mean"`` (the encoder's
-            ``forward_head``, then a Linear) or ``"attention"`` (CLIP's
+            ``forward_head``, then a Linear), ``"attention"`` (CLIP's
             :class:`~xmodal.vision.attention.AttentionPool2d` of ``image_heads`` heads over
-            the map of an ``image_size`` image, straight to ``embed_dim``).
+            the map of an ``image_size`` image, straight to ``embed_dim``) or
+            ``"flatten"`` (VGG's head: the map average-pooled to its size at
+            ``image_size``, flattened, one Linear: each place has its own weights, so the
+            vector keeps what is where).
         image_layers: pre-LN transformer blocks (``image_heads`` heads, no dropout) over
             the map's locations, with a learned position embedding, before the pooling
             (:class:`MapTransformer`); 0: none.
@@ -114,7 +117,7 @@ class JointEmbedding(nn.Module):
         info = self.encoder.feature_info
         self.image_layers = check_positive_int(image_layers, "image_layers", minimum=0)
         side = None
-        if image_pooling == "attention" or self.image_layers:  # both know the map's size
+        if image_pooling != "mean" or self.image_layers:  # these know the map's size
             if image_size is None:
                 raise ParameterError(
                     f"image_pooling={image_pooling!r} with image_layers={image_layers} "
@@ -126,6 +129,10 @@ class JointEmbedding(nn.Module):
                                              self.image_layers)  # fmt: skip
         if image_pooling == "mean":
             self.img_proj = nn.Linear(info.channels, embed_dim)
+        elif image_pooling == "flatten":  # torchvision VGG's avgpool + flatten + Linear
+            flat = info.channels * side * side
+            self.pool = nn.Sequential(nn.AdaptiveAvgPool2d((side, side)), nn.Flatten(),
+                                      nn.Linear(flat, embed_dim))  # fmt: skip
         else:  # CLIP's attention pooling over the map, whose size image_size sets
             self.pool = AttentionPool2d((side, side), info.channels, image_heads, embed_dim)
         # Either way the text side is `self.text`, so GRU runs keep their state-dict keys.
@@ -170,7 +177,7 @@ class JointEmbedding(nn.Module):
         features = self.encoder.forward_features(images)  # (B, C, H', W')
         if self.image_layers:
             features = self.map_blocks(features)
-        if self.image_pooling == "attention":
+        if self.image_pooling != "mean":
             return F.normalize(self.pool(features), dim=-1)
         return F.normalize(self.img_proj(self.encoder.forward_head(features)), dim=-1)
 

@@ -43,14 +43,21 @@ def check_temperature(value, name: str = "temperature") -> float:
 
 
 def joint_embedding_step(
-    model: nn.Module, batch: dict, rows: torch.Tensor, *, loss: str = "infonce", margin=0.2
+    model: nn.Module,
+    batch: dict,
+    rows: torch.Tensor,
+    *,
+    loss: str = "infonce",
+    margin=0.2,
+    hard_negatives: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss of ``model`` on the images of ``batch`` and its caption rows ``rows``
     (:func:`~xmodal.data.captions.caption_rows`: the same number of each image's, in
     image order). ``loss``: ``"infonce"`` (:func:`~xmodal.nn.losses.info_nce_loss` with
     ``model.logit_scale()``), ``"vse++"`` or ``"triplet"``
     (:func:`~xmodal.nn.losses.hinge_triplet_loss` with ``margin``, hardest negative or
-    all of them)."""
+    all of them). ``hard_negatives``: the batch's ``negative_tokens`` made from ``rows``
+    are more negative texts of every image (NegCLIP)."""
     from xmodal.nn.losses import hinge_triplet_loss, info_nce_loss
 
     check_choice(loss, "loss", JOINT_LOSSES)
@@ -60,11 +67,26 @@ def joint_embedding_step(
     txt = model.embed_texts(batch["tokens"][rows], batch["lengths"][rows])  # (B * k, D)
     img = img.repeat_interleave(per_image, dim=0)
     ids = batch["index"].repeat_interleave(per_image)
+    extra, parts = None, {}
+    if hard_negatives:
+        if "negative_rows" not in batch:
+            raise ParameterError(
+                "hard_negatives=True needs a batch with negative_tokens (the world's captioning "
+                "view with near_misses=True)"
+            )
+        use = torch.isin(batch["negative_rows"].to(rows.device), rows)
+        if bool(use.any()):
+            extra = model.embed_texts(batch["negative_tokens"][use], batch["negative_lengths"][use])
+        parts["hard_negatives"] = float(use.sum())
     if loss == "infonce":
         scale = model.logit_scale()
-        return info_nce_loss(img, txt, scale, image_ids=ids), {"logit_scale": float(scale.detach())}
+        value = info_nce_loss(img, txt, scale, image_ids=ids, hard_negatives=extra)
+        return value, {**parts, "logit_scale": float(scale.detach())}
     hardest = loss == "vse++"
-    return hinge_triplet_loss(img, txt, margin=margin, hardest=hardest, image_ids=ids), {}
+    value = hinge_triplet_loss(
+        img, txt, margin=margin, hardest=hardest, image_ids=ids, hard_negatives=extra
+    )
+    return value, parts
 
 
 def im2recipe_step(

@@ -27,10 +27,12 @@ from xmodal.errors import ParameterError
 __all__ = [
     "KS",
     "fold_average",
+    "near_miss_accuracy",
     "plausible_retrieval_metrics",
     "retrieval_ceiling",
     "retrieval_metrics",
     "retrieval_ranks",
+    "world_near_misses",
     "world_retrieval_ceiling",
     "world_truth",
 ]
@@ -253,3 +255,52 @@ def world_retrieval_ceiling(world, split: str, n: int) -> dict[str, float]:
         26.8
     """
     return retrieval_ceiling(*world_truth(world, split, n))
+
+
+def near_miss_accuracy(true_scores, miss_scores, kinds=None) -> dict[str, float]:
+    """How often an image scores its own caption above the caption's near miss (the same
+    caption with one word changed so it is false: ARO's test of whether a model reads
+    more than a bag of words, Yuksekgonul et al., 2023): ``{"all": percent}``, and with
+    ``kinds`` (one name per pair) the percent of each kind too. Ties count as failures;
+    chance is 50.
+
+        >>> near_miss_accuracy(torch.tensor([0.9, 0.2]), torch.tensor([0.1, 0.5]), ["a", "b"])
+        {'all': 50.0, 'a': 100.0, 'b': 0.0}
+    """
+    true_scores = as_signal(true_scores, "true_scores", min_ndim=1)
+    miss_scores = as_signal(miss_scores, "miss_scores", min_ndim=1)
+    if true_scores.ndim != 1 or true_scores.shape != miss_scores.shape or not len(true_scores):
+        raise ParameterError(
+            "true_scores and miss_scores must be two vectors of one length > 0. Found "
+            f"{tuple(true_scores.shape)} and {tuple(miss_scores.shape)}"
+        )
+    won = (true_scores > miss_scores).double()
+    out = {"all": 100.0 * float(won.mean())}
+    if kinds is not None:
+        kinds = list(kinds)
+        if len(kinds) != len(won):
+            raise ParameterError(
+                f"kinds must name each of the {len(won)} pairs. Found {len(kinds)} names"
+            )
+        for kind in dict.fromkeys(kinds):
+            mine = torch.tensor([k == kind for k in kinds])
+            out[kind] = 100.0 * float(won[mine].mean())
+    return out
+
+
+def world_near_misses(world, split: str, n: int) -> tuple[list, list, list, list]:
+    """``(image, caption, near miss, kind)`` lists for every caption of the first ``n``
+    scenes of a world split that has a near miss (:meth:`~xmodal.world.World.near_misses`,
+    kinds of :func:`~xmodal.world.language.near_miss_kind`)."""
+    from xmodal.world.language import near_miss_kind
+
+    n = check_positive_int(n, "n")
+    out: tuple[list, list, list, list] = ([], [], [], [])
+    for i in range(n):
+        scene = world.scene(split, i, audio=False, questions=False)
+        for caption, miss in zip(scene.captions, world.near_misses(scene), strict=True):
+            if miss is not None:
+                for values, value in zip(out, (i, caption, miss, near_miss_kind(caption, miss)),
+                                         strict=True):  # fmt: skip
+                    values.append(value)
+    return out

@@ -26,7 +26,7 @@ from torch import nn
 from xmodal._checks import as_signal, check_bool, check_int_vector, check_positive_number
 from xmodal.errors import ParameterError
 
-__all__ = ["LogitScale", "hinge_triplet_loss", "info_nce_loss"]
+__all__ = ["LogitScale", "distillation_loss", "hinge_triplet_loss", "info_nce_loss"]
 
 
 def _pairs(img, txt, image_ids) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -48,6 +48,19 @@ def _pairs(img, txt, image_ids) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     return img, txt, negatives
 
 
+def _extra(hard_negatives, img: torch.Tensor) -> torch.Tensor | None:
+    """``hard_negatives`` checked: ``(M, D)`` texts of no image in the batch, or None."""
+    if hard_negatives is None:
+        return None
+    neg = as_signal(hard_negatives, "hard_negatives", min_ndim=2)
+    if neg.ndim != 2 or neg.shape[1] != img.shape[1]:
+        raise ParameterError(
+            f"hard_negatives must have shape (M, D) with D={img.shape[1]}, the embeddings' "
+            f"dimension. Found {tuple(neg.shape)}"
+        )
+    return neg
+
+
 def hinge_triplet_loss(
     img: torch.Tensor,
     txt: torch.Tensor,
@@ -55,6 +68,7 @@ def hinge_triplet_loss(
     margin: float = 0.2,
     hardest: bool = False,
     image_ids: torch.Tensor | None = None,
+    hard_negatives: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The bidirectional hinge (triplet ranking) loss of VSE; VSE++ with ``hardest=True``.
 
@@ -71,15 +85,22 @@ def hinge_triplet_loss(
         margin: the margin, >= 0.
         hardest: only the hardest negative per anchor.
         image_ids: ``(B,)`` image of each row; rows of the same image are not negatives.
+        hard_negatives: ``(M, D)`` texts true of no image of the batch (NegCLIP's hard
+            negatives: a caption one word away from a true one): more negative texts of
+            every image anchor.
     Returns:
         a scalar tensor.
     """
     margin = check_positive_number(margin, "margin", allow_zero=True)
     hardest = check_bool(hardest, "hardest")
     img, txt, negatives = _pairs(img, txt, image_ids)
+    extra = _extra(hard_negatives, img)
     scores = img @ txt.T  # (B, B)
     positive = scores.diagonal()
     cost_txt = (margin + scores - positive[:, None]).clamp(min=0) * negatives  # anchor: image
+    if extra is not None:  # (B, B + M)
+        cost_extra = (margin + img @ extra.T - positive[:, None]).clamp(min=0)
+        cost_txt = torch.cat([cost_txt, cost_extra], dim=1)
     cost_img = (margin + scores - positive[None, :]).clamp(min=0) * negatives  # anchor: text
     if hardest:
         return cost_txt.max(dim=1).values.mean() + cost_img.max(dim=0).values.mean()
@@ -92,6 +113,7 @@ def info_nce_loss(
     logit_scale: float | torch.Tensor,
     *,
     image_ids: torch.Tensor | None = None,
+    hard_negatives: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Symmetric InfoNCE (CLIP): cross entropy of each image over the texts and of each
     text over the images, with logits ``logit_scale * img @ txt.T``, averaged.
@@ -99,9 +121,12 @@ def info_nce_loss(
     ``logit_scale`` is the inverse temperature (a number or a scalar tensor, e.g. the
     output of :class:`LogitScale`, through which it is learned). With ``image_ids``, the
     other captions of the same image are left out of each softmax (neither positive nor
-    negative). Returns a scalar tensor.
+    negative). ``hard_negatives`` ``(M, D)``: texts true of no image of the batch, more
+    columns of every image's softmax (NegCLIP, Yuksekgonul et al., 2023); the text → image
+    direction is unchanged. Returns a scalar tensor.
     """
     img, txt, negatives = _pairs(img, txt, image_ids)
+    extra = _extra(hard_negatives, img)
     if isinstance(logit_scale, torch.Tensor):
         if logit_scale.numel() != 1 or not bool(torch.isfinite(logit_scale).all()):
             raise ParameterError(
@@ -116,7 +141,8 @@ def info_nce_loss(
     keep = negatives | torch.eye(len(img), dtype=torch.bool, device=img.device)
     logits = logits.masked_fill(~keep, float("-inf"))
     target = torch.arange(len(img), device=img.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    per_image = logits if extra is None else torch.cat([logits, logit_scale * (img @ extra.T)], 1)
+    return 0.5 * (F.cross_entropy(per_image, target) + F.cross_entropy(logits.T, target))
 
 
 class LogitScale(nn.Module):
@@ -146,3 +172,30 @@ class LogitScale(nn.Module):
 
     def extra_repr(self) -> str:
         return f"max={self.max}"
+
+
+def distillation_loss(
+    student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """Knowledge distillation (Hinton et al., 2015; SoundNet's objective): the KL divergence
+    ``KL(teacher || softmax(student_logits / temperature))`` averaged over the batch, times
+    ``temperature ** 2`` so its gradients keep their size as the temperature changes.
+
+    ``student_logits`` ``(B, K)``; ``teacher_probs`` ``(B, K)``, each row a distribution
+    (already softened by the same temperature, if any). A row the teacher puts all its
+    mass on one class gives the cross entropy of that class. Returns a scalar tensor.
+    """
+    logits = as_signal(student_logits, "student_logits", min_ndim=2)
+    probs = as_signal(teacher_probs, "teacher_probs", min_ndim=2)
+    if logits.ndim != 2 or probs.shape != logits.shape:
+        raise ParameterError(
+            "student_logits and teacher_probs must both have shape (B, K). Found "
+            f"{tuple(logits.shape)} and {tuple(probs.shape)}"
+        )
+    if bool((probs < 0).any()) or not torch.allclose(
+        probs.sum(1), torch.ones_like(probs[:, 0]), atol=1e-4
+    ):
+        raise ParameterError("teacher_probs must be distributions: rows >= 0 that sum to 1")
+    temperature = check_positive_number(temperature, "temperature")
+    log_q = F.log_softmax(logits / temperature, dim=1)
+    return F.kl_div(log_q, probs, reduction="batchmean") * temperature**2

@@ -41,7 +41,7 @@ from xmodal.engine.config import TrainerConfig
 from xmodal.engine.options import option
 from xmodal.engine.schedule import AdamConfig
 from xmodal.engine.task import Task
-from xmodal.errors import DataError
+from xmodal.errors import DataError, ParameterError
 from xmodal.matching.gallery import Embedder, ranked
 from xmodal.matching.steps import JOINT_LOSSES, check_temperature, joint_embedding_step
 from xmodal.tasks._backbone import backbone_upstream, encoder_groups, start_encoder
@@ -73,7 +73,7 @@ class RetrievalModelConfig(Section):
     channels: int = integer(128)  # small-cnn width (ignored by the ResNets)
     # The image's vector: "attention" (CLIP's attention pooling, image_heads heads: it keeps
     # where things are and what goes with what; docs/retrieval.md), or "mean" over the map.
-    image_pooling: str = choice("attention", ("mean", "attention"))
+    image_pooling: str = choice("attention", ("mean", "attention", "flatten"))
     image_heads: int = integer(8)
     # Transformer blocks over the map's locations before the pooling (0: none).
     image_layers: int = integer(0, minimum=0)
@@ -122,9 +122,19 @@ class RetrievalDataConfig(ImageDataConfig):
     max_len: int = integer(32, minimum=3)  # tokens per caption, <bos> and <eos> included
     captions_per_step: int = integer(5)  # captions of each image in a training step
     min_freq: int = integer(1)
+    # The world only: each training caption's near miss (one word changed so that it is
+    # false of the image: a relation reversed, a count, colour or shape changed) as another
+    # negative text of every image, as NegCLIP trains. Off by default: it teaches counts,
+    # not relations, and costs a step 12% more (docs/retrieval.md).
+    hard_negatives: bool = flag(False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.hard_negatives and self.name != "world":
+            raise ParameterError(
+                "data.hard_negatives=true needs the world (its parser checks that each near "
+                f"miss is false); data.name={self.name!r} has no such check"
+            )
         if self.name == "karpathy":
             from xmodal.data.karpathy import check_karpathy_config
 
@@ -202,10 +212,13 @@ class RetrievalTask(Task):
     # ------------------------------------------------------------------ data
 
     def world_data(self, split: str) -> Dataset:
-        """The world's captioning view: items with ``image``, ``captions``, ``index``."""
+        """The world's captioning view: items with ``image``, ``captions``, ``index``, and
+        in the training split the captions' ``near_misses`` (``data.hard_negatives``)."""
         from xmodal.world.datasets import make_dataset
 
-        return make_dataset(self.world, "captioning", split, size=self.config.data.size(split))
+        d = self.config.data
+        near = split == "train" and d.hard_negatives
+        return make_dataset(self.world, "captioning", split, size=d.size(split), near_misses=near)
 
     def karpathy_data(self, split: str) -> Dataset:
         from xmodal.data.karpathy import KarpathyCaptions
@@ -284,14 +297,18 @@ class RetrievalTask(Task):
         index = batch["index"].tolist()
         return caption_rows(index, n, k, seed=self.config.seed, epoch=self._epoch)
 
-    def _loss(self, model, batch, k: int | None) -> tuple[torch.Tensor, dict[str, float]]:
+    def _loss(
+        self, model, batch, k: int | None, hard_negatives: bool = False
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         m, rows = self.config.model, self._rows(batch, k)
-        return joint_embedding_step(model, batch, rows, loss=m.loss, margin=m.margin)
+        return joint_embedding_step(model, batch, rows, loss=m.loss, margin=m.margin,
+                                    hard_negatives=hard_negatives)  # fmt: skip
 
     def training_step(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
         if self.config.optim.encoder_lr == 0:
             model.encoder.eval()  # frozen: its batch-norm statistics too
-        return self._loss(model, batch, self.config.data.captions_per_step)
+        d = self.config.data
+        return self._loss(model, batch, d.captions_per_step, hard_negatives=d.hard_negatives)
 
     def validation_step(self, model: nn.Module, batch) -> dict[str, float]:
         loss, _ = self._loss(model, batch, None)
@@ -327,14 +344,20 @@ class RetrievalTask(Task):
         if self.config.data.name == "world":  # what is true, arithmetic and tags
             from xmodal.matching.arithmetic import world_space_metrics
             from xmodal.metrics.retrieval import (
+                near_miss_accuracy,
                 plausible_retrieval_metrics,
                 retrieval_ceiling,
+                world_near_misses,
                 world_truth,
             )
 
             truth, _ = world_truth(self.world, split, len(captions))  # scenes 0..n-1
             metrics["plausible"] = plausible_retrieval_metrics(sims, truth)
             metrics["ceiling"] = retrieval_ceiling(truth, text_image)
+            image, caption, miss, kind = world_near_misses(self.world, split, len(captions))
+            own = img_emb[torch.tensor(image)]
+            scores = [(own * embed.texts(texts)).sum(1) for texts in (caption, miss)]
+            metrics["near_miss"] = near_miss_accuracy(*scores, kind)
             metrics.update(world_space_metrics(img_emb, self.world, split, embed))
         return metrics
 

@@ -64,6 +64,7 @@ _PLACES = 1
 _FACES = 2
 _RECIPES = 3
 _MIXTURES = 4
+_NEAR_MISSES = 5
 _STREAMS = {"visual": 0, "text": 1, "audio": 2}
 _SIZE_WORDS = tuple(SIZES)
 
@@ -676,3 +677,19 @@ class World:
         """Whether every fact ``text`` asserts holds in ``scene``."""
         facts = language.caption_facts(text)
         return language.facts_hold(facts, scene.objects, scene.place, margin=self.margin)
+
+    def near_misses(self, scene: Scene) -> list[str | None]:
+        """For each of ``scene``'s captions, a caption one word away that is false of it
+        (:func:`~xmodal.world.language.near_miss`: a relation reversed, a count, colour,
+        size or shape changed, two attributes traded), or None where no edit found one:
+        the hard negatives of NegCLIP. A function of the world's seed and the scene's
+        split and index, like the scene itself.
+        """
+        if not isinstance(scene, Scene):
+            raise ParameterError(f"scene must be a xmodal.world.Scene. Found: {type(scene)!r}")
+        words = (self.seed, _NEAR_MISSES, self._check(scene.split, scene.index), scene.index)
+        rng = _generator(_STREAMS["text"], words)
+        return [
+            language.near_miss(c, scene.objects, scene.place, rng, margin=self.margin)
+            for c in scene.captions
+        ]

@@ -8,7 +8,8 @@ audio is ~10x cheaper; without its questions, a little cheaper again).
 
 Views (``make_dataset(world, view, split)``):
 
-- ``"captioning"``: one item per scene: ``image``, all ``captions``, ``index``.
+- ``"captioning"``: one item per scene: ``image``, all ``captions``, ``index`` (option
+  ``near_misses``: each caption's hard negative too).
 - ``"retrieval"``: one item per (scene, caption) pair: ``image``, ``caption``,
   ``image_index``, ``caption_index``.
 - ``"vqa"``: one item per (scene, question): ``image``, ``question``, ``answer``, ``label``
@@ -71,7 +72,7 @@ import numbers
 import torch
 from torch.utils.data import Dataset
 
-from xmodal._checks import check_index
+from xmodal._checks import check_bool, check_index
 from xmodal.errors import ParameterError
 from xmodal.world import core, faces
 from xmodal.world.core import World
@@ -218,7 +219,9 @@ class WorldDataset(Dataset):
 
 
 class CaptioningDataset(WorldDataset):
-    """One item per scene: ``image`` (3, H, W) float32, ``captions`` (all of them), ``index``.
+    """One item per scene: ``image`` (3, H, W) float32, ``captions`` (all of them), ``index``;
+    with ``near_misses=True`` also ``near_misses``, each caption's hard negative
+    (:meth:`~xmodal.world.World.near_misses`; None where there is none).
 
     Every caption is returned: which one a step trains on is the task's choice, and a
     choice made here by index would pin each image to one caption for every epoch.
@@ -226,9 +229,18 @@ class CaptioningDataset(WorldDataset):
 
     view = "captioning"
 
+    def __init__(
+        self, world: World, split: str, *, size: int | None = None, near_misses: bool = False
+    ) -> None:
+        super().__init__(world, split, size=size)
+        self.near_misses = check_bool(near_misses, "near_misses")
+
     def item(self, i: int) -> dict:
         scene = self.world.scene(self.split, i, audio=False, questions=False)
-        return {"image": _as_float_image(scene.image), "captions": scene.captions, "index": i}
+        item = {"image": _as_float_image(scene.image), "captions": scene.captions, "index": i}
+        if self.near_misses:
+            item["near_misses"] = self.world.near_misses(scene)
+        return item
 
 
 class RetrievalDataset(WorldDataset):
@@ -521,6 +533,7 @@ VIEWS: dict[str, type[WorldDataset]] = {
 
 # The options each view takes, beyond ``size``.
 _OPTIONS: dict[str, tuple[str, ...]] = {
+    "captioning": ("near_misses",),
     "speech-separation": ("cache_dir", "fps"),
     "voice-face": ("cache_dir",),
     "tts": ("cache_dir",),
@@ -540,7 +553,8 @@ def make_dataset(
         split: ``"train"``, ``"val"``, ``"test"`` or ``"compositional"``.
         size: items in the dataset; None for :data:`DEFAULT_SIZES` of the split.
         options: view-specific settings: ``cache_dir`` for the speech views, ``fps`` for
-            ``"speech-separation"``. Any other is an error rather than silently ignored.
+            ``"speech-separation"``, ``near_misses`` for ``"captioning"``. Any other is an
+            error rather than silently ignored.
 
     Example:
         >>> ds = make_dataset(World(seed=0), "captioning", "val", size=8)

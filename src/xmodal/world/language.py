@@ -74,6 +74,9 @@ __all__ = [
     "caption_facts",
     "captions",
     "facts_hold",
+    "near_miss",
+    "near_miss_kind",
+    "NEAR_MISS_KINDS",
     "question_referents",
     "questions",
     "scene_text",
@@ -1020,3 +1023,184 @@ def word_categories() -> dict[str, list[str]]:
     e.g. for checking that word vectors put each word near words of its kind."""
     sizes = [w for words in SIZE_WORDS.values() for w in words]
     return {"colour": list(COLOURS), "shape": list(SHAPES), "size": sizes}
+
+
+# ----------------------------------------------------------------------------- near misses
+
+NEAR_MISS_KINDS = ("relation", "count", "binding", "attribute")
+_FLIP = {"left": ("right",), "right": ("left",)}
+_FLIP.update({w: ("below", "under", "beneath") for w in ("above", "over")})
+_FLIP.update({w: ("above", "over") for w in ("below", "under", "beneath", "underneath")})
+_COUNT_EDITS = ("no", "one", "two", "three", "four")  # what a changed count says
+_COUNTED = {"a", "an", "the", *_COUNT_EDITS}  # determiners a near miss may change
+_SINGULAR = {_plural(n): n for n in (*SHAPES, *_ANY_NOUNS)}
+_ALL_SIZE_WORDS = tuple(w for ws in SIZE_WORDS.values() for w in ws)
+
+
+def _core(token: str) -> str:
+    return token.strip(_WORD_EDGES)
+
+
+def _put(tokens: list[str], j: int, word: str) -> None:
+    """Token ``j`` says ``word`` instead, its punctuation kept ("cross," -> "circle,")."""
+    core = _core(tokens[j])
+    start = tokens[j].find(core)
+    tokens[j] = tokens[j][:start] + word + tokens[j][start + len(core) :]
+
+
+def _number(noun: str, plural: bool) -> str:
+    """``noun`` (a shape or "thing"/"object"/"shape", either number) singular or plural."""
+    singular = _SINGULAR.get(noun, noun)
+    return _plural(singular) if plural else singular
+
+
+def _near_miss_edits(tokens: list[str], rng: np.random.Generator) -> dict[str, list]:
+    """Every one-word edit of :func:`near_miss` for ``tokens`` by kind (those of
+    :data:`NEAR_MISS_KINDS`), each a function that edits a copy in place; their values are
+    drawn from ``rng`` when the edit is made."""
+    kinds = [_LEXICON.get(_core(t), (-1, None)) for t in tokens]
+    edits: dict[str, list] = {kind: [] for kind in NEAR_MISS_KINDS}
+
+    def replace(j, options):
+        return lambda ts: _put(ts, j, options[int(rng.integers(len(options)))])
+
+    def noun_of(j):
+        """The noun of the noun phrase determiner ``j`` opens, or None ("to the left")."""
+        k = j + 1
+        while k < len(kinds) and kinds[k][0] in (_SIZE, _COLOUR):
+            k += 1
+        return k if k < len(kinds) and kinds[k][0] == _NOUN else None
+
+    def recount(j, noun):
+        old = kinds[j][1]
+
+        def edit(ts):
+            counts = [w for w in _COUNT_EDITS if _LEXICON[w][1] != old]
+            word = counts[int(rng.integers(len(counts)))]
+            plural = _LEXICON[word][1] != 1
+            _put(ts, j, word)
+            _put(ts, noun, _number(_core(ts[noun]), plural))
+            for k in (j - 1, noun + 1):  # "there is a circle" -> "there are two circles"
+                if 0 <= k < len(ts) and _core(ts[k]) in ("is", "are"):
+                    _put(ts, k, "are" if plural else "is")
+
+        return edit
+
+    def swap(j, k):
+        def edit(ts):
+            a, b = _core(ts[j]), _core(ts[k])
+            if kinds[j][0] == _NOUN:  # each position keeps its number
+                j_plural, k_plural = a in _SINGULAR, b in _SINGULAR
+                a, b = _number(a, k_plural), _number(b, j_plural)
+            _put(ts, j, b)
+            _put(ts, k, a)
+
+        return edit
+
+    for j, (kind, value) in enumerate(kinds):
+        word = _core(tokens[j])
+        if word in _FLIP:
+            edits["relation"].append(replace(j, _FLIP[word]))
+        elif kind == _DET and word in _COUNTED and noun_of(j) is not None:
+            edits["count"].append(recount(j, noun_of(j)))
+        elif kind == _COLOUR:
+            edits["attribute"].append(replace(j, tuple(c for c in COLOURS if c != value)))
+        elif kind == _SIZE:
+            sizes = tuple(w for w in _ALL_SIZE_WORDS if _LEXICON[w][1] != value)
+            edits["attribute"].append(replace(j, sizes))
+        elif kind == _NOUN and value is not None:
+            plural = word in _SINGULAR
+            shapes = tuple(_number(s, plural) for s in SHAPES if s != value)
+            edits["attribute"].append(replace(j, shapes))
+        for k in range(j):  # two colours or two shapes trade places
+            if kind in (_COLOUR, _NOUN) and kinds[k][0] == kind:
+                if value is not None and kinds[k][1] not in (None, value):
+                    edits["binding"].append(swap(k, j))
+    return edits
+
+
+def _articles(tokens: list[str]) -> None:
+    """Each "a" / "an" agrees with the word after it."""
+    for j in range(len(tokens) - 1):
+        if _core(tokens[j]) in ("a", "an"):
+            _put(tokens, j, "an" if _core(tokens[j + 1])[:1] in "aeiou" else "a")
+
+
+def near_miss(
+    text: str,
+    objects: list[WorldObject],
+    place: str,
+    rng: np.random.Generator,
+    *,
+    margin: float,
+    tries: int = 8,
+) -> str | None:
+    """A caption one word away from ``text`` that is false of the scene: a hard negative,
+    as NegCLIP makes them (Yuksekgonul et al., 2023, "When and why vision-language models
+    behave like bags-of-words"), checked against the scene by :func:`facts_hold`.
+
+    The edits: a relation reversed ("left" -> "right", "over" -> "under"), a count changed
+    ("two circles" -> "three circles", "a circle" -> "no circles"), a colour, size or shape
+    replaced, or two colours or two shapes traded between noun phrases (what goes with
+    what). Articles and the changed noun's number follow the edit. Up to ``tries`` edits
+    are made until one is false, each of a kind drawn uniformly from those the caption
+    allows (a caption has many more words to replace than relations to reverse), then
+    uniformly within it; None if none is false (a caption with nothing to edit: "we see a
+    picture").
+
+    Example:
+        >>> objs = [WorldObject("circle", "red", "large", 10, 20, 10),
+        ...         WorldObject("square", "blue", "small", 45, 40, 6)]
+        >>> rng = np.random.default_rng(0)
+        >>> miss = near_miss("a red circle left of a blue square", objs, "beach", rng,
+        ...                  margin=6.4)
+        >>> facts_hold(caption_facts(miss), objs, "beach", margin=6.4)
+        False
+    """
+    if not isinstance(text, str):
+        raise ParameterError(f"text must be a string. Found: {text!r}")
+    _check_place(place)
+    tries = check_positive_int(tries, "tries")
+    tokens = text.split()
+    edits = _near_miss_edits(tokens, rng)
+    for _ in range(tries):
+        kinds = [kind for kind in NEAR_MISS_KINDS if edits[kind]]
+        if not kinds:
+            break
+        left = edits[kinds[int(rng.integers(len(kinds)))]]
+        edited = list(tokens)
+        left.pop(int(rng.integers(len(left))))(edited)
+        _articles(edited)
+        miss = " ".join(edited)
+        facts = caption_facts(miss)  # that claims something, and something false
+        if (facts.mentions or facts.place) and not facts_hold(facts, objects, place, margin=margin):
+            return miss
+    return None
+
+
+def near_miss_kind(text: str, miss: str) -> str:
+    """Which edit of :func:`near_miss` turned ``text`` into ``miss``: ``"relation"``
+    (reversed), ``"count"``, ``"binding"`` (two colours or shapes traded: what goes with
+    what) or ``"attribute"`` (a colour, size or shape replaced).
+
+    Example:
+        >>> near_miss_kind("a red circle left of a blue square",
+        ...                "a blue circle left of a red square")
+        'binding'
+    """
+    old, new = text.split(), miss.split()
+    if len(old) != len(new):
+        raise ParameterError(f"{miss!r} is not a near miss of {text!r} (another length)")
+    changed = [(_core(a), _core(b)) for a, b in zip(old, new, strict=True) if a != b]
+    kinds = {_LEXICON.get(a, (-1, None))[0] for a, _ in changed}
+    if _REL in kinds:
+        return "relation"
+    articles = {"a", "an"}  # "a" -> "an" follows another edit
+    if any(_LEXICON.get(a, (-1, None))[0] == _DET and {a, b} != articles for a, b in changed):
+        return "count"
+    traded = [(a, b) for a, b in changed if _LEXICON.get(a, (-1, None))[0] in (_COLOUR, _NOUN)]
+    if len(traded) == 2 and traded[0][0] == _number(traded[1][1], traded[0][0] in _SINGULAR):
+        return "binding"
+    if not changed:
+        raise ParameterError(f"{miss!r} is not a near miss of {text!r} (the same words)")
+    return "attribute"
