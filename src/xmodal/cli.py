@@ -4,7 +4,7 @@
     xmodal audio show FILE --out fig.png
     xmodal audio features FILE --kind mel|mfcc|spectrogram --out x.npy
     xmodal audio griffinlim FILE --out y.wav
-    xmodal world export --format coco|vqa|av-manifest|ljspeech|recipe1m --out DIR [--size N]
+    xmodal world export --format coco|vqa|av-manifest|ljspeech|recipe1m|esc50 --out DIR [--size N]
     xmodal world preview --domain scenes|places|faces|recipes -n 16 --out grid.png
     xmodal tasks
     xmodal train TASK [--config f.yaml] [--runs-dir runs] [--resume DIR] [key=value ...]
@@ -157,7 +157,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 # Spelled out rather than imported from xmodal.world, which loads torch and matplotlib:
 # `xmodal --help` stays instant. tests/test_cli_world.py checks they match the library.
-WORLD_FORMATS = ("coco", "vqa", "av-manifest", "ljspeech", "recipe1m")
+WORLD_FORMATS = ("coco", "vqa", "av-manifest", "ljspeech", "recipe1m", "esc50")
 WORLD_DOMAINS = ("scenes", "places", "faces", "recipes")
 _CACHE_HELP = "speech cache folder (default: xmodal's user cache)"
 WORLD_DEFAULT_SIZES = "train 1000, val 200, test 200"
@@ -176,8 +176,10 @@ def _add_world_commands(commands) -> None:
         "format: coco (Karpathy dataset_coco.json + COCO captions + PNG images), vqa (VQA v2 "
         "questions and annotations + images), av-manifest (VGGSound-like manifest.csv, "
         "PNG frames, WAV audio, sounding-object masks), ljspeech (LJSpeech-1.1 metadata.csv "
-        "and WAVs of the captions read aloud, at the world's 16 kHz) or recipe1m "
-        "(Recipe1M-like layer1.json, layer2.json, classes.json + dish images).",
+        "and WAVs of the captions read aloud, at the world's 16 kHz), recipe1m "
+        "(Recipe1M-like layer1.json, layer2.json, classes.json + dish images) or esc50 "
+        "(ESC-50's meta/esc50.csv and 5 s WAVs of the world's labelled sounds, 5 folds, "
+        "40 clips per class of the test split by default).",
     )  # fmt: skip
     exp.add_argument("--format", required=True, metavar="|".join(WORLD_FORMATS),
                      help="the dataset format")  # fmt: skip

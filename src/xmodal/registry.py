@@ -76,6 +76,20 @@ _BUILTIN: tuple[tuple[str, str, str, str, str], ...] = (
         "xmodal.tasks.recipe:RecipeTask",
     ),
     (
+        "scene-sound",
+        "matching",
+        "world",
+        "Scene recognition by sound: image and audio in one space (L3 AVC or InfoNCE)",
+        "xmodal.tasks.scene_sound:SceneSoundTask",
+    ),
+    (
+        "soundnet",
+        "matching",
+        "world",
+        "SoundNet: a raw-waveform sound network taught by a visual teacher (KL)",
+        "xmodal.tasks.soundnet:SoundNetTask",
+    ),
+    (
         "text2image",
         "translation",
         "world",

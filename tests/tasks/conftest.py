@@ -79,6 +79,18 @@ TINY: dict[str, list[str]] = {
         "eval.n_samples=2", "eval.max_new_tokens=12",
     ],
     "word2vec": ["data.train_size=40", "model.dim=16", "data.batch_words=500"],
+    "soundnet": [  # model.teacher: the session's tiny backbone (_tiny_teacher below)
+        "data.train_size=16", "data.val_size=8", "data.test_size=8", "data.batch_size=8",
+        "data.num_workers=0", "model.width=0.25", "eval.batch_size=8", "eval.n_figures=1",
+        "eval.transfer_clips=5",
+    ],
+    "scene-sound": [
+        "model.backbone=null", "optim.encoder_lr=null",  # the backbone has its own tests
+        "data.train_size=16", "data.val_size=8", "data.test_size=8", "data.batch_size=8",
+        "data.num_workers=0", "model.channels=16", "model.audio_width=0.125",
+        "model.embed_dim=16", "eval.batch_size=8", "eval.prototype_clips=16",
+        "eval.n_figures=1",
+    ],
 }  # fmt: skip
 
 # A task file's override on top of ``TINY`` where its runs need no figure.
@@ -190,6 +202,15 @@ def world_png(path: Path, *, index: int = 0, split: str = "test", size: int = 64
     return save_png(scene.image, path)
 
 
+def world_wav(path: Path, *, index: int = 0, split: str = "test", seconds: float = 2.0) -> Path:
+    """Scene ``index``'s sound (``seconds`` long) as a 16-bit WAV file at 16 kHz."""
+    from xmodal.audio.io import save
+    from xmodal.world import World
+
+    scene = World(seed=0, clip_seconds=seconds).scene(split, index, questions=False)
+    return save(path, scene.audio, scene.sample_rate)
+
+
 @pytest.fixture(scope="session")
 def scene_png(tmp_path_factory) -> Path:
     """The world's test scene 0 as a 64x64 RGB PNG file (read only)."""
@@ -215,3 +236,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _tiny_teacher(tmp_path_factory):
+    """A tiny backbone run as the teacher of every tiny ``soundnet`` run (its default, the
+    backbone's defaults, takes minutes)."""
+    folder = train_tiny("backbone", tmp_path_factory.mktemp("teacher"), "eval.n_figures=0")
+    TINY["soundnet"].append(f"model.teacher={folder}")
+    yield folder
+    TINY["soundnet"].remove(f"model.teacher={folder}")

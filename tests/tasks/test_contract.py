@@ -21,6 +21,7 @@ from tests.tasks.conftest import (
     train_tiny,
     without_timing,
     world_png,
+    world_wav,
 )
 from xmodal.cli import main
 from xmodal.errors import ParameterError
@@ -46,6 +47,8 @@ def _predict_inputs(task: str, tmp: Path) -> tuple[list[str], list[str]]:
         "text2image": (["a red circle"], ["-n", "2"]),
         "gpt": (["the"], []),
         "word2vec": (["red", "big - large + small"], ["-n", "3"]),
+        "soundnet": ([str(world_wav(tmp / "scene.wav"))], []),
+        "scene-sound": ([str(world_wav(tmp / "scene.wav", seconds=1.0))], []),
     }[task]
 
 

@@ -327,3 +327,24 @@ def test_config_object_and_overrides():
     world = World(seed=4, config=cfg, n_captions=3)
     s = world.scene("train", 0, audio=False)
     assert s.image.shape == (3, 32, 32) and len(s.captions) == 3 and len(s.objects) <= 2
+
+
+def test_labelled_sounds_are_balanced_seeded_and_as_loud_as_their_parts():
+    from xmodal.world.sound import AMBIENCE_PEAK
+
+    world = World(seed=0)
+    classes = world.sound_classes
+    assert len(classes) == 30 + len(world.config.places) and classes[0] == "red circle"
+    assert classes[-len(world.config.places):] == tuple(world.config.places)
+    for i in (0, 5, 37, 38, 75):
+        audio, label = world.labelled_sound("test", i, seconds=1.0)
+        assert label == i % len(classes) and audio.shape == (16000,)
+        again, _ = world.labelled_sound("test", i, seconds=1.0)
+        assert torch.equal(audio, again)
+        if label >= 30:  # a place's ambience alone
+            assert float(audio.abs().max()) <= AMBIENCE_PEAK
+    a, _ = world.labelled_sound("test", 0, seconds=1.0)
+    b, _ = world.labelled_sound("test", 38, seconds=1.0)  # the same class, another clip
+    assert not torch.equal(a, b)
+    with pytest.raises(ParameterError, match="seconds"):
+        world.labelled_sound("test", 0, seconds=0)

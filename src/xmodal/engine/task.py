@@ -74,12 +74,13 @@ class Task:
     @property
     def world(self):
         """The world of ``config.data``: its ``world_seed`` and, where the data config has
-        them, ``image_size`` and ``compositional``; made on first use."""
+        them, ``image_size``, ``compositional`` and ``clip_seconds``; made on first use."""
         if self._world is None:
             from xmodal.world import World
 
             d = self.config.data
-            options = {k: getattr(d, k) for k in ("image_size", "compositional") if hasattr(d, k)}
+            keys = ("image_size", "compositional", "clip_seconds")
+            options = {k: getattr(d, k) for k in keys if hasattr(d, k)}
             self._world = World(seed=d.world_seed, **options)
         return self._world
 
@@ -93,14 +94,16 @@ class Task:
 
     def data(self, split: str):
         """The dataset of ``split`` from the source ``config.data.name``, made once: the
-        task's method ``<name>_data(split)`` (``world_data``, ``karpathy_data``, ...)."""
+        task's method ``<name>_data(split)`` (``world_data``, ``karpathy_data``, ...; a
+        ``-`` of the name is a ``_`` of the method: ``av-manifest`` → ``av_manifest_data``)."""
         if split not in self._data:
             name = self.config.data.name
-            read = getattr(self, f"{name}_data", None)
+            method = f"{name.replace('-', '_')}_data"
+            read = getattr(self, method, None)
             if read is None:
                 raise ParameterError(
                     f"task {self.name!r} cannot read data source {name!r} "
-                    f"(it has no {name}_data method)"
+                    f"(it has no {method} method)"
                 )
             self._data[split] = read(split)
         return self._data[split]

@@ -65,6 +65,7 @@ _FACES = 2
 _RECIPES = 3
 _MIXTURES = 4
 _NEAR_MISSES = 5
+_LABELLED_SOUNDS = 6
 _STREAMS = {"visual": 0, "text": 1, "audio": 2}
 _SIZE_WORDS = tuple(SIZES)
 
@@ -477,6 +478,41 @@ class World:
             scene.sources = torch.from_numpy(np.stack(sources))
             scene.ambience = torch.from_numpy(ambience)
         return scene
+
+    # -------------------------------------------------------------------- labelled sounds
+
+    @property
+    def sound_classes(self) -> tuple[str, ...]:
+        """The classes of :meth:`labelled_sound`: every ``"colour shape"`` object (its
+        pitch names the colour, its timbre the shape), then every place's ambience."""
+        objects = tuple(f"{c} {s}" for c in COLOURS for s in SHAPES)
+        return objects + tuple(self.config.places)
+
+    def labelled_sound(
+        self, split: str, index: int, *, seconds: float = 5.0
+    ) -> tuple[torch.Tensor, int]:
+        """``(audio (T,) float32, label)``: a clip of one class of :attr:`sound_classes`,
+        ``index % len(sound_classes)`` (classes balanced exactly, as ESC-50's): an object
+        of a random size sounding over a random place's ambience, or a place's ambience
+        alone. ``seconds`` long (ESC-50's clips are 5 s), at the world's sample rate."""
+        sid = self._check(split, index)
+        seconds = check_positive_number(seconds, "seconds")
+        classes = self.sound_classes
+        label = int(index) % len(classes)
+        rng = _generator(_STREAMS["audio"], (self.seed, _LABELLED_SOUNDS, sid, int(index)))
+        sr = self.config.sample_rate
+        n = int(round(seconds * sr))
+        places = self.config.places
+        if label < len(classes) - len(places):  # an object over some place
+            colour, shape = classes[label].split()
+            size = _SIZE_WORDS[int(rng.integers(len(_SIZE_WORDS)))]
+            obj = WorldObject(shape, colour, size, x=0.0, y=0.0, radius=1.0)
+            place = places[int(rng.integers(len(places)))]
+            sources = [sound.object_sound(rng, obj, sr=sr, n_samples=n)]
+        else:
+            place, sources = classes[label], []
+        audio = sound.mix(sources, sound.ambience(rng, place, sr=sr, n_samples=n))
+        return torch.from_numpy(audio), label
 
     # -------------------------------------------------------------------- places
 

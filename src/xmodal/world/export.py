@@ -51,6 +51,19 @@ Formats (``export(world, fmt, out_dir)``):
     with ``id`` = ``world_{split}_{index:06d}`` and ``partition`` the split (Recipe1M's
     partitions are train, val and test, so the compositional split is refused).
 
+``"esc50"``
+    The ESC-50 layout (Piczak, 2015) of the world's labelled sounds
+    (:meth:`World.labelled_sound`: each ``"colour shape"`` object over a place's ambience,
+    and each place's ambience alone; 5 s clips, classes balanced)::
+
+        meta/esc50.csv      filename,fold,target,category,esc10,src_file,take
+        audio/{fold}-{clip_id}-A-{target}.wav   16-bit PCM mono at the world's rate
+
+    Clip ``i`` of a split has class ``i % n_classes`` and fold ``(i // n_classes) % 5 + 1``,
+    so each fold holds a fifth of every class's clips (ESC-50: 40 clips per class, 8 per
+    fold, the default here too), and ``clip_id`` is the image id of ``(split, i)``. The
+    clips come from the test split unless ``splits`` says otherwise.
+
 Ids are derived from the sample, so every export of a world agrees on them: the image
 of ``(split, index)`` has id ``(split_number + 1) * 10**7 + index`` (train 0 is
 10000000, val 0 is 20000000), question ``k`` of it has id ``image_id * 1000 + k``
@@ -91,6 +104,7 @@ __all__ = [
     "DEFAULT_SIZES",
     "FORMATS",
     "answer_type",
+    "esc50_fold",
     "export",
     "image_id",
     "ljspeech_id",
@@ -504,12 +518,44 @@ def _no_cache(writer):
     return write
 
 
+ESC50_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
+ESC50_FOLDS = 5
+ESC50_CLIPS_PER_CLASS = 40
+
+
+def esc50_fold(index: int, n_classes: int) -> int:
+    """The ESC-50 fold (1..5) of the world's labelled sound ``index``: each fold holds a
+    fifth of every class's clips."""
+    return (int(index) // n_classes) % ESC50_FOLDS + 1
+
+
+def _export_esc50(world: World, root: Path, sizes: dict[str, int]) -> None:
+    from xmodal.audio import save
+
+    classes = world.sound_classes
+    rows = []
+    for split, n in sizes.items():
+        for index in range(n):
+            audio, target = world.labelled_sound(split, index)
+            fold = esc50_fold(index, len(classes))
+            clip = image_id(split, index)
+            name = f"{fold}-{clip}-A-{target}.wav"
+            save(root / "audio" / name, audio, world.config.sample_rate, subtype="PCM_16")
+            rows.append((name, fold, target, classes[target], "False", clip, "A"))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(ESC50_COLUMNS)
+    writer.writerows(rows)
+    _write_bytes(root / "meta" / "esc50.csv", buf.getvalue().encode())
+
+
 _WRITERS: dict[str, Callable[[World, Path, dict[str, int], object], None]] = {
     "coco": _no_cache(_export_coco),
     "vqa": _no_cache(_export_vqa),
     "av-manifest": _no_cache(_export_av),
     "ljspeech": _export_ljspeech,
     "recipe1m": _export_recipe1m,
+    "esc50": _no_cache(_export_esc50),
 }
 FORMATS: tuple[str, ...] = tuple(_WRITERS)
 
@@ -532,11 +578,13 @@ def export(
     Args:
         world: the :class:`~xmodal.world.World` to export.
         fmt: one of :data:`FORMATS`: ``"coco"``, ``"vqa"``, ``"av-manifest"``,
-            ``"ljspeech"``, ``"recipe1m"``.
+            ``"ljspeech"``, ``"recipe1m"``, ``"esc50"``.
         out_dir: the folder to create; it must be new or empty unless ``overwrite``.
-        splits: the world splits to export.
+        splits: the world splits to export (``"esc50"``: by default the test split alone,
+            unless ``sizes`` is a dict naming the splits).
         sizes: samples per split, indices ``0 .. size - 1``: one int for every split,
-            or a dict with one entry per split. Default :data:`DEFAULT_SIZES`.
+            or a dict with one entry per split. Default :data:`DEFAULT_SIZES`
+            (``"esc50"``: 40 clips per class, as ESC-50).
         overwrite: replace a non-empty ``out_dir``.
         cache_dir: the speech cache folder of :mod:`xmodal.world.voices` (``"ljspeech"``
             only); ``None`` for its default.
@@ -555,8 +603,12 @@ def export(
     if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
         raise ParameterError(f"cache_dir must be None, a str or os.PathLike. Found: {cache_dir!r}")
     overwrite = check_bool(overwrite, "overwrite")
+    if fmt == "esc50" and tuple(splits) == ("train", "val", "test") and not isinstance(sizes, dict):
+        splits = ("test",)  # one folded set, of clips no training split holds
     splits = _check_splits(world, splits)
-    if sizes is None:
+    if sizes is None and fmt == "esc50":
+        sizes = {s: ESC50_CLIPS_PER_CLASS * len(world.sound_classes) for s in splits}
+    elif sizes is None:
         sizes = {s: DEFAULT_SIZES[s] for s in splits}
     counts = _check_sizes(sizes, splits)
     out = _check_out_dir(out_dir, overwrite)
