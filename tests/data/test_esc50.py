@@ -51,13 +51,15 @@ def test_any_rate_and_channels_are_read_mono_at_the_asked_rate(folder, tmp_path)
     t = np.arange(44100 * 2) / 44100
     stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 440 * t)], axis=1)
     sf.write(root / "audio" / "1-1-A-0.flac", 0.5 * stereo, 44100)
+    sf.write(root / "audio" / "2-2-A-0.ogg", 0.5 * stereo[:, 0], 44100, subtype="VORBIS")
     (root / "meta" / "esc50.csv").write_text(
-        "filename,fold,target,category\n1-1-A-0.flac,1,0,tone\n"
+        "filename,fold,target,category\n1-1-A-0.flac,1,0,tone\n2-2-A-0.ogg,2,0,tone\n"
     )
-    item = ESC50(root, sample_rate=16000, seconds=5.0)[0]
-    assert item["audio"].shape == (80000,)  # 2 s read, padded with silence to 5 s
-    assert float(item["audio"][:32000].abs().max()) == pytest.approx(0.5, abs=0.01)
-    assert float(item["audio"][32100:].abs().max()) == 0.0
+    clips = ESC50(root, sample_rate=16000, seconds=5.0)
+    for item in (clips[0], clips[1]):  # stereo FLAC and mono Ogg Vorbis, at 44.1 kHz
+        assert item["audio"].shape == (80000,)  # 2 s read, padded with silence to 5 s
+        assert float(item["audio"][:32000].abs().max()) == pytest.approx(0.5, abs=0.02)
+        assert float(item["audio"][32100:].abs().max()) == 0.0
 
 
 @pytest.mark.parametrize(

@@ -159,13 +159,15 @@ def test_distillation_is_the_kl_from_teacher_to_student_times_t_squared():
         kl = [sum(p * math.log(p / qq) for p, qq in zip(pr, qr, strict=True) if p > 0)
               for pr, qr in zip(teacher.tolist(), q, strict=True)]  # fmt: skip
         want = t * t * sum(kl) / 2
-        assert distillation_loss(logits, teacher, t).item() == pytest.approx(want, abs=1e-6)
+        assert distillation_loss(logits, teacher, temperature=t).item() == pytest.approx(
+            want, abs=1e-6
+        )
     # A one-hot teacher: the cross entropy of its class.
     one_hot = torch.nn.functional.cross_entropy(logits[1:], torch.tensor([1]))
     assert distillation_loss(logits[1:], teacher[1:]).item() == pytest.approx(one_hot.item())
-    with pytest.raises(ParameterError, match="rows >= 0 that sum to 1"):
+    with pytest.raises(ParameterError, match="rows >= 0 that sum to 1. Found row sums from 2 to 2"):
         distillation_loss(logits, teacher * 2)
     with pytest.raises(ParameterError, match=r"both have shape \(B, K\)"):
         distillation_loss(logits, teacher[:, :2])
     with pytest.raises(ParameterError, match="temperature"):
-        distillation_loss(logits, teacher, 0.0)
+        distillation_loss(logits, teacher, temperature=0.0)

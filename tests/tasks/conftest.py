@@ -5,11 +5,14 @@ and world images written as files for predict."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import csv
 import io
 import json
 import pickle
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -79,7 +82,7 @@ TINY: dict[str, list[str]] = {
         "eval.n_samples=2", "eval.max_new_tokens=12",
     ],
     "word2vec": ["data.train_size=40", "model.dim=16", "data.batch_words=500"],
-    "soundnet": [  # model.teacher: the session's tiny backbone (_tiny_teacher below)
+    "soundnet": [  # model.teacher: a tiny backbone run, made on first use (tiny())
         "data.train_size=16", "data.val_size=8", "data.test_size=8", "data.batch_size=8",
         "data.num_workers=0", "model.width=0.25", "eval.batch_size=8", "eval.n_figures=1",
         "eval.transfer_clips=5",
@@ -97,9 +100,26 @@ TINY: dict[str, list[str]] = {
 NO_FIGURES = "eval.n_figures=0"
 
 
+_TEACHER: list[Path] = []
+
+
+def _tiny_teacher() -> Path:
+    """A tiny backbone run, trained on first use and kept for the session: the teacher of
+    tiny ``soundnet`` runs (its default, the backbone's defaults, takes minutes)."""
+    if not _TEACHER:
+        root = Path(tempfile.mkdtemp(prefix="xmodal-tiny-teacher-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        _TEACHER.append(train_tiny("backbone", root, "eval.n_figures=0"))
+    return _TEACHER[0]
+
+
 def tiny(task: str, *overrides: str) -> list[str]:
-    """The engine's quick settings, the task's tiny overrides, then ``overrides``."""
-    return [*ENGINE, *TINY[task], *overrides]
+    """The engine's quick settings, the task's tiny overrides, then ``overrides`` (a tiny
+    ``soundnet`` run gets the tiny teacher unless ``overrides`` name a teacher)."""
+    teacher = []
+    if task == "soundnet" and not any(o.startswith("model.teacher") for o in overrides):
+        teacher = [f"model.teacher={_tiny_teacher()}"]
+    return [*ENGINE, *TINY[task], *teacher, *overrides]
 
 
 def train_tiny(task: str, runs: Path, *overrides: str) -> Path:
@@ -236,13 +256,3 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _tiny_teacher(tmp_path_factory):
-    """A tiny backbone run as the teacher of every tiny ``soundnet`` run (its default, the
-    backbone's defaults, takes minutes)."""
-    folder = train_tiny("backbone", tmp_path_factory.mktemp("teacher"), "eval.n_figures=0")
-    TINY["soundnet"].append(f"model.teacher={folder}")
-    yield folder
-    TINY["soundnet"].remove(f"model.teacher={folder}")

@@ -47,8 +47,8 @@ def _predict_inputs(task: str, tmp: Path) -> tuple[list[str], list[str]]:
         "text2image": (["a red circle"], ["-n", "2"]),
         "gpt": (["the"], []),
         "word2vec": (["red", "big - large + small"], ["-n", "3"]),
-        "soundnet": ([str(world_wav(tmp / "scene.wav"))], []),
-        "scene-sound": ([str(world_wav(tmp / "scene.wav", seconds=1.0))], []),
+        "soundnet": ([str(world_wav(tmp / "two-seconds.wav"))], []),
+        "scene-sound": ([str(world_wav(tmp / "one-second.wav", seconds=1.0))], []),
     }[task]
 
 

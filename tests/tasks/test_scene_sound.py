@@ -14,8 +14,8 @@ from tests.tasks.conftest import one_line_error, read_metrics, tiny, train_tiny,
 from xmodal.cli import main
 from xmodal.engine import load_run
 from xmodal.errors import DataError
-from xmodal.matching.audiovisual import avc_loss, correspondence_pairs
-from xmodal.tasks.scene_sound import best_threshold, nearest_place
+from xmodal.matching.audiovisual import avc_loss, correspondence_pairs, nearest_place
+from xmodal.metrics.classification import best_threshold
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,10 @@ def test_metrics_are_those_of_the_embeddings(run_dir):
     assert test["semantic"]["a2i_R@1"] == pytest.approx(semantic)
     guess = nearest_place(aud, task.prototypes(model))
     assert test["place_acc"] == pytest.approx(100 * float((guess == places).double().mean()))
-    assert 0 <= test["correspondence_acc"] <= 100 and test["n_clips"] == 8
+    scores, labels = task._correspondence(model, img, aud)
+    right = ((scores > test["correspondence_threshold"]).float() == labels).double().mean()
+    assert test["correspondence_acc"] == pytest.approx(100 * float(right))
+    assert labels.tolist() == [1.0] * 8 + [0.0] * 8 and test["n_clips"] == 8
     figures = sorted(p.name for p in (run_dir / "figures").glob("*.png"))
     assert figures == ["joint_space_test.png", "sound_to_frames_test.png"]
 
@@ -80,6 +83,11 @@ def test_threshold_and_nearest_place_by_hand():
     labels = torch.tensor([0, 0, 1, 0, 1])
     assert best_threshold(scores, labels) == pytest.approx(0.275)  # 4 of 5 right
     assert best_threshold(torch.tensor([0.5, 0.6]), torch.tensor([1, 1])) < 0.5  # all ones
+    # Tied scores fall on one side together: [.5, .5, .5] with labels 0, 1, 1 is best
+    # called all ones (2 of 3), never split inside the tie.
+    assert best_threshold(torch.tensor([0.5, 0.5, 0.5]), torch.tensor([0, 1, 1])) < 0.5
+    with pytest.raises(Exception, match="labels must be 0/1"):
+        best_threshold(torch.tensor([0.5]), torch.tensor([2]))
     protos = torch.tensor([[1.0, 0.0], [float("nan"), float("nan")], [0.0, 1.0]])
     sounds = torch.tensor([[0.9, 0.1], [0.1, 0.9], [-1.0, -1.0]])
     assert nearest_place(sounds, protos).tolist() == [0, 2, 0]  # never the empty place 1

@@ -166,7 +166,8 @@ def test_a_teacher_of_another_image_size_is_refused(tmp_path, capsys):
     "override, message",
     [("model.layers=9", "model.layers must be in [1, 8]"),
      ("model.temperature=0", "model.temperature"),
-     ("data.clip_seconds=0", "data.clip_seconds")],
+     ("data.clip_seconds=0", "data.clip_seconds"),
+     ("eval.transfer=/nowhere", "eval.transfer='/nowhere' is not an ESC-50-layout folder")],
 )  # fmt: skip
 def test_bad_config_is_one_line(tmp_path, capsys, override, message):
     assert message in train_refused("soundnet", tmp_path, capsys, override)
@@ -232,3 +233,74 @@ def test_transfer_reads_an_esc50_folder_like_the_world_in_memory(run_dir, tmp_pa
     # 16-bit files, so the features move a little; the probes agree within a clip or two.
     for name, acc in want["layers"].items():
         assert abs(got["layers"][name] - acc) <= 2 * 100 / 38, name
+
+
+# ----------------------------------------------------------------------------- real frames
+
+
+def test_a_torchvision_teacher_on_an_av_manifest_folder(tmp_path, capsys):
+    """Real data: frames and sounds from a manifest, taught by torchvision classifiers
+    whose state dicts are files (read without unpickling code); the run keeps their
+    weights, so eval and predict need neither file."""
+    from torchvision.models import resnet18
+
+    from xmodal.world import World
+    from xmodal.world.export import export
+
+    root = export(World(seed=0, clip_seconds=2.0), "av-manifest", tmp_path / "av",
+                  sizes={"train": 16, "val": 8, "test": 8})  # fmt: skip
+    torch.manual_seed(0)
+    objects, places = resnet18(num_classes=5), resnet18(num_classes=3)
+    torch.save(objects.state_dict(), tmp_path / "objects.pth")
+    torch.save(places.state_dict(), tmp_path / "places.pth")
+    d = train_tiny(
+        "soundnet", tmp_path / "runs", "data.name=av-manifest", f"data.root={root}",
+        "data.clip_seconds=2.0", "model.teacher=null", "model.teacher_arch=resnet18",
+        f"model.teacher_weights={tmp_path / 'objects.pth'}", "model.place_teacher_arch=resnet18",
+        f"model.place_teacher_weights={tmp_path / 'places.pth'}", "eval.transfer=null",
+    )  # fmt: skip
+    test = read_metrics(d)["test"]
+    assert {"kl_objects", "kl_places", "objects_agreement", "places_agreement"} <= set(test)
+    assert "place_acc" not in test  # the teacher's classes are not the manifest's labels
+    assert json.loads((d / "teacher.json").read_text())["torchvision"]["places"] == {
+        "arch": "resnet18", "num_classes": 3}  # fmt: skip
+    (tmp_path / "objects.pth").unlink()  # the run holds the teacher's weights
+    task, model = load_run(d)
+    got = model.teacher.objects.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in objects.state_dict().items())
+    assert task.object_names() == [f"class {k}" for k in range(5)]
+    out = tmp_path / "out"
+    wav = world_wav(tmp_path / "a.wav")
+    assert main(["predict", "soundnet", "--run", str(d), str(wav), "--out", str(out)]) == 0
+    (record,) = json.loads((out / "predictions.json").read_text())
+    assert record["place"] in ("class 0", "class 1", "class 2")
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model.teacher_arch=resnet18"], "SoundNet needs one teacher"),
+        (["model.teacher=null"], "SoundNet needs one teacher"),
+        (["model.place_teacher_arch=resnet18"], "goes with model.teacher_arch"),
+        (["data.name=av-manifest"], "needs data.root"),
+    ],
+)
+def test_teacher_choices_are_checked(tmp_path, capsys, overrides, message):
+    assert message in train_refused("soundnet", tmp_path, capsys, *overrides)
+
+
+def test_teacher_weights_that_do_not_fit_are_named(tmp_path):
+    from torchvision.models import resnet18
+
+    from xmodal.errors import DataError, ParameterError
+    from xmodal.matching.soundnet import torchvision_classifier
+
+    torch.save(resnet18(num_classes=4).state_dict(), tmp_path / "r18.pth")
+    model, n = torchvision_classifier("resnet18", str(tmp_path / "r18.pth"))
+    assert n == 4 and model.fc.out_features == 4
+    with pytest.raises(DataError, match="r18.pth' do not fit resnet34"):
+        torchvision_classifier("resnet34", str(tmp_path / "r18.pth"))
+    with pytest.raises(DataError, match="missing.pth' do not exist"):
+        torchvision_classifier("resnet18", str(tmp_path / "missing.pth"))
+    with pytest.raises(ParameterError, match="unknown torchvision model 'resnet7'"):
+        torchvision_classifier("resnet7", str(tmp_path / "r18.pth"))

@@ -530,6 +530,10 @@ def test_near_miss_edits_relations_counts_and_bindings():
     counts = {near_miss("there are two circles", two, "city", np.random.default_rng(s),
                         margin=MARGIN) for s in range(200)}  # fmt: skip
     assert {"there is one circle", "there are three circles", "there are no circles"} <= counts
+    assert not any("four" in c for c in counts)  # no scene has more than max_count=3
+    assert "there are four circles" in {
+        near_miss("there are two circles", two, "city", np.random.default_rng(s), margin=MARGIN,
+                  max_count=4) for s in range(200)}  # fmt: skip
     kinds = {
         "a red circle to the right of a blue square": "relation",
         "a blue circle to the left of a red square": "binding",

@@ -335,7 +335,7 @@ def test_labelled_sounds_are_balanced_seeded_and_as_loud_as_their_parts():
     world = World(seed=0)
     classes = world.sound_classes
     assert len(classes) == 30 + len(world.config.places) and classes[0] == "red circle"
-    assert classes[-len(world.config.places):] == tuple(world.config.places)
+    assert classes[-len(world.config.places) :] == tuple(world.config.places)
     for i in (0, 5, 37, 38, 75):
         audio, label = world.labelled_sound("test", i, seconds=1.0)
         assert label == i % len(classes) and audio.shape == (16000,)

@@ -1,6 +1,8 @@
 """Loaders for real dataset formats; the world's exporters write the same formats."""
 
+from xmodal.data.avmanifest import AVManifest
+from xmodal.data.esc50 import ESC50
 from xmodal.data.images import load_image
 from xmodal.data.karpathy import KarpathyCaptions
 
-__all__ = ["KarpathyCaptions", "load_image"]
+__all__ = ["AVManifest", "ESC50", "KarpathyCaptions", "load_image"]

@@ -29,7 +29,13 @@ from xmodal._checks import check_choice, check_positive_int
 from xmodal.errors import ParameterError
 from xmodal.nn.losses import LogitScale
 
-__all__ = ["AV_OBJECTIVES", "AudioVisualEmbedding", "avc_loss", "correspondence_pairs"]
+__all__ = [
+    "AV_OBJECTIVES",
+    "AudioVisualEmbedding",
+    "avc_loss",
+    "correspondence_pairs",
+    "nearest_place",
+]
 
 AV_OBJECTIVES = ("infonce", "avc")
 
@@ -38,9 +44,10 @@ class AudioVisualEmbedding(nn.Module):
     """Two streams, an image encoder and an audio encoder, projected into one unit sphere.
 
     ``embed_images(images (B, 3, H, W)) -> (B, D)``; ``embed_audio(wave (B, T), lengths) ->
-    (B, D)``. Both are L2-normalised, so a dot product is a cosine. ``logit_scale`` is
-    InfoNCE's learned temperature. With ``objective="avc"``, ``correspond(img, aud) -> (B,
-    2)`` holds the fusion head's logits (class 1: the sound belongs to the frame).
+    (B, D)``. Both are L2-normalised, so a dot product is a cosine. With
+    ``objective="infonce"``, ``logit_scale`` is InfoNCE's learned temperature; with
+    ``objective="avc"``, ``correspond(img, aud) -> (B, 2)`` holds the fusion head's logits
+    (class 1: the sound belongs to the frame).
     """
 
     def __init__(
@@ -59,8 +66,9 @@ class AudioVisualEmbedding(nn.Module):
         self.audio = audio_encoder
         self.image_proj = nn.Linear(image_encoder.feature_info.channels, embed_dim)
         self.audio_proj = nn.Linear(audio_encoder.feature_info.channels, embed_dim)
-        self.logit_scale = LogitScale()
-        if self.objective == "avc":  # L3-Net: concatenation, fc, ReLU, fc to two classes
+        if self.objective == "infonce":
+            self.logit_scale = LogitScale()
+        else:  # L3-Net: concatenation, fc, ReLU, fc to two classes
             hidden = check_positive_int(fusion_hidden, "fusion_hidden")
             self.fusion = nn.Sequential(
                 nn.Linear(2 * embed_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 2)
@@ -76,7 +84,9 @@ class AudioVisualEmbedding(nn.Module):
 
     def correspond(self, img: torch.Tensor, aud: torch.Tensor) -> torch.Tensor:
         if self.objective != "avc":
-            raise ParameterError("correspond needs objective='avc' (the fusion head)")
+            raise ParameterError(
+                f"correspond needs objective='avc' (the fusion head). Found: {self.objective!r}"
+            )
         return self.fusion(torch.cat([img, aud], dim=-1))
 
 
@@ -109,3 +119,18 @@ def avc_loss(model: AudioVisualEmbedding, img: torch.Tensor, aud: torch.Tensor, 
     logits = model.correspond(img[frames], aud[sounds])
     accuracy = (logits.argmax(1) == labels).float().mean()
     return F.cross_entropy(logits, labels), float(accuracy)
+
+
+def nearest_place(sounds: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+    """The class of each vector of ``sounds`` ``(N, D)``: the row of ``prototypes``
+    ``(P, D)`` of the highest dot product (a cosine, for unit vectors); a prototype row of
+    NaN (a class without examples) is never chosen."""
+    if sounds.ndim != 2 or prototypes.ndim != 2 or sounds.shape[1] != prototypes.shape[1]:
+        raise ParameterError(
+            f"sounds (N, D) and prototypes (P, D) must share D. Found {tuple(sounds.shape)} "
+            f"and {tuple(prototypes.shape)}"
+        )
+    sims = (sounds @ prototypes.nan_to_num(0.0).T).masked_fill(
+        prototypes.isnan().any(1)[None, :], float("-inf")
+    )
+    return sims.argmax(1)

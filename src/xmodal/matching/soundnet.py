@@ -9,7 +9,7 @@ distillation_loss`, KL from teacher to student) and never sees a label.
 
 On the world the teacher is the world-pretrained backbone (:class:`~xmodal.vision.backbone.
 BackboneModel`) read by :func:`backbone_posteriors`: its place head, and its cell heads
-summed over the map into a distribution over (colour, shape) objects, the world's
+summed over the map into a distribution over (colour, shape) objects (by area), the world's
 counterpart of ImageNet's object classes (a sound's pitch is its object's colour and its
 timbre the shape, :mod:`xmodal.world.sound`).
 
@@ -34,12 +34,15 @@ from xmodal.errors import ParameterError
 __all__ = [
     "HEADS",
     "SoundNetStudent",
+    "TorchvisionTeacher",
     "backbone_posteriors",
     "fold_accuracy",
     "layer_features",
     "layer_names",
     "mfcc_statistics",
     "object_classes",
+    "teacher_posteriors",
+    "torchvision_classifier",
 ]
 
 HEADS = ("objects", "places")
@@ -52,7 +55,8 @@ def object_classes(colours, shapes) -> list[str]:
 
 
 class SoundNetStudent(nn.Module):
-    """An :class:`~xmodal.audio.encoders.AudioEncoder` with an object and a place head.
+    """An :class:`~xmodal.audio.encoders.AudioEncoder` with an object and a place head
+    (``n_places=None``: objects alone, for a teacher without a place classifier).
 
     ``forward(wave (B, T), lengths=None) -> {"objects": (B, n_objects), "places": (B,
     n_places)}``: logits, each the mean over the encoder's valid steps of a 1x1
@@ -60,16 +64,14 @@ class SoundNetStudent(nn.Module):
     ``forward_head`` averages).
     """
 
-    def __init__(self, encoder: nn.Module, n_objects: int, n_places: int) -> None:
+    def __init__(self, encoder: nn.Module, n_objects: int, n_places: int | None) -> None:
         super().__init__()
         channels = encoder.feature_info.channels
         self.encoder = encoder
-        self.heads = nn.ModuleDict(
-            {
-                "objects": nn.Conv1d(channels, check_positive_int(n_objects, "n_objects"), 1),
-                "places": nn.Conv1d(channels, check_positive_int(n_places, "n_places"), 1),
-            }
-        )
+        heads = {"objects": nn.Conv1d(channels, check_positive_int(n_objects, "n_objects"), 1)}
+        if n_places is not None:
+            heads["places"] = nn.Conv1d(channels, check_positive_int(n_places, "n_places"), 1)
+        self.heads = nn.ModuleDict(heads)
 
     def forward(self, wave: torch.Tensor, lengths=None) -> dict[str, torch.Tensor]:
         features = self.encoder.forward_features(wave, lengths)  # (B, C, T'), padding zeroed
@@ -83,6 +85,84 @@ class SoundNetStudent(nn.Module):
         }
 
 
+class TorchvisionTeacher(nn.Module):
+    """SoundNet's teacher on real frames: a torchvision classifier for the objects
+    (ImageNet's, in the paper) and optionally a second one for the places (the paper's
+    Places CNN). ``forward(images (B, 3, H, W) in [0, 1]) -> {"objects": logits, "places":
+    logits}``, each network fed the images normalised by ImageNet's mean and standard
+    deviation, as torchvision's classifiers expect."""
+
+    def __init__(self, objects: nn.Module, places: nn.Module | None = None) -> None:
+        super().__init__()
+        self.objects = objects
+        self.places = places
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = (images - self.mean) / self.std
+        out = {"objects": self.objects(x)}
+        if self.places is not None:
+            out["places"] = self.places(x)
+        return out
+
+
+def torchvision_classifier(arch: str, weights: str | None = None, num_classes: int | None = None):
+    """``(model, num_classes)``: the torchvision classification model ``arch`` with the
+    state dict of the file ``weights`` (safetensors, or a ``.pth``/``.pt`` read with
+    ``torch.load(weights_only=True)``, which unpickles no code), its number of classes
+    read from its last 2-D weight; without ``weights``, ``num_classes`` untrained classes
+    (the run's own safetensors then bring the weights). A DataError names a file that is
+    missing or does not fit ``arch``."""
+    from pathlib import Path
+
+    from torchvision.models import get_model, list_models
+
+    from xmodal.errors import DataError
+
+    if arch not in list_models():
+        raise ParameterError(f"unknown torchvision model {arch!r}; e.g. resnet18, resnet50")
+    state = None
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise DataError(f"teacher weights {str(path)!r} do not exist")
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as err:
+                raise DataError(f"cannot read teacher weights {str(path)!r}: {err}") from None
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        mats = [v for k, v in state.items() if k.endswith("weight") and v.ndim == 2]
+        if not mats:
+            raise DataError(f"teacher weights {str(path)!r} hold no classifier layer")
+        num_classes = int(mats[-1].shape[0])
+    model = get_model(
+        arch, weights=None, num_classes=check_positive_int(num_classes, "num_classes")
+    )
+    if state is not None:
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            raise DataError(f"teacher weights {str(weights)!r} do not fit {arch}: {err}") from None
+    return model, num_classes
+
+
+def teacher_posteriors(teacher: nn.Module, images: torch.Tensor, temperature: float = 1.0):
+    """The posteriors of either teacher: :func:`backbone_posteriors` of a world backbone
+    (a :class:`~xmodal.vision.backbone.BackboneModel`), or the softmax of each of a
+    :class:`TorchvisionTeacher`'s classifiers, softened by ``temperature``."""
+    out = teacher(images)
+    if isinstance(teacher, TorchvisionTeacher):
+        t = check_positive_number(temperature, "temperature")
+        return {name: (logits / t).softmax(1) for name, logits in out.items()}
+    return backbone_posteriors(out, temperature)
+
+
 def backbone_posteriors(
     out: Mapping[str, torch.Tensor], temperature: float = 1.0
 ) -> dict[str, torch.Tensor]:
@@ -92,9 +172,9 @@ def backbone_posteriors(
 
     - ``"places"`` ``(B, P)``: the softmax of the place logits;
     - ``"objects"`` ``(B, C * S)``: over the cells, ``p(object) p(colour | object) p(shape
-      | object)`` summed and normalised: the share of the image's objects that are each
-      (colour, shape) pair, as the teacher sees them (colour-major, as
-      :func:`object_classes`).
+      | object)`` summed and normalised: the share of the image's object area (cells)
+      that each (colour, shape) pair covers, as the teacher sees it, so a large object
+      weighs more than a small one (colour-major, as :func:`object_classes`).
     """
     temperature = check_positive_number(temperature, "temperature")
     missing = {"shape", "colour", "place"} - set(out)

@@ -49,7 +49,7 @@ def _pairs(img, txt, image_ids) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
 
 
 def _extra(hard_negatives, img: torch.Tensor) -> torch.Tensor | None:
-    """``hard_negatives`` checked: ``(M, D)`` texts of no image in the batch, or None."""
+    """``hard_negatives`` checked: ``(M, D)`` extra negative texts, or None."""
     if hard_negatives is None:
         return None
     neg = as_signal(hard_negatives, "hard_negatives", min_ndim=2)
@@ -85,9 +85,9 @@ def hinge_triplet_loss(
         margin: the margin, >= 0.
         hardest: only the hardest negative per anchor.
         image_ids: ``(B,)`` image of each row; rows of the same image are not negatives.
-        hard_negatives: ``(M, D)`` texts true of no image of the batch (NegCLIP's hard
-            negatives: a caption one word away from a true one): more negative texts of
-            every image anchor.
+        hard_negatives: ``(M, D)`` extra negative texts of every image anchor (NegCLIP's
+            hard negatives: a caption one word away from a true one, false of its own
+            image; like any in-batch negative it may be true of another image).
     Returns:
         a scalar tensor.
     """
@@ -121,9 +121,10 @@ def info_nce_loss(
     ``logit_scale`` is the inverse temperature (a number or a scalar tensor, e.g. the
     output of :class:`LogitScale`, through which it is learned). With ``image_ids``, the
     other captions of the same image are left out of each softmax (neither positive nor
-    negative). ``hard_negatives`` ``(M, D)``: texts true of no image of the batch, more
-    columns of every image's softmax (NegCLIP, Yuksekgonul et al., 2023); the text → image
-    direction is unchanged. Returns a scalar tensor.
+    negative). ``hard_negatives`` ``(M, D)``: extra texts, more columns of every image's
+    softmax (NegCLIP, Yuksekgonul et al., 2023: each a caption made false of its own image,
+    which may, like any in-batch negative, be true of another); the text → image direction
+    is unchanged. Returns a scalar tensor.
     """
     img, txt, negatives = _pairs(img, txt, image_ids)
     extra = _extra(hard_negatives, img)
@@ -175,7 +176,7 @@ class LogitScale(nn.Module):
 
 
 def distillation_loss(
-    student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float = 1.0
+    student_logits: torch.Tensor, teacher_probs: torch.Tensor, *, temperature: float = 1.0
 ) -> torch.Tensor:
     """Knowledge distillation (Hinton et al., 2015; SoundNet's objective): the KL divergence
     ``KL(teacher || softmax(student_logits / temperature))`` averaged over the batch, times
@@ -192,10 +193,13 @@ def distillation_loss(
             "student_logits and teacher_probs must both have shape (B, K). Found "
             f"{tuple(logits.shape)} and {tuple(probs.shape)}"
         )
-    if bool((probs < 0).any()) or not torch.allclose(
-        probs.sum(1), torch.ones_like(probs[:, 0]), atol=1e-4
-    ):
-        raise ParameterError("teacher_probs must be distributions: rows >= 0 that sum to 1")
+    sums = probs.sum(1)
+    if bool((probs < 0).any()) or not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
+        raise ParameterError(
+            "teacher_probs must be distributions: rows >= 0 that sum to 1. Found row sums "
+            f"from {float(sums.min()):.4g} to {float(sums.max()):.4g}, minimum entry "
+            f"{float(probs.min()):.4g}"
+        )
     temperature = check_positive_number(temperature, "temperature")
     log_q = F.log_softmax(logits / temperature, dim=1)
     return F.kl_div(log_q, probs, reduction="batchmean") * temperature**2

@@ -44,7 +44,8 @@ from xmodal.engine.config import TrainerConfig
 from xmodal.engine.schedule import AdamConfig
 from xmodal.engine.task import Task
 from xmodal.errors import ParameterError
-from xmodal.matching.audiovisual import AV_OBJECTIVES
+from xmodal.matching.audiovisual import AV_OBJECTIVES, nearest_place
+from xmodal.metrics.classification import best_threshold
 from xmodal.tasks._backbone import backbone_upstream, encoder_groups, start_encoder
 from xmodal.vision.encoders import width_kwargs
 
@@ -146,13 +147,16 @@ class SceneSoundTask(Task):
             return list(self.world.config.places)
         return list(self.data("train").classes)
 
-    def _item_places(self, split: str) -> torch.Tensor:
+    def _item_places(self, split: str, size: int | None = None) -> torch.Tensor:
+        """The place of each of the first ``size`` (None: all) clips of ``split``."""
         data = self.data(split)
-        if self.config.data.name == "world":
-            return torch.tensor([self.world.config.places.index(
-                self.world.scene(split, i, audio=False, questions=False).place)
-                for i in range(len(data))])  # fmt: skip
-        return data.places
+        n = len(data) if size is None else min(size, len(data))
+        if self.config.data.name == "world":  # the scene's place, drawn without its image
+            places = self.world.config.places
+            return torch.tensor([places.index(self.world.scene(split, i, audio=False,
+                                                               questions=False).place)
+                                 for i in range(n)])  # fmt: skip
+        return data.places[:n]
 
     def train_dataloader(self) -> DataLoader:
         return self.train_loader(self.data("train"), drop_last=True)
@@ -234,7 +238,7 @@ class SceneSoundTask(Task):
         NaN (:func:`nearest_place` never picks it)."""
         n = min(self.config.eval.prototype_clips, len(self.data("train")))
         _, aud = self._embed(model, "train", n)
-        places = self._item_places("train")[:n]
+        places = self._item_places("train", n)
         protos = torch.zeros(len(self.places()), aud.shape[1])
         protos.index_add_(0, places, aud)
         protos = torch.nn.functional.normalize(protos, dim=1)
@@ -242,12 +246,14 @@ class SceneSoundTask(Task):
         return protos
 
     @torch.no_grad()
-    def _correspondence(self, model, img, aud, places) -> tuple[torch.Tensor, torch.Tensor]:
+    def _correspondence(self, model, img, aud) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores and labels of balanced pairs: every frame with its own sound and with
         the sound of the clip ``n // 2`` further on (another clip, and drawn by index
         alone, so every evaluation scores the same pairs)."""
         n = len(img)
-        other = (torch.arange(n) + max(n // 2, 1)) % n
+        if n < 2:
+            raise ParameterError(f"correspondence needs at least 2 clips. Found: {n}")
+        other = (torch.arange(n) + n // 2) % n
         labels = torch.cat([torch.ones(n), torch.zeros(n)])
         sounds = torch.cat([aud, aud[other]])
         frames = torch.cat([img, img])
@@ -273,12 +279,12 @@ class SceneSoundTask(Task):
         metrics["place_acc"] = 100 * float((guess == places).double().mean())
         counts = torch.bincount(places, minlength=len(self.places()))
         metrics["place_chance"] = 100 * float(counts.max() / counts.sum())
-        scores, labels = self._correspondence(model, img, aud, places)
+        scores, labels = self._correspondence(model, img, aud)
         if model.objective == "avc":
             threshold = 0.5
         else:  # the cosine that separates the validation pairs best
             v_img, v_aud = self._embed(model, "val")
-            v_scores, v_labels = self._correspondence(model, v_img, v_aud, None)
+            v_scores, v_labels = self._correspondence(model, v_img, v_aud)
             threshold = best_threshold(v_scores, v_labels)
         metrics["correspondence_acc"] = 100 * float(((scores > threshold).float() == labels)
                                                     .double().mean())  # fmt: skip
@@ -294,7 +300,7 @@ class SceneSoundTask(Task):
             return {}
         size = min(len(self.data("test")), 400)
         img, aud = self._embed(model, "test", size)
-        places, names = self._item_places("test")[:size], self.places()
+        places, names = self._item_places("test", size), self.places()
         images = torch.stack([self.data("test")[i]["image"] for i in range(size)])
         k = min(self.config.eval.top_k, size)
         queries = list(range(min(n, size)))
@@ -338,28 +344,3 @@ class SceneSoundTask(Task):
             records.append({"input": str(path), "text": text, "place": place,
                             "frames": frames, "files": []})  # fmt: skip
         return records
-
-
-def nearest_place(sounds: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
-    """The place of each sound vector ``(N, D)``: the prototype ``(P, D)`` of the highest
-    cosine, a prototype of NaN (a place without training sounds) never chosen."""
-    sims = (sounds @ prototypes.nan_to_num(0.0).T).masked_fill(
-        prototypes.isnan().any(1)[None, :], float("-inf")
-    )
-    return sims.argmax(1)
-
-
-def best_threshold(scores: torch.Tensor, labels: torch.Tensor) -> float:
-    """The threshold on ``scores`` (predict 1 above it) with the best accuracy on
-    ``labels``: the midpoint between two neighbouring sorted scores."""
-    s, order = scores.double().sort()
-    y = labels.double()[order]
-    # Predicting 1 for s[k:] gets right the 0s below k and the 1s from k on.
-    zeros_below = torch.cat([torch.zeros(1, dtype=y.dtype), (1 - y).cumsum(0)])
-    ones_from = torch.cat([y.flip(0).cumsum(0).flip(0), torch.zeros(1, dtype=y.dtype)])
-    k = int((zeros_below + ones_from).argmax())
-    if k == 0:
-        return float(s[0]) - 1.0
-    if k == len(s):
-        return float(s[-1]) + 1.0
-    return float((s[k - 1] + s[k]) / 2)

@@ -47,19 +47,27 @@ from xmodal.errors import DataError, ParameterError
 
 __all__ = ["SoundNetConfig", "SoundNetModel", "SoundNetTask"]
 
-TEACHER_FILE = "teacher.json"  # model.teacher's config: what rebuilds the teacher
+TEACHER_FILE = "teacher.json"  # what rebuilds the teacher (its config, or its classifiers)
 
 
 @dataclass
 class SoundNetModelConfig(Section):
-    """The student: SoundNet's conv1 .. conv``layers`` at ``width`` times its widths; the
-    teacher: a ``backbone`` run; ``temperature`` softens both sides of the KL."""
+    """The student: SoundNet's conv1 .. conv``layers`` at ``width`` times its widths. The
+    teacher: ``teacher``, a ``backbone`` run (the world's); or, for real frames,
+    ``teacher_arch``, a torchvision classifier with the state dict ``teacher_weights``
+    for the objects, and optionally ``place_teacher_arch`` with ``place_teacher_weights``
+    for the places (without, the student has no place head). ``temperature`` softens
+    both sides of the KL."""
 
     key: ClassVar[str] = "model"
 
     layers: int = integer(5)
     width: float = number(1.0, positive=True)
     teacher: str | None = "default"
+    teacher_arch: str | None = None
+    teacher_weights: str | None = None
+    place_teacher_arch: str | None = None
+    place_teacher_weights: str | None = None
     temperature: float = number(1.0, positive=True)
     object_weight: float = number(1.0)
     place_weight: float = number(1.0)
@@ -68,15 +76,37 @@ class SoundNetModelConfig(Section):
         super().__post_init__()
         if not 1 <= self.layers <= 8:
             raise ParameterError(f"model.layers must be in [1, 8]. Found: {self.layers}")
+        if (self.teacher is None) == (self.teacher_arch is None):
+            raise ParameterError(
+                "SoundNet needs one teacher: model.teacher (a backbone run, or default) or "
+                "model.teacher_arch (a torchvision classifier; then set model.teacher=null). "
+                f"Found model.teacher={self.teacher!r}, model.teacher_arch={self.teacher_arch!r}"
+            )
+        if self.place_teacher_arch is not None and self.teacher_arch is None:
+            raise ParameterError("model.place_teacher_arch goes with model.teacher_arch")
+
+    @property
+    def torchvision(self) -> bool:
+        """Whether the teacher is torchvision's (real frames) rather than a backbone run."""
+        return self.teacher_arch is not None
 
 
 @dataclass
 class SoundNetDataConfig(ImageDataConfig):
-    """The world's scenes with their sound, ``clip_seconds`` long."""
+    """The world's scenes with their sound, ``clip_seconds`` long; or an ``av-manifest``
+    folder ``root`` of frames and sounds (give ``image_size`` its classifiers' 224)."""
 
+    sources: ClassVar[tuple[str, ...]] = ("world", "av-manifest")
+
+    root: str | None = None
     clip_seconds: float = number(2.0, positive=True)
     train_size: int = integer(8000)
     batch_size: int = integer(64)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.name == "av-manifest" and not self.root:
+            raise ParameterError("data.name=av-manifest needs data.root, the manifest's folder")
 
 
 @dataclass
@@ -93,6 +123,16 @@ class SoundNetEvalConfig(EvalConfig):
     top_k: int = integer(3)
     transfer: str | None = "world"
     transfer_clips: int = integer(40)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.transfer not in (None, "world"):  # checked now, not after the training
+            meta = Path(self.transfer) / "meta" / "esc50.csv"
+            if not meta.is_file():
+                raise ParameterError(
+                    f"eval.transfer={self.transfer!r} is not an ESC-50-layout folder "
+                    f"({str(meta)!r} does not exist); give one, world or null"
+                )
 
 
 @dataclass
@@ -126,13 +166,14 @@ class SoundNetTask(Task):
     family = "matching"
     summary = "SoundNet: a raw-waveform sound network taught by a visual teacher (KL)"
     Config = SoundNetConfig
-    upstream = (Upstream("model.teacher", "backbone", inherit=("data.image_size",
-                                                               "data.world_seed")),)  # fmt: skip
+    upstream = (Upstream("model.teacher", "backbone", required=False,
+                         inherit=("data.image_size", "data.world_seed")),)  # fmt: skip
 
     def __init__(self, config: SoundNetConfig) -> None:
         super().__init__(config)
-        self._teacher_task = None
-        self._teacher_state: dict | None = None
+        self._teacher_task = None  # a backbone run's task
+        self._teacher_state: dict | None = None  # its weights, or the classifiers'
+        self._classifiers: dict | None = None  # torchvision's: {head: {arch, num_classes}}
         self._transfer_result: dict | None = None
 
     # ------------------------------------------------------------------ data
@@ -141,6 +182,13 @@ class SoundNetTask(Task):
         from xmodal.data.sounds import SoundScenes
 
         return SoundScenes(self.world, split, size=self.config.data.size(split))
+
+    def av_manifest_data(self, split: str) -> Dataset:
+        from xmodal.data.avmanifest import AVManifest
+
+        d, rate = self.config.data, self.world.config.sample_rate
+        return AVManifest(d.root, split, image_size=d.image_size, sample_rate=rate,
+                          seconds=d.clip_seconds)  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:
         return self.train_loader(self.data("train"), drop_last=True)
@@ -157,15 +205,38 @@ class SoundNetTask(Task):
         return [TEACHER_FILE]
 
     def setup(self, run_dir: Path, stage: str) -> None:
+        from xmodal._io import read_json, write_json
         from xmodal.engine.keep import keep_upstream, kept_upstream
 
-        if stage == "fit":  # the engine resolved model.teacher to a backbone run's folder
-            task, model = keep_upstream(run_dir, TEACHER_FILE, self.config.model.teacher,
-                                        "backbone")  # fmt: skip
+        m, path = self.config.model, Path(run_dir) / TEACHER_FILE
+        if stage == "fit" and m.torchvision:
+            self._fit_classifiers()
+            write_json(path, {"torchvision": self._classifiers}, indent=1)
+        elif stage == "fit":  # the engine resolved model.teacher to a backbone run's folder
+            task, model = keep_upstream(run_dir, TEACHER_FILE, m.teacher, "backbone")
             self._teacher_task, self._teacher_state = task, model.state_dict()
             self._check_teacher()
+        elif "torchvision" in (spec := read_json(path, "teacher spec")):
+            self._classifiers = spec["torchvision"]
         else:
             self._teacher_task = kept_upstream(run_dir, TEACHER_FILE, "backbone")
+
+    def _fit_classifiers(self) -> None:
+        """Read the torchvision teacher's weight files: their classes and state dicts."""
+        from xmodal.matching.soundnet import TorchvisionTeacher, torchvision_classifier
+
+        m = self.config.model
+        if m.teacher_weights is None:
+            raise ParameterError("model.teacher_arch needs model.teacher_weights, its state dict")
+        objects, n_objects = torchvision_classifier(m.teacher_arch, m.teacher_weights)
+        self._classifiers = {"objects": {"arch": m.teacher_arch, "num_classes": n_objects}}
+        places = None
+        if m.place_teacher_arch is not None:
+            if m.place_teacher_weights is None:
+                raise ParameterError("model.place_teacher_arch needs model.place_teacher_weights")
+            places, n = torchvision_classifier(m.place_teacher_arch, m.place_teacher_weights)
+            self._classifiers["places"] = {"arch": m.place_teacher_arch, "num_classes": n}
+        self._teacher_state = TorchvisionTeacher(objects, places).state_dict()
 
     def _check_teacher(self) -> None:
         theirs, mine = self._teacher_task.config.data, self.config.data
@@ -179,20 +250,42 @@ class SoundNetTask(Task):
     # ------------------------------------------------------------------ model
 
     def object_names(self) -> list[str]:
+        """The object classes: the world's (colour, shape) pairs, or the torchvision
+        teacher's (ImageNet's names where it has 1,000 classes, else their numbers)."""
         from xmodal.matching.soundnet import object_classes
         from xmodal.world import COLOURS, SHAPES
 
-        return object_classes(COLOURS, SHAPES)
+        if self._classifiers is None:
+            return object_classes(COLOURS, SHAPES)
+        return _class_names(self._classifiers["objects"])
+
+    def place_names(self) -> list[str] | None:
+        """The place classes: the world's, the place teacher's, or None (no place head)."""
+        if self._classifiers is None:
+            return list(self.world.config.places)
+        spec = self._classifiers.get("places")
+        return None if spec is None else _class_names(spec)
 
     def build_model(self) -> nn.Module:
         from xmodal.audio.encoders import create_encoder
-        from xmodal.matching.soundnet import SoundNetStudent
+        from xmodal.matching.soundnet import (
+            SoundNetStudent,
+            TorchvisionTeacher,
+            torchvision_classifier,
+        )
 
         m, world = self.config.model, self.world
         encoder = create_encoder("soundnet", sample_rate=world.config.sample_rate,
                                  width=m.width, num_layers=m.layers)  # fmt: skip
-        student = SoundNetStudent(encoder, len(self.object_names()), len(world.config.places))
-        teacher = self._teacher_task.build_model()
+        places = self.place_names()
+        student = SoundNetStudent(encoder, len(self.object_names()),
+                                  None if places is None else len(places))  # fmt: skip
+        if self._classifiers is None:
+            teacher = self._teacher_task.build_model()
+        else:  # untrained here: the weights come from the files or the run's safetensors
+            nets = {head: torchvision_classifier(spec["arch"], num_classes=spec["num_classes"])[0]
+                    for head, spec in self._classifiers.items()}  # fmt: skip
+            teacher = TorchvisionTeacher(nets["objects"], nets.get("places"))
         if self._teacher_state is not None:
             teacher.load_state_dict(self._teacher_state)
         return SoundNetModel(student, teacher)
@@ -201,21 +294,22 @@ class SoundNetTask(Task):
         return self.config.optim.configure(model.student.parameters(), self.total_steps())
 
     def _outputs(self, model: nn.Module, batch) -> tuple[dict, dict]:
-        from xmodal.matching.soundnet import backbone_posteriors
+        from xmodal.matching.soundnet import teacher_posteriors
 
         device = self.model_device(model)
         with torch.no_grad():
-            teacher = backbone_posteriors(model.teacher(batch["image"].to(device)),
-                                          self.config.model.temperature)  # fmt: skip
+            teacher = teacher_posteriors(model.teacher, batch["image"].to(device),
+                                         self.config.model.temperature)  # fmt: skip
         return model.student(batch["audio"].to(device)), teacher
 
     def _loss(self, student: dict, teacher: dict) -> tuple[torch.Tensor, dict[str, float]]:
         from xmodal.nn.losses import distillation_loss
 
         m = self.config.model
-        parts = {name: distillation_loss(student[name], teacher[name], m.temperature)
-                 for name in ("objects", "places")}  # fmt: skip
-        loss = m.object_weight * parts["objects"] + m.place_weight * parts["places"]
+        parts = {name: distillation_loss(student[name], teacher[name], temperature=m.temperature)
+                 for name in student}  # fmt: skip
+        weights = {"objects": m.object_weight, "places": m.place_weight}
+        loss = sum(weights[name] * value for name, value in parts.items())
         return loss, {f"kl_{name}": float(v.detach()) for name, v in parts.items()}
 
     def training_step(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
@@ -223,8 +317,11 @@ class SoundNetTask(Task):
 
     def validation_step(self, model: nn.Module, batch) -> dict[str, float]:
         student, teacher = self._outputs(model, batch)
-        right = (student["places"].argmax(1).cpu() == batch["place"]).float()
-        return {"loss": float(self._loss(student, teacher)[0]), "place_acc": float(right.mean())}
+        out = {"loss": float(self._loss(student, teacher)[0])}
+        for name in student:  # how often the student names what the teacher names
+            agree = student[name].argmax(1) == teacher[name].argmax(1)
+            out[f"{name}_agreement"] = float(agree.float().mean())
+        return out
 
     # ------------------------------------------------------------------ evaluation
 
@@ -234,15 +331,10 @@ class SoundNetTask(Task):
         rows: dict[str, list] = {}
         for batch in self._loader(split):
             student, teacher = self._outputs(model, batch)
-            for name, value in (
-                ("student_places", student["places"]),  # logits
-                ("student_objects", student["objects"]),
-                ("teacher_places", teacher["places"]),  # posteriors
-                ("teacher_objects", teacher["objects"]),
-                ("place", batch["place"]),
-                ("objects", batch["objects"]),
-                ("sounding", batch["sounding"]),
-            ):
+            values = {f"student_{h}": v for h, v in student.items()}  # logits
+            values |= {f"teacher_{h}": teacher[h] for h in student}  # posteriors
+            values |= {k: batch[k] for k in ("place", "objects", "sounding") if k in batch}
+            for name, value in values.items():
                 rows.setdefault(name, []).append(value.cpu())
         return {name: torch.cat(values) for name, values in rows.items()}
 
@@ -250,23 +342,27 @@ class SoundNetTask(Task):
         from xmodal.metrics.classification import mean_average_precision
 
         got = self._collect(model, split)
+        heads = [h for h in ("objects", "places") if f"student_{h}" in got]
+        kl = self._loss({h: got[f"student_{h}"] for h in heads},
+                        {h: got[f"teacher_{h}"] for h in heads})[1]  # fmt: skip
+        metrics = {**kl, "n_clips": len(got["student_objects"])}
+        for h in heads:  # the share of clips where the student names the teacher's class
+            agree = got[f"student_{h}"].argmax(1) == got[f"teacher_{h}"].argmax(1)
+            metrics[f"{h}_agreement"] = 100 * float(agree.double().mean())
+        if split == "test" and self.config.eval.transfer:
+            metrics["transfer"] = self.transfer(model)
+        if self.config.data.name != "world":  # no truth about the objects heard or seen
+            return metrics
         place = got["place"]
         student_acc = float((got["student_places"].argmax(1) == place).double().mean())
         teacher_acc = float((got["teacher_places"].argmax(1) == place).double().mean())
         counts = torch.bincount(place, minlength=len(self.world.config.places))
-        heads = ("objects", "places")
-        kl = self._loss({h: got[f"student_{h}"] for h in heads},
-                        {h: got[f"teacher_{h}"] for h in heads})[1]  # fmt: skip
-        metrics = {
+        metrics |= {
             "place_acc": 100 * student_acc,
             "teacher_place_acc": 100 * teacher_acc,
             "place_acc_of_teacher": student_acc / teacher_acc if teacher_acc else 0.0,
             "place_chance": 100 * float(counts.max() / counts.sum()),
-            **kl,
-            "n_clips": len(place),
         }
-        if split == "test" and self.config.eval.transfer:
-            metrics["transfer"] = self.transfer(model)
         posteriors = {"student": got["student_objects"].softmax(1),
                       "teacher": got["teacher_objects"]}  # fmt: skip
         for truth in ("objects", "sounding"):
@@ -307,12 +403,14 @@ class SoundNetTask(Task):
         waves, targets, folds, classes = self._transfer_clips()
         device, batch = self.model_device(model), self.config.eval.batch_size
         parts: dict[str, list] = {}
+        mfcc = []  # in chunks too: MFCCs of every clip at once take gigabytes
         for start in range(0, len(waves), batch):
-            chunk = waves[start : start + batch].to(device)
-            for name, value in layer_features(model.student, chunk).items():
+            chunk = waves[start : start + batch]
+            for name, value in layer_features(model.student, chunk.to(device)).items():
                 parts.setdefault(name, []).append(value.cpu())
+            mfcc.append(mfcc_statistics(chunk, self.world.config.sample_rate))
         layers = {name: fold_accuracy(torch.cat(v), targets, folds)[0] for name, v in parts.items()}
-        mfcc = mfcc_statistics(waves, self.world.config.sample_rate)
+        mfcc = torch.cat(mfcc)
         best = max((n for n in layers if n not in ("objects", "places")), key=layers.get)
         self._transfer_result = {
             "source": self.config.eval.transfer,
@@ -337,35 +435,34 @@ class SoundNetTask(Task):
         model.eval()
         with torch.no_grad():
             student, teacher = self._outputs(model, batch)
-        places, objects = list(self.world.config.places), self.object_names()
+        names = {"objects": self.object_names(), "places": self.place_names()}
+        labels = self.world.config.places if self.config.data.name == "world" else None
+        labels = labels or getattr(data, "classes", None)
         figures = {}
         if self._transfer_result is not None:  # evaluate ran it on this model
             from xmodal.viz.soundnet import plot_transfer
 
             figures["transfer_per_layer"] = plot_transfer(self._transfer_result)
-        return figures | {
-            f"posteriors_val_{k}": plot_posteriors(
-                batch["image"][k],
-                {"places": (teacher["places"][k], student["places"][k].softmax(0), places),
-                 "objects": (teacher["objects"][k], student["objects"][k].softmax(0), objects)},
-                title=f"place: {places[int(batch['place'][k])]}",
-            )
-            for k in range(len(batch["index"]))
-        }  # fmt: skip
+        for k in range(len(batch["index"])):
+            heads = {h: (teacher[h][k], student[h][k].softmax(0), names[h]) for h in student}
+            title = f"place: {labels[int(batch['place'][k])]}" if labels else ""
+            figures[f"posteriors_val_{k}"] = plot_posteriors(batch["image"][k], heads, title=title)
+        return figures
 
     # ------------------------------------------------------------------ predict
 
     @torch.no_grad()
     def predict(self, model: nn.Module, inputs: Sequence[str], out_dir: Path) -> list[dict]:
         """Each sound file (any rate or channel count soundfile reads; resampled, mixed to
-        mono): the place and the ``eval.top_k`` objects the student hears."""
+        mono): the place (with a place head) and the ``eval.top_k`` objects the student
+        hears."""
         from xmodal.audio.io import load
 
         if not inputs:
             raise ParameterError("predict soundnet needs at least one sound file. Found none")
         model.eval()
         rate = self.world.config.sample_rate
-        places, objects = list(self.world.config.places), self.object_names()
+        places, objects = self.place_names(), self.object_names()
         records = []
         for path in inputs:
             wave, _ = load(path, sr=rate)
@@ -376,15 +473,30 @@ class SoundNetTask(Task):
                     f"{field} ({field / rate:.2f} s) per step: give a longer clip"
                 )
             out = model.student(wave[None].to(self.model_device(model)))
-            p_place, p_obj = out["places"][0].softmax(0).cpu(), out["objects"][0].softmax(0).cpu()
+            p_obj = out["objects"][0].softmax(0).cpu()
             top = p_obj.topk(min(self.config.eval.top_k, len(objects)))
-            place = places[int(p_place.argmax())]
             heard = [(objects[int(i)], float(p)) for p, i in zip(top.values, top.indices,
                                                                    strict=True)]  # fmt: skip
-            text = f"{place} ({float(p_place.max()):.2f}); " + ", ".join(
-                f"{name} ({p:.2f})" for name, p in heard)  # fmt: skip
-            records.append({"input": str(path), "text": text, "place": place,
-                            "place_probability": float(p_place.max()),
-                            "objects": [{"name": n, "probability": p} for n, p in heard],
-                            "files": []})  # fmt: skip
+            record = {"input": str(path),
+                      "objects": [{"name": n, "probability": p} for n, p in heard]}  # fmt: skip
+            text = ", ".join(f"{name} ({p:.2f})" for name, p in heard)
+            if places is not None:
+                p_place = out["places"][0].softmax(0).cpu()
+                record["place"] = places[int(p_place.argmax())]
+                record["place_probability"] = float(p_place.max())
+                text = f"{record['place']} ({record['place_probability']:.2f}); {text}"
+            records.append({**record, "text": text, "files": []})
         return records
+
+
+def _class_names(spec: dict) -> list[str]:
+    """A torchvision classifier's class names: its default weights' categories when it
+    has as many classes (ImageNet's 1,000), else ``"class 0"``, ``"class 1"``, ..."""
+    from torchvision.models import get_model_weights
+
+    n = spec["num_classes"]
+    try:
+        names = list(get_model_weights(spec["arch"]).DEFAULT.meta["categories"])
+    except (ValueError, KeyError, AttributeError):
+        names = []
+    return names if len(names) == n else [f"class {k}" for k in range(n)]

@@ -725,7 +725,10 @@ class World:
             raise ParameterError(f"scene must be a xmodal.world.Scene. Found: {type(scene)!r}")
         words = (self.seed, _NEAR_MISSES, self._check(scene.split, scene.index), scene.index)
         rng = _generator(_STREAMS["text"], words)
+        most = self.config.max_objects
         return [
-            language.near_miss(c, scene.objects, scene.place, rng, margin=self.margin)
+            language.near_miss(
+                c, scene.objects, scene.place, rng, margin=self.margin, max_count=most
+            )  # fmt: skip
             for c in scene.captions
         ]

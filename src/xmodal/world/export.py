@@ -580,8 +580,8 @@ def export(
         fmt: one of :data:`FORMATS`: ``"coco"``, ``"vqa"``, ``"av-manifest"``,
             ``"ljspeech"``, ``"recipe1m"``, ``"esc50"``.
         out_dir: the folder to create; it must be new or empty unless ``overwrite``.
-        splits: the world splits to export (``"esc50"``: by default the test split alone,
-            unless ``sizes`` is a dict naming the splits).
+        splits: the world splits to export (``"esc50"``: the splits a dict of ``sizes``
+            names, or by default the test split alone).
         sizes: samples per split, indices ``0 .. size - 1``: one int for every split,
             or a dict with one entry per split. Default :data:`DEFAULT_SIZES`
             (``"esc50"``: 40 clips per class, as ESC-50).
@@ -603,8 +603,10 @@ def export(
     if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
         raise ParameterError(f"cache_dir must be None, a str or os.PathLike. Found: {cache_dir!r}")
     overwrite = check_bool(overwrite, "overwrite")
-    if fmt == "esc50" and tuple(splits) == ("train", "val", "test") and not isinstance(sizes, dict):
-        splits = ("test",)  # one folded set, of clips no training split holds
+    if fmt == "esc50" and isinstance(sizes, Mapping):
+        splits = tuple(sizes)  # the splits the sizes name
+    elif fmt == "esc50" and tuple(splits) == ("train", "val", "test"):
+        splits = ("test",)  # by default one folded set, of clips no training split holds
     splits = _check_splits(world, splits)
     if sizes is None and fmt == "esc50":
         sizes = {s: ESC50_CLIPS_PER_CLASS * len(world.sound_classes) for s in splits}

@@ -1031,8 +1031,7 @@ NEAR_MISS_KINDS = ("relation", "count", "binding", "attribute")
 _FLIP = {"left": ("right",), "right": ("left",)}
 _FLIP.update({w: ("below", "under", "beneath") for w in ("above", "over")})
 _FLIP.update({w: ("above", "over") for w in ("below", "under", "beneath", "underneath")})
-_COUNT_EDITS = ("no", "one", "two", "three", "four")  # what a changed count says
-_COUNTED = {"a", "an", "the", *_COUNT_EDITS}  # determiners a near miss may change
+_COUNTED = {"a", "an", "the", "no", *NUMBER_WORDS}  # determiners a near miss may change
 _SINGULAR = {_plural(n): n for n in (*SHAPES, *_ANY_NOUNS)}
 _ALL_SIZE_WORDS = tuple(w for ws in SIZE_WORDS.values() for w in ws)
 
@@ -1054,11 +1053,15 @@ def _number(noun: str, plural: bool) -> str:
     return _plural(singular) if plural else singular
 
 
-def _near_miss_edits(tokens: list[str], rng: np.random.Generator) -> dict[str, list]:
+def _near_miss_edits(
+    tokens: list[str], rng: np.random.Generator, max_count: int
+) -> dict[str, list]:
     """Every one-word edit of :func:`near_miss` for ``tokens`` by kind (those of
     :data:`NEAR_MISS_KINDS`), each a function that edits a copy in place; their values are
-    drawn from ``rng`` when the edit is made."""
+    drawn from ``rng`` when the edit is made. A count becomes "no" or a number up to
+    ``max_count``."""
     kinds = [_LEXICON.get(_core(t), (-1, None)) for t in tokens]
+    count_words = ("no", *NUMBER_WORDS[1 : max_count + 1])
     edits: dict[str, list] = {kind: [] for kind in NEAR_MISS_KINDS}
 
     def replace(j, options):
@@ -1075,7 +1078,7 @@ def _near_miss_edits(tokens: list[str], rng: np.random.Generator) -> dict[str, l
         old = kinds[j][1]
 
         def edit(ts):
-            counts = [w for w in _COUNT_EDITS if _LEXICON[w][1] != old]
+            counts = [w for w in count_words if _LEXICON[w][1] != old]
             word = counts[int(rng.integers(len(counts)))]
             plural = _LEXICON[word][1] != 1
             _put(ts, j, word)
@@ -1133,6 +1136,7 @@ def near_miss(
     rng: np.random.Generator,
     *,
     margin: float,
+    max_count: int = 3,
     tries: int = 8,
 ) -> str | None:
     """A caption one word away from ``text`` that is false of the scene: a hard negative,
@@ -1140,8 +1144,9 @@ def near_miss(
     behave like bags-of-words"), checked against the scene by :func:`facts_hold`.
 
     The edits: a relation reversed ("left" -> "right", "over" -> "under"), a count changed
-    ("two circles" -> "three circles", "a circle" -> "no circles"), a colour, size or shape
-    replaced, or two colours or two shapes traded between noun phrases (what goes with
+    ("two circles" -> "three circles", "a circle" -> "no circles"; up to ``max_count``, the
+    most objects a scene has, so no edit says a number no true caption says), a colour,
+    size or shape replaced, or two colours or two shapes traded between noun phrases (what goes with
     what). Articles and the changed noun's number follow the edit. Up to ``tries`` edits
     are made until one is false, each of a kind drawn uniformly from those the caption
     allows (a caption has many more words to replace than relations to reverse), then
@@ -1161,8 +1166,11 @@ def near_miss(
         raise ParameterError(f"text must be a string. Found: {text!r}")
     _check_place(place)
     tries = check_positive_int(tries, "tries")
-    tokens = text.split()
-    edits = _near_miss_edits(tokens, rng)
+    max_count = check_positive_int(max_count, "max_count")
+    if max_count >= len(NUMBER_WORDS):
+        raise ParameterError(f"max_count must be < {len(NUMBER_WORDS)}. Found: {max_count}")
+    tokens = text.lower().split()
+    edits = _near_miss_edits(tokens, rng, max_count)
     for _ in range(tries):
         kinds = [kind for kind in NEAR_MISS_KINDS if edits[kind]]
         if not kinds:
