@@ -28,11 +28,10 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from xmodal.engine.base import (
     EvalConfig,
-    ImageDataConfig,
     Section,
     TaskConfig,
     choice,
@@ -47,6 +46,7 @@ from xmodal.errors import ParameterError
 from xmodal.matching.audiovisual import AV_OBJECTIVES, nearest_place
 from xmodal.metrics.classification import best_threshold
 from xmodal.tasks._backbone import backbone_upstream, encoder_groups, start_encoder
+from xmodal.tasks._sound import SoundData, SoundDataConfig
 from xmodal.vision.encoders import width_kwargs
 
 __all__ = ["SceneSoundConfig", "SceneSoundTask"]
@@ -70,24 +70,6 @@ class SceneSoundModelConfig(Section):
 
 
 @dataclass
-class SceneSoundDataConfig(ImageDataConfig):
-    """The world's scenes with their sound (``clip_seconds`` long), or an ``av-manifest``
-    folder ``root`` (its clips cut or padded to ``clip_seconds``)."""
-
-    sources: ClassVar[tuple[str, ...]] = ("world", "av-manifest")
-
-    root: str | None = None
-    clip_seconds: float = number(1.0, positive=True)
-    train_size: int = integer(8000)
-    batch_size: int = integer(64)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.name == "av-manifest" and not self.root:
-            raise ParameterError("data.name=av-manifest needs data.root, the manifest's folder")
-
-
-@dataclass
 class SceneSoundOptimConfig(AdamConfig):
     """Adam; ``encoder_lr``: the image encoder's (null: ``lr``; 0: frozen)."""
 
@@ -107,13 +89,13 @@ class SceneSoundEvalConfig(EvalConfig):
 @dataclass
 class SceneSoundConfig(TaskConfig):
     model: SceneSoundModelConfig = field(default_factory=SceneSoundModelConfig)
-    data: SceneSoundDataConfig = field(default_factory=SceneSoundDataConfig)
+    data: SoundDataConfig = field(default_factory=SoundDataConfig)
     optim: SceneSoundOptimConfig = field(default_factory=SceneSoundOptimConfig)
     eval: SceneSoundEvalConfig = field(default_factory=SceneSoundEvalConfig)
     trainer: TrainerConfig = trainer_defaults(max_epochs=4)
 
 
-class SceneSoundTask(Task):
+class SceneSoundTask(SoundData, Task):
     """Scene recognition by sound: frames and sounds in one space (AVC or InfoNCE)."""
 
     name = "scene-sound"
@@ -128,18 +110,6 @@ class SceneSoundTask(Task):
         self._step = 0
 
     # ------------------------------------------------------------------ data
-
-    def world_data(self, split: str) -> Dataset:
-        from xmodal.data.sounds import SoundScenes
-
-        return SoundScenes(self.world, split, size=self.config.data.size(split))
-
-    def av_manifest_data(self, split: str) -> Dataset:
-        from xmodal.data.avmanifest import AVManifest
-
-        d, rate = self.config.data, self.world.config.sample_rate
-        return AVManifest(d.root, split, image_size=d.image_size, sample_rate=rate,
-                          seconds=d.clip_seconds)  # fmt: skip
 
     def places(self) -> list[str]:
         """The place (class) names: the world's, or the manifest's labels."""

@@ -28,11 +28,10 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from xmodal.engine.base import (
     EvalConfig,
-    ImageDataConfig,
     Section,
     TaskConfig,
     integer,
@@ -44,6 +43,7 @@ from xmodal.engine.schedule import AdamConfig
 from xmodal.engine.task import Task
 from xmodal.engine.upstream import Upstream
 from xmodal.errors import DataError, ParameterError
+from xmodal.tasks._sound import SoundData, SoundDataConfig
 
 __all__ = ["SoundNetConfig", "SoundNetModel", "SoundNetTask"]
 
@@ -92,21 +92,11 @@ class SoundNetModelConfig(Section):
 
 
 @dataclass
-class SoundNetDataConfig(ImageDataConfig):
-    """The world's scenes with their sound, ``clip_seconds`` long; or an ``av-manifest``
-    folder ``root`` of frames and sounds (give ``image_size`` its classifiers' 224)."""
+class SoundNetDataConfig(SoundDataConfig):
+    """:class:`~xmodal.tasks._sound.SoundDataConfig` with 2 s clips (pool5 sees 1.09 s);
+    with real frames, give ``image_size`` its classifiers' 224."""
 
-    sources: ClassVar[tuple[str, ...]] = ("world", "av-manifest")
-
-    root: str | None = None
     clip_seconds: float = number(2.0, positive=True)
-    train_size: int = integer(8000)
-    batch_size: int = integer(64)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.name == "av-manifest" and not self.root:
-            raise ParameterError("data.name=av-manifest needs data.root, the manifest's folder")
 
 
 @dataclass
@@ -159,7 +149,7 @@ class SoundNetModel(nn.Module):
         return self
 
 
-class SoundNetTask(Task):
+class SoundNetTask(SoundData, Task):
     """SoundNet: a raw-waveform student distilled from a visual teacher's posteriors."""
 
     name = "soundnet"
@@ -177,18 +167,6 @@ class SoundNetTask(Task):
         self._transfer_result: dict | None = None
 
     # ------------------------------------------------------------------ data
-
-    def world_data(self, split: str) -> Dataset:
-        from xmodal.data.sounds import SoundScenes
-
-        return SoundScenes(self.world, split, size=self.config.data.size(split))
-
-    def av_manifest_data(self, split: str) -> Dataset:
-        from xmodal.data.avmanifest import AVManifest
-
-        d, rate = self.config.data, self.world.config.sample_rate
-        return AVManifest(d.root, split, image_size=d.image_size, sample_rate=rate,
-                          seconds=d.clip_seconds)  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:
         return self.train_loader(self.data("train"), drop_last=True)
