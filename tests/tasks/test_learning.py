@@ -66,7 +66,21 @@ CASES = {
         ["data.train_size=5000"],
         lambda m, d: (m["test"]["categories"]["mean"], m["test"]["categories"]["chance"]),
     ),
+    "soundnet": (  # the place from sound alone; its teacher: TEACHER, trained first
+        ["data.train_size=4000", "data.test_size=200", "trainer.max_epochs=3",
+         "eval.transfer=null", "eval.n_figures=0"],
+        lambda m, d: (m["test"]["place_acc"] / 100, m["test"]["place_chance"] / 100),
+    ),
+    "scene-sound": (
+        ["model.backbone=null", "optim.encoder_lr=null", "data.train_size=1500",
+         "data.test_size=200", "trainer.max_epochs=2", "eval.prototype_clips=1500",
+         "eval.n_figures=0"],
+        lambda m, d: (m["test"]["place_acc"] / 100, m["test"]["place_chance"] / 100),
+    ),
 }  # fmt: skip
+# SoundNet's teacher: a backbone trained briefly (its defaults' run takes minutes).
+TEACHER = ["data.train_size=3000", "data.test_size=100", "trainer.max_epochs=2",
+           "eval.n_figures=0"]  # fmt: skip
 
 
 def test_every_task_has_a_learning_case():
@@ -80,6 +94,9 @@ def test_training_beats_chance(task, tmp_path):
     from xmodal.engine import train
 
     overrides, read = CASES[task]
+    if task == "soundnet":
+        teacher = train("backbone", runs_dir=tmp_path, overrides=[*QUICK, *TEACHER])
+        overrides = [*overrides, f"model.teacher={teacher.run_dir}"]
     run = train(task, runs_dir=tmp_path, overrides=[*QUICK, *overrides])
     score, chance = read(run.metrics, run.run_dir)
     assert 0 < chance < 0.5
