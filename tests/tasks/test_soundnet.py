@@ -92,6 +92,11 @@ def test_student_heads_average_the_valid_steps_and_padding_changes_nothing():
         assert torch.allclose(again["objects"], out["objects"], atol=1e-5)
     with pytest.raises(Exception, match="8222"):
         student(torch.randn(1, 8000))  # shorter than one step's receptive field
+    # The paper's eight layers: one step per 320,542 samples (20 s at 16 kHz).
+    full = SoundNetStudent(create_encoder("soundnet", num_layers=8, width=0.125), 30, 8).eval()
+    assert full.encoder.feature_info.receptive_field == 320542
+    with torch.no_grad():
+        assert full(torch.randn(1, 320542))["places"].shape == (1, 8)
 
 
 def test_teacher_posteriors_by_hand():
