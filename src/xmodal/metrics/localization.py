@@ -8,6 +8,10 @@ several hops per question (a stacked-attention VQA model's) and the masks of the
 looks a question makes (:func:`xmodal.world.language.question_referents`): hop 1 is held
 to the first look, hops 2..K to the second.
 
+For sound source localization, the public protocol of LVS and EZ-VSL:
+:func:`binarize_maps` (min-max, then the median or half the range), :func:`ciou` per
+image and :func:`ciou_summary` (cIoU >= 0.5 and the AUC over thresholds 0 .. 1).
+
 Example:
     >>> hit, has = pointing_hits(attention, referents)   # (Q, K) bool each
     >>> 100.0 * hit.sum(0) / has.sum(0).clamp_min(1)     # the hit rate of each hop
@@ -18,7 +22,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["look_targets", "pointing_hits", "pointing_scores"]
+from xmodal.errors import ParameterError
+
+__all__ = [
+    "binarize_maps",
+    "ciou",
+    "ciou_summary",
+    "look_targets",
+    "pointing_hits",
+    "pointing_scores",
+]
 
 
 def look_targets(attention: torch.Tensor, referents: torch.Tensor) -> torch.Tensor:
@@ -55,3 +68,58 @@ def pointing_scores(hits: torch.Tensor, has: torch.Tensor) -> dict[str, float]:
         f"pointing_hop{k + 1}": 100.0 * h / max(n, 1)
         for k, (h, n) in enumerate(zip(hits, has, strict=True))
     }
+
+
+# ----------------------------------------------------------------------------- sound sources
+
+
+def binarize_maps(maps: torch.Tensor, rule: str = "median") -> torch.Tensor:
+    """Sound source localization maps ``(N, H, W)`` (already at the image's size) made
+    0/1 as the public evaluation code does: each map min-max normalised, then 1 where it
+    exceeds its threshold. ``rule="median"`` (LVS and EZ-VSL: the value at sorted
+    position ``H * W // 2``, which assumes the source covers half the image) or ``"half"``
+    (0.5 of the normalised range: the world's exact-mask protocol, for sources smaller
+    than half the image). A constant map is all 0."""
+    from xmodal._checks import as_signal, check_choice
+
+    maps = as_signal(maps, "maps", min_ndim=3)
+    check_choice(rule, "rule", ("median", "half"))
+    if maps.ndim != 3:
+        raise ParameterError(f"maps must be (N, H, W). Found shape {tuple(maps.shape)}")
+    flat = maps.flatten(1).double()
+    low, high = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
+    norm = (flat - low) / (high - low).clamp_min(1e-12)
+    if rule == "median":
+        threshold = norm.sort(1).values[:, flat.shape[1] // 2 : flat.shape[1] // 2 + 1]
+    else:
+        threshold = torch.full_like(low, 0.5)
+    return (norm > threshold).reshape(maps.shape)
+
+
+def ciou(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """The consensus IoU of LVS (Chen et al., 2021) per image: ``sum(pred * gt) /
+    (sum(gt) + sum(pred * (gt == 0)))`` for 0/1 maps ``(N, H, W)``; an image without a
+    source (``sum(gt) == 0``) scores 0."""
+    if pred.shape != truth.shape or pred.ndim != 3:
+        raise ParameterError(
+            f"pred and truth must both be (N, H, W). Found {tuple(pred.shape)} and "
+            f"{tuple(truth.shape)}"
+        )
+    p, g = pred.double().flatten(1), truth.double().flatten(1)
+    denominator = g.sum(1) + (p * (g == 0)).sum(1)
+    return (p * g).sum(1) / denominator.clamp_min(1e-12)
+
+
+def ciou_summary(cious: torch.Tensor) -> dict[str, float]:
+    """The public protocol's numbers from per-image cIoU: ``ciou@0.5``, the share (percent)
+    of images with cIoU >= 0.5, and ``auc``, the area (trapezoids, as scikit-learn's
+    ``auc``) under the share of images with cIoU >= t for t = 0, 0.05, ..., 1."""
+    cious = torch.as_tensor(cious, dtype=torch.float64).flatten()
+    if not len(cious):
+        raise ParameterError("cious is empty")
+    # The thresholds as the reference code makes them (0.05 * i, so 0.15 is a hair above
+    # 0.15), compared with >= as it does.
+    t = torch.tensor([0.05 * i for i in range(21)], dtype=torch.float64)
+    share = (cious[None, :] >= t[:, None]).double().mean(1)
+    return {"ciou@0.5": 100.0 * float((cious >= 0.5).double().mean()),
+            "auc": float(torch.trapezoid(share, t))}  # fmt: skip
