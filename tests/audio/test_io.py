@@ -464,3 +464,20 @@ def test_save_bad_arrays(tmp_path, tone):
     with pytest.raises(ParameterError, match="sr.*Found: 0"):
         save(tmp_path / "a.wav", tone, 0)
     assert os.listdir(tmp_path) == []
+
+
+def test_load_clip_cuts_or_pads_to_the_asked_length(tmp_path):
+    from xmodal.audio.io import load_clip
+
+    t = np.arange(2 * 44100) / 44100
+    save(tmp_path / "long.wav", 0.5 * np.sin(2 * np.pi * 440 * t), 44100)
+    save(tmp_path / "short.flac", 0.5 * np.sin(2 * np.pi * 440 * t[:22050]), 44100)
+    whole, _ = load(tmp_path / "long.wav", sr=16000)
+    clip = load_clip(tmp_path / "long.wav", sr=16000, n_samples=16000)
+    assert clip.shape == (16000,)
+    assert torch.allclose(clip[:15900], whole[:15900], atol=1e-3)  # the start, resampled alike
+    short = load_clip(tmp_path / "short.flac", sr=16000, n_samples=16000)
+    assert short.shape == (16000,) and float(short[8100:].abs().max()) == 0.0
+    assert float(short[:7900].abs().max()) > 0.4
+    with pytest.raises(ParameterError, match="n_samples"):
+        load_clip(tmp_path / "long.wav", sr=16000, n_samples=0)

@@ -28,8 +28,10 @@ def test_metrics_are_those_of_the_embeddings(run_dir):
 
     test = read_metrics(run_dir)["test"]
     task, model = load_run(run_dir)
-    img, aud = task._embed(model, "test")
-    places = task._item_places("test")
+    img, aud, places = task._embed(model, "test")
+    world = task.world  # the places are the scenes'
+    assert places.tolist() == [world.config.places.index(world.scene("test", i, audio=False).place)
+                               for i in range(8)]  # fmt: skip
     sims = img @ aud.T
     assert test["a2i_R@1"] == pytest.approx(retrieval_metrics(sims, torch.arange(8))["t2i_R@1"])
     top = sims.argmax(0)  # each sound's nearest frame

@@ -23,7 +23,7 @@ from xmodal._checks import as_signal, check_bool, check_positive_int, check_posi
 from xmodal._io import atomic_path
 from xmodal.errors import DataError, ParameterError
 
-__all__ = ["available_formats", "info", "load", "resample", "save"]
+__all__ = ["available_formats", "info", "load", "load_clip", "resample", "save"]
 
 _DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 
@@ -173,6 +173,16 @@ def load(
         y = resample(y, orig_sr=native_sr, target_sr=sr)
         native_sr = sr
     return y, int(native_sr)
+
+
+def load_clip(path, *, sr: int, n_samples: int) -> torch.Tensor:
+    """A sound file as a dataset clip: :func:`load` mono at ``sr``, its first
+    ``n_samples`` samples, zero-padded at the end when shorter (librosa's ``fix_length``)."""
+    n_samples = check_positive_int(n_samples, "n_samples")
+    # Read no more than needed, with a margin for the resampler's rounding.
+    y, _ = load(path, sr=sr, mono=True, duration=(n_samples + 2) / sr)
+    y = y[:n_samples]
+    return torch.nn.functional.pad(y, (0, n_samples - len(y)))
 
 
 def save(path, y, sr: int, *, subtype: str | None = None, format: str | None = None) -> Path:

@@ -72,13 +72,11 @@ class AVManifest(Dataset):
         return path
 
     def __getitem__(self, i: int) -> dict:
-        from xmodal.audio.io import load
+        from xmodal.audio.io import load_clip
         from xmodal.data.images import load_image
 
         line, row = self.rows[i]
         image = load_image(self._file(line, row, "frame"), size=self.image_size)
-        audio, _ = load(self._file(line, row, "audio"), sr=self.sample_rate, mono=True)
-        audio = audio[: self.n_samples]
-        if len(audio) < self.n_samples:
-            audio = torch.nn.functional.pad(audio, (0, self.n_samples - len(audio)))
+        audio = load_clip(self._file(line, row, "audio"), sr=self.sample_rate,
+                          n_samples=self.n_samples)  # fmt: skip
         return {"image": image, "audio": audio, "place": int(self.places[i]), "index": i}

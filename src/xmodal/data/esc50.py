@@ -81,14 +81,10 @@ class ESC50(Dataset):
         return len(self.rows)
 
     def __getitem__(self, i: int) -> dict:
-        from xmodal.audio.io import load
+        from xmodal.audio.io import load_clip
 
         row = self.rows[i]
         path = self.root / "audio" / row["filename"]
         if not path.is_file():
             raise DataError(f"{str(path)!r} (listed in meta/esc50.csv) does not exist")
-        audio, _ = load(path, sr=self.sample_rate, mono=True)
-        audio = audio[: self.n_samples]
-        if len(audio) < self.n_samples:
-            audio = torch.nn.functional.pad(audio, (0, self.n_samples - len(audio)))
-        return {"audio": audio, **row}
+        return {"audio": load_clip(path, sr=self.sample_rate, n_samples=self.n_samples), **row}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from xmodal.engine.base import ImageDataConfig, integer, number
 from xmodal.errors import ParameterError
@@ -35,8 +35,23 @@ class SoundDataConfig(ImageDataConfig):
 
 
 class SoundData:
-    """The data sources of a task whose ``data`` is a :class:`SoundDataConfig` (a mixin
-    of :class:`~xmodal.engine.task.Task`)."""
+    """The data sources and loaders of a task whose ``data`` is a :class:`SoundDataConfig`
+    (a mixin of :class:`~xmodal.engine.task.Task`)."""
+
+    def train_dataloader(self) -> DataLoader:
+        return self.train_loader(self.data("train"), drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def _loader(self, split: str, size: int | None = None) -> DataLoader:
+        """The first ``size`` (None: all) clips of ``split`` in order, in batches of
+        ``eval.batch_size``: what evaluation reads."""
+        data = self.data(split)
+        if size is not None and size < len(data):
+            data = Subset(data, range(size))
+        return DataLoader(data, batch_size=self.config.eval.batch_size,
+                          num_workers=self.config.data.num_workers)  # fmt: skip
 
     def world_data(self, split: str) -> Dataset:
         from xmodal.data.sounds import SoundScenes

@@ -28,7 +28,6 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from xmodal.engine.base import (
     EvalConfig,
@@ -117,30 +116,6 @@ class SceneSoundTask(SoundData, Task):
             return list(self.world.config.places)
         return list(self.data("train").classes)
 
-    def _item_places(self, split: str, size: int | None = None) -> torch.Tensor:
-        """The place of each of the first ``size`` (None: all) clips of ``split``."""
-        data = self.data(split)
-        n = len(data) if size is None else min(size, len(data))
-        if self.config.data.name == "world":  # the scene's place, drawn without its image
-            places = self.world.config.places
-            return torch.tensor([places.index(self.world.scene(split, i, audio=False,
-                                                               questions=False).place)
-                                 for i in range(n)])  # fmt: skip
-        return data.places[:n]
-
-    def train_dataloader(self) -> DataLoader:
-        return self.train_loader(self.data("train"), drop_last=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def _loader(self, split: str, size: int | None = None) -> DataLoader:
-        data = self.data(split)
-        if size is not None and size < len(data):
-            data = torch.utils.data.Subset(data, range(size))
-        return DataLoader(data, batch_size=self.config.eval.batch_size,
-                          num_workers=self.config.data.num_workers)  # fmt: skip
-
     def setup(self, run_dir: Path, stage: str) -> None:
         self._fitting = stage == "fit"
 
@@ -194,21 +169,22 @@ class SceneSoundTask(SoundData, Task):
 
     @torch.no_grad()
     def _embed(self, model: nn.Module, split: str, size: int | None = None):
-        """``(image vectors, sound vectors)`` of ``split`` (its first ``size`` clips)."""
+        """``(image vectors, sound vectors, places)`` of ``split`` (its first ``size``
+        clips)."""
         model.eval()
-        device, imgs, auds = self.model_device(model), [], []
+        device, imgs, auds, places = self.model_device(model), [], [], []
         for batch in self._loader(split, size):
             imgs.append(model.embed_images(batch["image"].to(device)).cpu())
             auds.append(model.embed_audio(batch["audio"].to(device)).cpu())
-        return torch.cat(imgs), torch.cat(auds)
+            places.append(torch.as_tensor(batch["place"]))
+        return torch.cat(imgs), torch.cat(auds), torch.cat(places)
 
     def prototypes(self, model: nn.Module) -> torch.Tensor:
         """``(n_places, D)``: the mean of the first ``eval.prototype_clips`` training
         sounds' vectors of each place, normalised; a place none of them has gets a row of
         NaN (:func:`nearest_place` never picks it)."""
         n = min(self.config.eval.prototype_clips, len(self.data("train")))
-        _, aud = self._embed(model, "train", n)
-        places = self._item_places("train", n)
+        _, aud, places = self._embed(model, "train", n)
         protos = torch.zeros(len(self.places()), aud.shape[1])
         protos.index_add_(0, places, aud)
         protos = torch.nn.functional.normalize(protos, dim=1)
@@ -236,8 +212,7 @@ class SceneSoundTask(SoundData, Task):
     def evaluate(self, model: nn.Module, split: str) -> dict:
         from xmodal.metrics.retrieval import plausible_retrieval_metrics, retrieval_metrics
 
-        img, aud = self._embed(model, split)
-        places = self._item_places(split)
+        img, aud, places = self._embed(model, split)
         sims = img @ aud.T  # (frames, sounds)
         standard = retrieval_metrics(sims, torch.arange(len(img)))
         metrics = {k.replace("i2t", "i2a").replace("t2i", "a2i"): v for k, v in standard.items()}
@@ -253,7 +228,7 @@ class SceneSoundTask(SoundData, Task):
         if model.objective == "avc":
             threshold = 0.5
         else:  # the cosine that separates the validation pairs best
-            v_img, v_aud = self._embed(model, "val")
+            v_img, v_aud, _ = self._embed(model, "val")
             v_scores, v_labels = self._correspondence(model, v_img, v_aud)
             threshold = best_threshold(v_scores, v_labels)
         metrics["correspondence_acc"] = 100 * float(((scores > threshold).float() == labels)
@@ -269,8 +244,8 @@ class SceneSoundTask(SoundData, Task):
         if n == 0:
             return {}
         size = min(len(self.data("test")), 400)
-        img, aud = self._embed(model, "test", size)
-        places, names = self._item_places("test", size), self.places()
+        img, aud, places = self._embed(model, "test", size)
+        names = self.places()
         images = torch.stack([self.data("test")[i]["image"] for i in range(size)])
         k = min(self.config.eval.top_k, size)
         queries = list(range(min(n, size)))
@@ -294,8 +269,7 @@ class SceneSoundTask(SoundData, Task):
         model.eval()
         rate, names = self.world.config.sample_rate, self.places()
         protos = self.prototypes(model)
-        img, _ = self._embed(model, "test")
-        places = self._item_places("test")
+        img, _, places = self._embed(model, "test")
         field = model.audio.feature_info.receptive_field
         records = []
         for path in inputs:

@@ -28,7 +28,6 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from xmodal.engine.base import (
     EvalConfig,
@@ -167,17 +166,6 @@ class SoundNetTask(SoundData, Task):
         self._transfer_result: dict | None = None
 
     # ------------------------------------------------------------------ data
-
-    def train_dataloader(self) -> DataLoader:
-        return self.train_loader(self.data("train"), drop_last=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def _loader(self, split: str) -> DataLoader:
-        d = self.config.data
-        return DataLoader(self.data(split), batch_size=self.config.eval.batch_size,
-                          num_workers=d.num_workers)  # fmt: skip
 
     def artifacts(self) -> list[str]:
         return [TEACHER_FILE]
