@@ -4,7 +4,8 @@
     xmodal audio show FILE --out fig.png
     xmodal audio features FILE --kind mel|mfcc|spectrogram --out x.npy
     xmodal audio griffinlim FILE --out y.wav
-    xmodal world export --format coco|vqa|av-manifest|ljspeech|recipe1m|esc50 --out DIR [--size N]
+    xmodal world export --format coco|vqa|av-manifest|ljspeech|recipe1m|esc50|flickr-soundnet|vggss
+        --out DIR [--size N]
     xmodal world preview --domain scenes|places|faces|recipes -n 16 --out grid.png
     xmodal tasks
     xmodal train TASK [--config f.yaml] [--runs-dir runs] [--resume DIR] [key=value ...]
@@ -157,7 +158,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 # Spelled out rather than imported from xmodal.world, which loads torch and matplotlib:
 # `xmodal --help` stays instant. tests/test_cli_world.py checks they match the library.
-WORLD_FORMATS = ("coco", "vqa", "av-manifest", "ljspeech", "recipe1m", "esc50")
+WORLD_FORMATS = ("coco", "vqa", "av-manifest", "ljspeech", "recipe1m", "esc50", "flickr-soundnet",
+                 "vggss")  # fmt: skip
 WORLD_DOMAINS = ("scenes", "places", "faces", "recipes")
 _CACHE_HELP = "speech cache folder (default: xmodal's user cache)"
 WORLD_DEFAULT_SIZES = "train 1000, val 200, test 200"
@@ -177,9 +179,12 @@ def _add_world_commands(commands) -> None:
         "questions and annotations + images), av-manifest (VGGSound-like manifest.csv, "
         "PNG frames, WAV audio, sounding-object masks), ljspeech (LJSpeech-1.1 metadata.csv "
         "and WAVs of the captions read aloud, at the world's 16 kHz), recipe1m "
-        "(Recipe1M-like layer1.json, layer2.json, classes.json + dish images) or esc50 "
+        "(Recipe1M-like layer1.json, layer2.json, classes.json + dish images), esc50 "
         "(ESC-50's meta/esc50.csv and 5 s WAVs of the world's labelled sounds, 5 folds, "
-        "40 clips per class of the test split by default).",
+        "40 clips per class of the test split by default), flickr-soundnet "
+        "(Flickr-SoundNet's JPEG frames, WAVs, Annotations/*.xml boxes of the sounding "
+        "objects and metadata/flickr_*.csv lists) or vggss (VGG-SS's frames, WAVs, "
+        "metadata/vggss.json boxes and metadata/vggss_*.csv lists).",
     )  # fmt: skip
     exp.add_argument("--format", required=True, metavar="|".join(WORLD_FORMATS),
                      help="the dataset format")  # fmt: skip

@@ -62,6 +62,13 @@ _BUILTIN: tuple[tuple[str, str, str, str, str], ...] = (
         "xmodal.tasks.gpt:GPTTask",
     ),
     (
+        "localize",
+        "referencing",
+        "world",
+        "Sound source localization: where in the picture the sound comes from",
+        "xmodal.tasks.localize:LocalizeTask",
+    ),
+    (
         "retrieval",
         "matching",
         "world",

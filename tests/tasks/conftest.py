@@ -54,6 +54,12 @@ TINY: dict[str, list[str]] = {
         "data.num_workers=0", "model.channels=16", "model.hidden=16", "model.word_dim=8",
         "model.embed_dim=16", "eval.batch_size=8", "eval.n_figures=1",
     ],
+    "localize": [
+        "model.backbone=null", "optim.encoder_lr=null",  # the backbone has its own tests
+        "data.train_size=16", "data.val_size=8", "data.test_size=8", "data.batch_size=8",
+        "data.num_workers=0", "model.channels=16", "model.audio_width=0.125",
+        "model.embed_dim=16", "eval.batch_size=8", "eval.n_figures=2",
+    ],
     "recipe": [
         "data.train_size=24", "data.val_size=8", "data.test_size=12", "data.batch_size=12",
         "data.num_workers=0", "model.channels=8", "model.word_dim=8", "model.embed_dim=8",

@@ -49,6 +49,7 @@ def _predict_inputs(task: str, tmp: Path) -> tuple[list[str], list[str]]:
         "word2vec": (["red", "big - large + small"], ["-n", "3"]),
         "soundnet": ([str(world_wav(tmp / "two-seconds.wav"))], []),
         "scene-sound": ([str(world_wav(tmp / "one-second.wav", seconds=1.0))], []),
+        "localize": ([image, str(world_wav(tmp / "one-second.wav", seconds=1.0))], []),
     }[task]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +219,86 @@ def test_av_manifest_points_to_the_world_frames_audio_and_masks(world, exported)
             )  # fmt: skip
             assert tuple(obj["bbox"]) == truth.bbox
             np.testing.assert_array_equal(_png(root / obj["mask"]) > 127, mask.numpy())
+
+
+# ---------------------------------------------------------------------- flickr-soundnet, vggss
+
+
+def _sound_source_files(root: Path, prefix: str) -> set[str]:
+    ids = {split: [f"world_{split}_{i:06d}" for i in range(n)] for split, n in SIZES.items()}
+    files = {f"metadata/{prefix}_train.txt", f"metadata/{prefix}_val.csv",
+             f"metadata/{prefix}_test.csv"}  # fmt: skip
+    for uid in (uid for split in ids.values() for uid in split):
+        files |= {f"frames/{uid}.jpg", f"audio/{uid}.wav"}
+    assert (root / f"metadata/{prefix}_train.txt").read_text() == "".join(
+        f"{uid}\n" for uid in ids["train"]
+    )
+    for split in ("val", "test"):
+        with (root / f"metadata/{prefix}_{split}.csv").open(newline="") as f:
+            assert [row[0] for row in csv.reader(f)] == ids[split]
+    return files
+
+
+def _check_frame_and_audio(root: Path, uid: str, scene) -> None:
+    with Image.open(root / "frames" / f"{uid}.jpg") as im:
+        assert im.format == "JPEG" and not im.info.get("exif")
+        frame = np.asarray(im).astype(np.float64)
+    error = np.abs(frame - scene.image.permute(1, 2, 0).numpy())
+    assert error.mean() < 0.01 * 255 and error.max() < 0.12 * 255  # quality 95, 4:4:4
+    y, sr = load(root / "audio" / f"{uid}.wav")
+    assert sr == 16000 and float((y - scene.audio).abs().max()) <= 1 / 32768
+
+
+def test_flickr_soundnet_has_the_frames_audio_lists_and_boxes_of_three_annotators(world, exported):
+    root = exported["flickr-soundnet"]
+    files = _sound_source_files(root, "flickr")
+    for split, index in _samples():
+        uid = f"world_{split}_{index:06d}"
+        scene = world.scene(split, index, questions=False)
+        _check_frame_and_audio(root, uid, scene)
+        if split == "train":
+            continue  # as Flickr's training lists: no boxes
+        files.add(f"Annotations/{uid}.xml")
+        annotation = ET.parse(root / "Annotations" / f"{uid}.xml").getroot()
+        # What the public reader walks: a root child's children are all <bbox>, each a
+        # first element it skips and xmin, ymin, xmax, ymax on the 256 grid (64 px x 4).
+        assert annotation.find("filename").text == f"{uid}.jpg"
+        grandchildren = [e for child in annotation for e in child]
+        assert {e.tag for e in grandchildren} == {"bbox"}
+        got = [(b[0].tag, b[0].text, [int(e.text) for e in b[1:]]) for b in grandchildren]
+        assert [[e.tag for e in b[1:]] for b in grandchildren] == [
+            ["xmin", "ymin", "xmax", "ymax"]
+        ] * len(grandchildren)
+        assert got == [("annotator", str(k), [4 * x for x in scene.objects[i].bbox])
+                       for i in scene.sounding for k in (1, 2, 3)]  # fmt: skip
+    assert set(_files(root)) == files
+
+
+def test_vggss_has_the_frames_audio_lists_and_normalised_boxes(world, exported):
+    root = exported["vggss"]
+    files = _sound_source_files(root, "vggss") | {"metadata/vggss.json"}
+    entries = []
+    for split, index in _samples():
+        uid = f"world_{split}_{index:06d}"
+        scene = world.scene(split, index, questions=False)
+        _check_frame_and_audio(root, uid, scene)
+        if split != "train":
+            boxes = [[x / 64 for x in scene.objects[i].bbox] for i in scene.sounding]
+            entries.append({"bbox": boxes, "class": scene.place, "file": uid})
+    assert _read_json(root / "metadata" / "vggss.json") == entries
+    assert set(_files(root)) == files
+
+
+@pytest.mark.parametrize("side", [32, 64, 100, 112, 200, 224, 256])
+def test_sound_source_boxes_scale_back_to_the_world_pixels(side):
+    # The readers' scalings, int(S * v / 256) and int(clip(v, 0, 1) * S), at the world's
+    # size give back every pixel; 29 / 100 * 100 alone would give 28.
+    for x in range(side + 1):
+        v = export_module._flickr_grid(x, side)
+        assert 0 <= v <= 256 and int(side * v / 256) == x
+        u = export_module._vggss_unit(x, side)
+        assert int(np.clip(np.array(u), 0, 1) * side) == x
+        assert abs(u - x / side) <= 2e-16
 
 
 # ------------------------------------------------------------------------------ ljspeech

@@ -16,9 +16,10 @@ import torch
 from torch.utils.data import Dataset
 
 from xmodal._checks import check_positive_int
+from xmodal.errors import ParameterError
 from xmodal.world import COLOURS, SHAPES
 
-__all__ = ["SoundScenes"]
+__all__ = ["LocalizationScenes", "SoundScenes"]
 
 
 class SoundScenes(Dataset):
@@ -50,3 +51,63 @@ class SoundScenes(Dataset):
             "sounding": sounding,
             "index": i,
         }
+
+
+class LocalizationScenes(Dataset):
+    """``size`` scenes of a world split for sound source localization: item ``i`` is
+    scene ``i``'s ``image``, ``audio``, ``sounding_mask`` (H, W) float32 (the union of the
+    sounding objects' masks), ``objects_mask`` (every object's), ``labelled`` (bool:
+    whether a semi-supervised run may use its mask: the first ``round(labelled_fraction *
+    size)`` of a permutation drawn from ``seed``) and ``index``.
+
+    With ``negatives=True`` an item also carries two sounds with no source in its
+    picture: ``ambience`` (the place's sound alone, no object sounding) and ``other_audio``
+    (the sound of the next scene of the split, cyclically, none of whose sounding objects
+    has the colour and shape of an object of this one; ``other_index`` names it).
+    """
+
+    def __init__(self, world, split: str, *, size: int, labelled_fraction: float = 1.0,
+                 seed: int = 0, negatives: bool = False) -> None:  # fmt: skip
+        from xmodal._checks import check_bool, check_positive_number
+
+        self.world, self.split, self.size = world, split, check_positive_int(size, "size")
+        fraction = check_positive_number(labelled_fraction, "labelled_fraction", allow_zero=True)
+        if fraction > 1:
+            raise ParameterError(f"labelled_fraction must be in [0, 1]. Found: {fraction}")
+        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(seed))
+        self.labelled = torch.zeros(self.size, dtype=torch.bool)
+        self.labelled[order[: round(fraction * self.size)]] = True
+        self.negatives = check_bool(negatives, "negatives")
+
+    def __len__(self) -> int:
+        return self.size
+
+    def other(self, i: int, classes: set) -> int:
+        """The first scene after ``i`` (cyclically) none of whose sounding objects has a
+        (colour, shape) among ``classes``; ``i`` itself if there is none."""
+        for step in range(1, self.size):
+            j = (i + step) % self.size
+            scene = self.world.scene(self.split, j, audio=False, questions=False)
+            if not {(o.colour, o.shape) for o in map(scene.objects.__getitem__,
+                                                     scene.sounding)} & classes:  # fmt: skip
+                return j
+        return i
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < self.size:
+            raise IndexError(f"index {i} is out of range for {self.size} scenes")
+        scene = self.world.scene(self.split, i, questions=False)
+        item = {
+            "image": scene.image.float() / 255.0,
+            "audio": scene.audio,
+            "sounding_mask": scene.sounding_mask.float(),
+            "objects_mask": scene.masks.any(0).float(),
+            "labelled": bool(self.labelled[i]),
+            "index": i,
+        }
+        if self.negatives:
+            j = self.other(i, {(o.colour, o.shape) for o in scene.objects})
+            item["ambience"] = scene.ambience
+            item["other_audio"] = self.world.scene(self.split, j, questions=False).audio
+            item["other_index"] = j
+        return item

@@ -10,7 +10,10 @@ to the first look, hops 2..K to the second.
 
 For sound source localization, the public protocol of LVS and EZ-VSL:
 :func:`binarize_maps` (min-max, then the median or half the range), :func:`ciou` per
-image and :func:`ciou_summary` (cIoU >= 0.5 and the AUC over thresholds 0 .. 1).
+image and :func:`ciou_summary` (cIoU >= 0.5 and the AUC over thresholds 0 .. 1);
+:func:`map_pointing`, the pointing game of a map; and SLAVC's open-set test with sounds
+that have no source in the picture: :func:`map_confidence` and :func:`detection_scores`
+(AP and max-F1 over pairs with and without a source).
 
 Example:
     >>> hit, has = pointing_hits(attention, referents)   # (Q, K) bool each
@@ -28,7 +31,10 @@ __all__ = [
     "binarize_maps",
     "ciou",
     "ciou_summary",
+    "detection_scores",
     "look_targets",
+    "map_confidence",
+    "map_pointing",
     "pointing_hits",
     "pointing_scores",
 ]
@@ -123,3 +129,73 @@ def ciou_summary(cious: torch.Tensor) -> dict[str, float]:
     share = (cious[None, :] >= t[:, None]).double().mean(1)
     return {"ciou@0.5": 100.0 * float((cious >= 0.5).double().mean()),
             "auc": float(torch.trapezoid(share, t))}  # fmt: skip
+
+
+def map_pointing(maps: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """The pointing game for localization maps: ``(N,)`` bool, the peak of each map
+    ``(N, H, W)`` (its first, in row-major order, on ties) falls on the ground truth
+    ``(N, H, W)`` (> 0)."""
+    if maps.shape != truth.shape or maps.ndim != 3:
+        raise ParameterError(
+            f"maps and truth must both be (N, H, W). Found {tuple(maps.shape)} and "
+            f"{tuple(truth.shape)}"
+        )
+    peak = maps.flatten(1).argmax(1, keepdim=True)
+    return truth.flatten(1).gather(1, peak)[:, 0] > 0
+
+
+def map_confidence(scores: torch.Tensor) -> torch.Tensor:
+    """SLAVC's confidence that a map ``(N, H, W)`` shows a source: the mean of its top
+    quarter of values (the scores on an absolute scale, not normalised per map, so a
+    weak map stays weak), ``(N,)``."""
+    flat = scores.flatten(1).double()
+    k = (flat.shape[1] + 3) // 4  # SLAVC's [-n // 4:] slice: the top ceil(n / 4)
+    return flat.topk(k, dim=1).values.mean(1)
+
+
+def _precision_recall(has, cious, conf, threshold, ciou_threshold):
+    detected = conf >= threshold
+    good = has & (cious >= ciou_threshold)
+    tp = int((detected & good).sum())
+    fp = int((detected & ~good).sum())  # a source in the wrong place, or none there at all
+    fn = int((~detected & has).sum())
+    precision = 1.0 if tp + fp == 0 else tp / (tp + fp)
+    recall = 1.0 if tp + fn == 0 else tp / (tp + fn)
+    return precision, recall
+
+
+def detection_scores(
+    cious: torch.Tensor, confidences: torch.Tensor, has_source: torch.Tensor,
+    ciou_threshold: float = 0.5,
+) -> dict[str, float]:  # fmt: skip
+    """SLAVC's open-set localization (Mo & Morgado, 2022): pairs with a source
+    (``has_source``) and pairs without (silence, another scene's sound) each give a map
+    with a ``confidence`` (:func:`map_confidence`); a pair is detected when its confidence
+    reaches a threshold, and a detection is right when the pair has a source and its
+    ``ciou`` reaches ``ciou_threshold``. Returns ``ap`` (percent; SLAVC's
+    ``EvaluatorFull.calc_ap``: thresholds at every ``max(1, n // 200)``-th sorted
+    confidence from the top, the largest left out, precision made monotone, summed over
+    the recall steps) and ``max_f1`` (percent; the best F1 over every confidence as the
+    threshold: SLAVC prints F1 at ten of them).
+    """
+    cious = torch.as_tensor(cious, dtype=torch.float64).flatten()
+    conf = torch.as_tensor(confidences, dtype=torch.float64).flatten()
+    has = torch.as_tensor(has_source, dtype=torch.bool).flatten()
+    if not len(conf) == len(cious) == len(has) or len(conf) < 2:
+        raise ParameterError(
+            "cious, confidences and has_source must have the same length, at least 2. "
+            f"Found {len(cious)}, {len(conf)} and {len(has)}"
+        )
+    ordered = conf.sort().values
+    skip = max(1, len(conf) // 200)
+    curve = [_precision_recall(has, cious, conf, float(t), ciou_threshold)
+             for t in ordered[:-1].flip(0)[::skip]]  # fmt: skip
+    precision = [p for p, _ in curve]
+    recall = [r for _, r in curve]
+    best = [max(precision[i:]) for i in range(len(precision))]
+    ap = sum(best[i] * (recall[i + 1] - recall[i]) for i in range(len(best) - 1))
+    f1 = []
+    for t in ordered.unique():
+        p, r = _precision_recall(has, cious, conf, float(t), ciou_threshold)
+        f1.append(0.0 if p + r == 0 else 2 * p * r / (p + r))
+    return {"ap": 100.0 * ap, "max_f1": 100.0 * max(f1)}

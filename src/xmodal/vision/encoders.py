@@ -130,6 +130,15 @@ class ImageEncoder(nn.Module):
         """``(B, 3, H, W)`` float in [0, 1] or uint8 → feature map ``(B, C, H / s, W / s)``."""
         return self._features(self._prepare(images))
 
+    def forward_pyramid(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
+        """``(B, 3, H, W)`` → ``{stride: map}``, the maps of the encoder's stages, the last
+        one :meth:`forward_features`'s (for heads that need finer maps: a localization
+        map at stride 4). Encoders without stages say so."""
+        raise ParameterError(
+            f"{type(self).__name__} gives its final map only (forward_features); the "
+            "encoders with stage maps are small-cnn and factored-cnn"
+        )
+
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """Feature map ``(B, C, H', W')`` → global vector ``(B, C)``: the mean over
         locations (``global_pool="avg"``) or the maximum (``"max"``)."""
@@ -203,6 +212,18 @@ class SmallCNN(ImageEncoder):
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)  # (B, C, H/8, W/8)
 
+    def _pyramid(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        maps, stride = {}, 1
+        for block in self.body:
+            x = block(x)
+            stride *= block[0].stride[0]
+            maps[stride] = x  # a stride-1 block replaces its input's map
+        return maps
+
+    def forward_pyramid(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
+        """``{2: (B, C/4, H/2, W/2), 4: (B, C/2, H/4, W/4), 8: (B, C, H/8, W/8)}``."""
+        return self._pyramid(self._prepare(images))
+
 
 @register_encoder("small-cnn")
 def small_cnn(**kwargs) -> SmallCNN:
@@ -240,6 +261,16 @@ class FactoredCNN(ImageEncoder):
             w = x.new_full((x.shape[0], 3), 1 / 3)
         grey = (x * w[:, :, None, None]).sum(1, keepdim=True).expand(-1, 3, -1, -1)
         return torch.cat([self.colour._features(x), self.shape._features(grey)], dim=1)
+
+    def forward_pyramid(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Each stage's maps of the two streams, stacked (as :meth:`forward_features`)."""
+        x = self._prepare(images)
+        w = x.new_full((x.shape[0], 3), 1 / 3)
+        if self.training:
+            w = torch.distributions.Dirichlet(x.new_ones(3)).sample((x.shape[0],))
+        grey = (x * w[:, :, None, None]).sum(1, keepdim=True).expand(-1, 3, -1, -1)
+        colour, shape = self.colour._pyramid(x), self.shape._pyramid(grey)
+        return {s: torch.cat([colour[s], shape[s]], dim=1) for s in colour}
 
 
 @register_encoder("factored-cnn")

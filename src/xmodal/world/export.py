@@ -64,15 +64,49 @@ Formats (``export(world, fmt, out_dir)``):
     fold, the default here too), and ``clip_id`` is the image id of ``(split, i)``. The
     clips come from the test split unless ``splits`` says otherwise.
 
+``"flickr-soundnet"``
+    The Flickr-SoundNet sound source localization test set (Senocak et al., 2018) as the
+    public evaluation code of LVS, EZ-VSL and SLAVC reads it
+    (:class:`~xmodal.data.sound_sources.FlickrSoundNet` reads it too)::
+
+        frames/{id}.jpg               JPEG, quality 95, 4:4:4 colour
+        audio/{id}.wav                16-bit PCM mono at the world's rate
+        Annotations/{id}.xml          every split but train: the sounding objects' boxes
+        metadata/flickr_train.txt     one id per line, no boxes (as Flickr's 10k/144k lists)
+        metadata/flickr_{split}.csv   the other splits: one id per row (as flickr_test.csv)
+
+    An annotation file is ``<annotation><filename>{id}.jpg</filename><bboxes>`` then, for
+    each sounding object, three ``<bbox><annotator>k</annotator><xmin/><ymin/><xmax/>
+    <ymax/></bbox>``: the object's tight box on Flickr's 256 x 256 grid (ends exclusive,
+    rounded up so that ``int(S * v / 256)`` at the world's size ``S <= 256`` gives the
+    box back exactly), drawn by three annotators who agree, since the world's truth has
+    no disagreement; the public merge (boxes summed, halved, clipped to 1) then gives 1 on
+    the boxes and 0 elsewhere. The reader skips each box's first element by position and
+    takes every child of a root child as a box, so no other element there has children.
+
+``"vggss"``
+    The VGG-SS layout (Chen et al., 2021; :class:`~xmodal.data.sound_sources.VGGSS`)::
+
+        frames/{id}.jpg               JPEG, quality 95, 4:4:4 colour
+        audio/{id}.wav                16-bit PCM mono at the world's rate
+        metadata/vggss.json           [{"file": id, "class": place, "bbox": [[xmin, ymin,
+                                      xmax, ymax], ...]}] for every split but train
+        metadata/vggss_train.txt      one id per line
+        metadata/vggss_{split}.csv    the other splits: one id per row (as vggss_test.csv)
+
+    with each sounding object's tight box divided by the image size (the nearest float
+    at or above, so that ``int(v * S)`` at the world's size gives the box back exactly).
+
 Ids are derived from the sample, so every export of a world agrees on them: the image
 of ``(split, index)`` has id ``(split_number + 1) * 10**7 + index`` (train 0 is
 10000000, val 0 is 20000000), question ``k`` of it has id ``image_id * 1000 + k``
-(VQA's own convention), and the video id is ``world_{split}_{index:06d}``.
+(VQA's own convention), and the video id (Flickr-SoundNet's and VGG-SS's file id too)
+is ``world_{split}_{index:06d}``.
 
 Every export is written into a hidden temporary folder beside ``out_dir`` and renamed
 into place at the end, so an interrupted export leaves nothing half-written; exporting
 the same world twice gives byte-identical files (sorted JSON keys, PNG and 16-bit WAV
-without timestamps).
+without timestamps, JPEG without metadata).
 
 Example:
     >>> from xmodal.world import World
@@ -549,6 +583,99 @@ def _export_esc50(world: World, root: Path, sizes: dict[str, int]) -> None:
     _write_bytes(root / "meta" / "esc50.csv", buf.getvalue().encode())
 
 
+def _jpeg_bytes(scene_image) -> bytes:
+    """JPEG (quality 95) of a ``(3, H, W)`` uint8 image, with no metadata (no timestamp)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    # Full-resolution colour (4:4:4): halved chroma smears the objects' colours over their
+    # outlines at 64 px (errors up to 0.33 of full scale against 0.08 here).
+    Image.fromarray(np.ascontiguousarray(scene_image.permute(1, 2, 0).numpy())).save(
+        buf, format="JPEG", quality=95, subsampling=0
+    )
+    return buf.getvalue()
+
+
+def _export_sound_sources(
+    world: World, root: Path, sizes: dict[str, int], prefix: str
+) -> list[tuple[str, str, list[tuple[int, int, int, int]]]]:
+    """Frames, audio and split lists of a Flickr-SoundNet / VGG-SS layout; returns
+    ``(id, place, sounding boxes)`` of the scenes to annotate (every split but train)."""
+    from xmodal.audio import save
+
+    annotate = []
+    for split, n in sizes.items():
+        ids = []
+        for index in range(n):
+            scene: Scene = world.scene(split, index, questions=False)
+            uid = _stem(split, index)
+            _write_bytes(root / "frames" / f"{uid}.jpg", _jpeg_bytes(scene.image))
+            # 16-bit PCM: no PEAK chunk timestamp (see _export_av); the mixture is in [-1, 1].
+            save(root / "audio" / f"{uid}.wav", scene.audio, world.config.sample_rate,
+                 subtype="PCM_16")  # fmt: skip
+            ids.append(uid)
+            if split != "train":
+                boxes = [scene.objects[k].bbox for k in scene.sounding]
+                annotate.append((uid, scene.place, boxes))
+        if split == "train":  # a plain list of ids, as flickr_10k.txt
+            _write_bytes(root / "metadata" / f"{prefix}_train.txt",
+                         "".join(f"{uid}\n" for uid in ids).encode())  # fmt: skip
+        else:
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="\n").writerows([uid] for uid in ids)
+            _write_bytes(root / "metadata" / f"{prefix}_{split}.csv", buf.getvalue().encode())
+    return annotate
+
+
+# Flickr-SoundNet's boxes are on frames resized to 256 x 256.
+_FLICKR_GRID = 256
+_FLICKR_ANNOTATORS = 3
+
+
+def _flickr_grid(x: int, side: int) -> int:
+    """Pixel ``x`` of a ``side``-pixel image on Flickr's 256 grid, rounded up: then
+    ``v >= x * 256 / side``, so the reader's ``int(side * v / 256)`` is ``x`` again for
+    ``side <= 256``."""
+    return -(-x * _FLICKR_GRID // side)
+
+
+def _export_flickr(world: World, root: Path, sizes: dict[str, int]) -> None:
+    import xml.etree.ElementTree as ET
+
+    side = world.config.image_size
+    for uid, _, boxes in _export_sound_sources(world, root, sizes, "flickr"):
+        annotation = ET.Element("annotation")
+        ET.SubElement(annotation, "filename").text = f"{uid}.jpg"
+        group = ET.SubElement(annotation, "bboxes")
+        for box in boxes:
+            grid = [_flickr_grid(x, side) for x in box]
+            for k in range(1, _FLICKR_ANNOTATORS + 1):
+                bbox = ET.SubElement(group, "bbox")
+                ET.SubElement(bbox, "annotator").text = str(k)
+                for tag, v in zip(("xmin", "ymin", "xmax", "ymax"), grid, strict=True):
+                    ET.SubElement(bbox, tag).text = str(v)
+        ET.indent(annotation)
+        text = ET.tostring(annotation, encoding="unicode") + "\n"
+        _write_bytes(root / "Annotations" / f"{uid}.xml", text.encode())
+
+
+def _vggss_unit(x: int, side: int) -> float:
+    """Pixel ``x`` of a ``side``-pixel image in [0, 1]: ``x / side``, or the next float up
+    when that times ``side`` falls short of ``x`` (``29 / 100 * 100`` is 28.999...): the
+    reader truncates ``v * side`` to an int, and must get ``x`` back."""
+    v = x / side
+    return float(np.nextafter(v, 2.0)) if v * side < x else v
+
+
+def _export_vggss(world: World, root: Path, sizes: dict[str, int]) -> None:
+    side = world.config.image_size
+    entries = []
+    for uid, place, boxes in _export_sound_sources(world, root, sizes, "vggss"):
+        unit_boxes = [[_vggss_unit(x, side) for x in box] for box in boxes]
+        entries.append({"file": uid, "class": place, "bbox": unit_boxes})
+    _write_bytes(root / "metadata" / "vggss.json", _json_bytes(entries))
+
+
 _WRITERS: dict[str, Callable[[World, Path, dict[str, int], object], None]] = {
     "coco": _no_cache(_export_coco),
     "vqa": _no_cache(_export_vqa),
@@ -556,6 +683,8 @@ _WRITERS: dict[str, Callable[[World, Path, dict[str, int], object], None]] = {
     "ljspeech": _export_ljspeech,
     "recipe1m": _export_recipe1m,
     "esc50": _no_cache(_export_esc50),
+    "flickr-soundnet": _no_cache(_export_flickr),
+    "vggss": _no_cache(_export_vggss),
 }
 FORMATS: tuple[str, ...] = tuple(_WRITERS)
 
@@ -578,7 +707,7 @@ def export(
     Args:
         world: the :class:`~xmodal.world.World` to export.
         fmt: one of :data:`FORMATS`: ``"coco"``, ``"vqa"``, ``"av-manifest"``,
-            ``"ljspeech"``, ``"recipe1m"``, ``"esc50"``.
+            ``"ljspeech"``, ``"recipe1m"``, ``"esc50"``, ``"flickr-soundnet"``, ``"vggss"``.
         out_dir: the folder to create; it must be new or empty unless ``overwrite``.
         splits: the world splits to export (``"esc50"``: the splits a dict of ``sizes``
             names, or by default the test split alone).
