@@ -57,3 +57,18 @@ def test_half_range_binarisation_and_edge_cases():
         ciou(one, one[0])
     with pytest.raises(ParameterError, match="rule"):
         binarize_maps(heat, "mean")
+
+
+def test_the_median_rule_keeps_half_the_image_whatever_the_source_covers():
+    """A 4x4 source in a 10x10 image and a map that ranks every pixel by its distance to
+    the source's centre (the source's pixels first): the median rule keeps the 49 pixels
+    above the sorted middle, so cIoU = 16 / 49, the half rule (of a 0/1 map) the source."""
+    y, x = torch.meshgrid(torch.arange(10.0), torch.arange(10.0), indexing="ij")
+    truth = torch.zeros(1, 10, 10)
+    truth[0, 3:7, 3:7] = 1
+    rank = -((y - 4.5) ** 2 + (x - 4.5) ** 2) + 1e-3 * torch.arange(100.0).reshape(10, 10)
+    heat = (rank + 100 * truth[0])[None]  # the source's 16 pixels on top, all distinct
+    pred = binarize_maps(heat, "median")
+    assert int(pred.sum()) == 49
+    assert ciou(pred, truth).tolist() == [pytest.approx(16 / 49)]
+    assert ciou(binarize_maps(truth, "half"), truth).tolist() == [1.0]

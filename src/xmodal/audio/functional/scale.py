@@ -199,13 +199,18 @@ def power_law_compress(S, *, power: float = 0.3) -> torch.Tensor:
     """Compress a (complex) spectrogram's magnitude as ``|S| ** power``, keeping its phase.
 
     Used by audio-visual speech separation (Looking to Listen uses ``power=0.3``) so that
-    quiet time-frequency bins count in the loss. Real input keeps its sign.
+    quiet time-frequency bins count in the loss. Real input keeps its sign. Zero bins stay
+    0 with a gradient of 0 (``torch.polar(|S| ** power, angle(S))`` would give NaN there:
+    the derivatives of ``|S| ** power`` for power < 1 and of the angle are infinite at 0).
     """
     S = as_signal(S, "S", complex_ok=True)
     power = check_positive_number(power, "power")
-    if S.is_complex():
-        return torch.polar(S.abs().pow(power), S.angle())
-    return torch.sign(S) * S.abs().pow(power)
+    mag = S.abs()
+    nonzero = mag > 0
+    safe = torch.where(nonzero, mag, torch.ones_like(mag))
+    # The phase as a unit phasor (the sign, for real S): 0 where S is 0, and every operation
+    # there sees a magnitude of 1, so torch.where sends the zero bins no gradient.
+    return (S / safe) * torch.where(nonzero, safe.pow(power), torch.zeros_like(mag))
 
 
 def power_law_decompress(S, *, power: float = 0.3) -> torch.Tensor:
