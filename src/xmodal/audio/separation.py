@@ -250,8 +250,8 @@ def separation_loss(estimates, targets, *, p: float = 0.3, reduction: str = "mea
 
     ``mean |C(estimates) - C(targets)|^2`` (``C``: :func:`~xmodal.audio.power_law_compress`)
     over speakers and time-frequency bins, where a bin's squared error is that of its real
-    part plus that of its imaginary part. (Keras reimplementations that take the MSE over a real ``(..., 2)`` layout get
-    half of this value.)
+    part plus that of its imaginary part. (Keras reimplementations that take the MSE over a
+    real ``(..., 2)`` layout get half of this value.)
 
     Args:
         estimates: complex ``(B, S, freq, time)``, the separated spectrograms.
