@@ -71,6 +71,12 @@ CASES = {
          "eval.transfer=null", "eval.n_figures=0"],
         lambda m, d: (m["test"]["place_acc"] / 100, m["test"]["place_chance"] / 100),
     ),
+    "localize": (  # the map's peak on a sounding object
+        ["model.backbone=null", "optim.encoder_lr=null", "data.train_size=3000",
+         "data.test_size=200", "trainer.max_epochs=2", "eval.n_figures=0"],
+        lambda m, d: (m["test"]["exact"]["pointing"] / 100,
+                      m["test"]["exact"]["pointing_chance"] / 100),
+    ),
     "scene-sound": (
         ["model.backbone=null", "optim.encoder_lr=null", "data.train_size=1500",
          "data.test_size=200", "trainer.max_epochs=2", "eval.prototype_clips=1500",

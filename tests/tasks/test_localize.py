@@ -40,6 +40,8 @@ def test_metrics_are_those_of_the_maps(run_dir):
         assert test[name]["auc"] == pytest.approx(summary["auc"])
     pointing = 100 * float(map_pointing(maps["own"], truth).double().mean())
     assert test["exact"]["pointing"] == pytest.approx(pointing)
+    chance = 100 * float((truth > 0).flatten(1).double().mean(1).mean())
+    assert test["exact"]["pointing_chance"] == pytest.approx(chance)
     # A detector of every object that does not listen: right wherever all objects sound.
     objects = torch.stack([world.scene("test", i, audio=False).masks.any(0).float()
                            for i in range(8)])  # fmt: skip

@@ -17,7 +17,8 @@ Metrics (test split), the map at the image's size (bilinear, as EZ-VSL):
 - ``public``: LVS's and EZ-VSL's protocol, the map binarised at its median: ``ciou@0.5``
   (percent of clips) and ``auc``;
 - ``exact``: the world's, binarised at half its range (world objects cover far less than
-  half the image): the same numbers, and ``pointing`` (the map's peak on a source);
+  half the image): the same numbers, and ``pointing`` (the map's peak on a source) with
+  ``pointing_chance`` (a peak drawn at random: the share of pixels that are sources);
 - ``negatives``: SLAVC's open-set test: each clip's own sound and sounds with no source
   in its picture (``silence``, the place's ``ambience`` alone, ``other_scene``: a sound
   none of whose objects is in the picture); ``ap`` and ``max_f1`` over those pairs;
@@ -74,7 +75,9 @@ class LocalizeModelConfig(Section):
     ``supervised_weight``: the supervised term's weight when semi-supervised;
     ``supervision``: Senocak's ``attention`` term or a per-cell ``mask`` one;
     ``map_stride``: the map's pixels per cell, the encoder's stride or a finer stage's,
-    FPN-style)."""
+    FPN-style; null: the encoder's (8) for ``unsupervised``, 4 when masks teach the map
+    (docs/localize.md: unsupervised, a finer map learns the image's borders; taught, it
+    draws the sources' outlines))."""
 
     key: ClassVar[str] = "model"
 
@@ -85,13 +88,13 @@ class LocalizeModelConfig(Section):
     audio_width: float = number(0.25, positive=True)
     embed_dim: int = integer(128)
     attention_temperature: float = number(0.1, positive=True)
-    map_stride: int = integer(8)
+    map_stride: int | None = integer(None, optional=True)
     objective: str = choice("unsupervised", OBJECTIVES)
     temperature: float = number(0.07, positive=True)
     background: str = choice("contrast", BACKGROUNDS)
     background_threshold: float = 0.4
-    supervised_weight: float = number(1.0, positive=True)
-    supervision: str = choice("attention", SUPERVISIONS)
+    supervised_weight: float = number(5.0, positive=True)
+    supervision: str = choice("mask", SUPERVISIONS)
 
 
 @dataclass
@@ -189,9 +192,12 @@ class LocalizeTask(SoundData, Task):
         image = create_encoder(m.encoder, **width_kwargs(m.encoder, m.channels))
         audio = create_audio_encoder(m.audio_encoder, sample_rate=self.world.config.sample_rate,
                                      width=m.audio_width)  # fmt: skip
+        stride = m.map_stride
+        if stride is None:  # the default: a finer map only where masks teach it
+            stride = image.feature_info.stride if m.objective == "unsupervised" else 4
         model = SoundSourceLocalizer(image, audio, embed_dim=m.embed_dim,
                                      attention_temperature=m.attention_temperature,
-                                     map_stride=m.map_stride)  # fmt: skip
+                                     map_stride=stride)  # fmt: skip
         start_encoder(self, model.image, fitting=self._fitting)
         return model
 
@@ -262,6 +268,9 @@ class LocalizeTask(SoundData, Task):
         truth = maps["sounding"]
         has = truth.flatten(1).sum(1) > 0
         metrics = self._scores(maps["own"], truth, has)
+        # A peak drawn uniformly at random lands on a source this often: pointing's chance.
+        share = (truth > 0).flatten(1).double().mean(1)[has]
+        metrics["exact"]["pointing_chance"] = 100.0 * float(share.mean())
         if not has.all():
             metrics["n_without_source"] = int((~has).sum())
         confidence = {
