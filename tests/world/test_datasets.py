@@ -326,6 +326,17 @@ def test_world_dataset_is_make_dataset(world):
         world.dataset("tts", "train", size=1, fps=25)
 
 
+def test_speech_separation_condition_is_a_checked_option(world):
+    # Building a speech view speaks nothing, so no speech cache is needed here.
+    assert make_dataset(world, "speech-separation", "val", size=2).condition == "different-voice"
+    ds = world.dataset("speech-separation", "val", size=2, condition="same-voice")
+    assert ds.condition == "same-voice" and pickle.loads(pickle.dumps(ds)).condition == "same-voice"
+    with pytest.raises(ParameterError, match="condition.*'different-voice', 'same-voice'.*'x'"):
+        make_dataset(world, "speech-separation", "val", condition="x")
+    with pytest.raises(ParameterError, match="'tts' takes the options.*'condition'"):
+        make_dataset(world, "tts", "val", condition="same-voice")
+
+
 def test_pickled_dataset_gives_the_same_items(world):
     # DataLoader workers started by "spawn" receive the dataset pickled
     ds = make_dataset(world, "separation", "train", size=4)

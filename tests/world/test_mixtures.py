@@ -13,7 +13,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from xmodal.errors import ParameterError
-from xmodal.world import World, faces
+from xmodal.world import World, faces, voices
+from xmodal.world.core import MIXTURE_CONDITIONS
 from xmodal.world.datasets import DEFAULT_SIZES, make_dataset, pad_collate
 
 H = 64  # the default world's image side
@@ -34,6 +35,17 @@ def cache(tmp_path_factory):
 def mixes(world, cache):
     """Mixtures 0-3 of val: index 1 needs peak normalisation, index 0 does not."""
     return [world.mixture("val", i, cache_dir=cache) for i in range(4)]
+
+
+@pytest.fixture(scope="module")
+def paired(world, cache):
+    """Mixtures 0, 9 and 10 of val under each condition. Today's draw for 9 and 10 paired
+    two speakers of one variant; "different-voice" walks on to another identity."""
+    return {
+        condition: [world.mixture("val", i, condition=condition, cache_dir=cache)
+                    for i in (0, 9, 10)]
+        for condition in MIXTURE_CONDITIONS
+    }  # fmt: skip
 
 
 def _bytes(image: torch.Tensor) -> torch.Tensor:
@@ -156,6 +168,125 @@ def test_bad_fps_names_the_value(world, cache):
             world.mixture("val", 0, fps=fps, cache_dir=cache)
 
 
+# ---------------------------------------------------------------- conditions
+
+
+def _speaker_k(ident: faces.Identity) -> int:
+    split, k = faces.identity_split(ident.id)
+    assert split == "val"
+    return k
+
+
+def test_default_condition_is_different_voice(mixes, paired):
+    mix, default = paired["different-voice"][0], mixes[0]
+    assert default.condition == "different-voice"
+    assert default.identities == mix.identities and default.texts == mix.texts
+    assert torch.equal(default.mixture, mix.mixture)
+
+
+@pytest.mark.parametrize("condition", MIXTURE_CONDITIONS)
+def test_each_condition_is_exactly_the_sum_of_its_sources(paired, condition):
+    for mix in paired[condition]:
+        assert mix.condition == condition
+        assert torch.equal(mix.mixture, mix.sources.sum(0))
+        assert float(mix.mixture.abs().max()) <= 1.0
+        assert -3.0 <= mix.gain_db <= 3.0
+
+
+def test_different_voice_pairs_have_different_variants(world, cache, paired):
+    # val 9 and 10 are among the first 20 whose drawn pair shared a variant
+    pairs = [world.mixture("val", i, cache_dir=cache).identities for i in range(20)]
+    for ident in (m.identities for m in paired["different-voice"]):
+        assert ident in pairs
+    for a, b in pairs:
+        assert a.id != b.id
+        assert a.voice.variant != b.voice.variant
+    for mix in paired["different-voice"]:
+        assert mix.voices == (mix.identities[0].voice, mix.identities[1].voice)
+
+
+def test_same_voice_is_two_faces_speaking_in_speaker_ones_voice(world, cache, paired):
+    for mix in paired["same-voice"]:
+        a, b = mix.identities
+        assert a.id != b.id
+        assert world.identity("val", _speaker_k(b)) == b  # the face seen is speaker 2's own
+        assert mix.voices == (a.voice, a.voice)
+        for i, text in enumerate(mix.texts):
+            # the speech is what the shared voice says for that sentence, scaled
+            y = torch.from_numpy(voices.speak(text, a.voice, sr=SR, cache_dir=cache))
+            n = len(y)
+            assert n == mix.lengths[i]
+            assert torch.equal(mix.sources[i, :n], (y.double() * mix.factors[i]).float())
+            assert not bool(mix.sources[i, n:].any())
+
+
+def test_same_voice_mouth_follows_the_shared_speech(world, cache, paired):
+    for mix in paired["same-voice"]:
+        ident, j = mix.identities[1], mix.sentences[1]
+        own = world.utterance("val", _speaker_k(ident), j, cache_dir=cache)
+        said = voices.speak(mix.texts[1], mix.voices[1], sr=SR, cache_dir=cache)
+        track = faces.mouth_track(said, SR)
+        own_track = faces.mouth_track(own.audio, SR)
+        assert len(track) != len(own_track)  # another voice, another length
+        top, bottom, left, right = faces.mouth_box(ident, image_size=H)
+        video = mix.frames[1]
+        outside = video.clone()
+        outside[..., top:bottom, left:right] = 0
+        expect = own.frames[0].clone()
+        expect[..., top:bottom, left:right] = 0
+        assert torch.equal(outside, expect.expand_as(outside))  # speaker 2's pose
+        mouth = video[..., top:bottom, left:right]
+        own_mouth = own.frames[..., top:bottom, left:right]
+        # Openings clip to exactly 1 at the loudest frames and to 0 in silence: frames of
+        # one opening show one mouth, in either utterance, and after the speech it is shut.
+        wide = own_mouth[torch.from_numpy(own_track == 1)][0]
+        at = torch.from_numpy(track)
+        opened = mouth[: len(track)][at == 1]
+        assert len(opened) and torch.equal(opened, wide.expand_as(opened))
+        tail = mouth[len(track) :]
+        shut = mouth[: len(track)][at == 0]
+        if len(tail) and len(shut):
+            assert torch.equal(shut, tail[:1].expand_as(shut))
+        closed = torch.cat([shut, tail, own_mouth[torch.from_numpy(own_track == 0)]])
+        assert len(closed)
+        assert torch.equal(closed, closed[:1].expand_as(closed))
+        assert not torch.equal(closed[0], wide)
+
+
+def test_both_conditions_of_an_index_share_faces_sentences_and_gain(paired):
+    for a, b in zip(paired["different-voice"], paired["same-voice"], strict=True):
+        assert a.identities == b.identities
+        assert (a.texts, a.sentences, a.gain_db) == (b.texts, b.sentences, b.gain_db)
+        assert a.voices[0] == b.voices[0] and a.voices[1] != b.voices[1]
+        # speaker 1 is the same speech and the same talking face in both
+        assert a.lengths[0] == b.lengths[0]
+        n = a.lengths[0]
+        # the same clean speech under each mixture's scale (float32 rounding apart)
+        clean = a.sources[0, :n].double() / a.scale
+        assert torch.allclose(b.sources[0, :n].double() / b.scale, clean, rtol=1e-6, atol=0)
+        f = min(a.frames.shape[1], b.frames.shape[1])
+        assert torch.equal(a.frames[0, :f], b.frames[0, :f])
+
+
+def test_same_voice_is_deterministic(cache, paired):
+    again = World(seed=0).mixture("val", 9, condition="same-voice", cache_dir=cache)
+    first = paired["same-voice"][1]
+    for name in ("sources", "mixture", "frames"):
+        assert getattr(first, name).numpy().tobytes() == getattr(again, name).numpy().tobytes()
+    assert (again.identities, again.voices, again.texts, again.gain_db, again.scale) == (
+        first.identities, first.voices, first.texts, first.gain_db, first.scale,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("condition", ["same", "Same-Voice", None])
+def test_bad_condition_names_the_value_and_the_choices(world, cache, condition):
+    match = f"condition.*'different-voice', 'same-voice'.*{condition!r}"
+    with pytest.raises(ParameterError, match=match):
+        world.mixture("val", 0, condition=condition, cache_dir=cache)
+    with pytest.raises(ParameterError, match=match):
+        make_dataset(world, "speech-separation", "val", condition=condition)
+
+
 # ---------------------------------------------------------------- views
 
 
@@ -170,6 +301,8 @@ def test_speech_separation_items_are_the_mixtures_and_batch_padded(world, cache,
         assert torch.equal(item["frames"], mix.frames)
         assert item["identities"].tolist() == [p.id for p in mix.identities]
         assert item["texts"] == list(mix.texts)
+        assert item["gain_db"] == mix.gain_db and type(item["gain_db"]) is float
+        assert item["condition"] == mix.condition == "different-voice"
         assert (item["length"], item["n_frames"]) == (mix.mixture.shape[0], mix.frames.shape[1])
     batches = list(DataLoader(ds, batch_size=2, num_workers=0, collate_fn=ds.collate_fn))
     assert [len(b["index"]) for b in batches] == [2, 1]
@@ -179,6 +312,9 @@ def test_speech_separation_items_are_the_mixtures_and_batch_padded(world, cache,
     assert batch["frames"].shape == (2, 2, f, 3, H, H) and batch["frames"].dtype == torch.uint8
     assert batch["identities"].shape == (2, 2)
     assert batch["texts"] == [it["texts"] for it in pair]
+    assert batch["condition"] == ["different-voice"] * 2
+    assert batch["gain_db"].dtype == torch.float32
+    assert batch["gain_db"].tolist() == pytest.approx([it["gain_db"] for it in pair])
     assert batch["length"].tolist() == [it["length"] for it in pair]
     assert pair[0]["length"] != pair[1]["length"]  # the padding was exercised
     for b, it in enumerate(pair):
@@ -190,6 +326,18 @@ def test_speech_separation_items_are_the_mixtures_and_batch_padded(world, cache,
         assert not bool(batch["frames"][b, :, nf:].any())
         # the identity survives batching within the real part
         assert torch.equal(batch["mixture"][b], batch["sources"][b].sum(0))
+
+
+def test_speech_separation_view_takes_the_condition(world, cache, paired):
+    ds = make_dataset(world, "speech-separation", "val", size=11, condition="same-voice",
+                      cache_dir=cache)  # fmt: skip
+    for i, mix in zip((0, 9, 10), paired["same-voice"], strict=True):
+        item = ds[i]
+        assert item["condition"] == "same-voice" and item["gain_db"] == mix.gain_db
+        assert torch.equal(item["mixture"], mix.mixture)
+        assert torch.equal(item["frames"], mix.frames)
+    batch = pad_collate([ds[9], ds[10]])
+    assert batch["condition"] == ["same-voice"] * 2
 
 
 def test_voice_face_items_pair_a_voice_with_its_face_and_attributes(world, cache):

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from xmodal._checks import check_bool, check_positive_int, check_positive_number
+from xmodal._checks import check_bool, check_choice, check_positive_int, check_positive_number
 from xmodal.errors import ParameterError
 from xmodal.world import faces, language, recipes, render, sound, voices
 from xmodal.world.schema import (
@@ -44,6 +44,7 @@ from xmodal.world.schema import (
 )
 
 __all__ = [
+    "MIXTURE_CONDITIONS",
     "NARRATOR",
     "PlaceSample",
     "Scene",
@@ -68,6 +69,9 @@ _NEAR_MISSES = 5
 _LABELLED_SOUNDS = 6
 _STREAMS = {"visual": 0, "text": 1, "audio": 2}
 _SIZE_WORDS = tuple(SIZES)
+
+# The conditions of World.mixture: what tells the two speakers apart besides their faces.
+MIXTURE_CONDITIONS = ("different-voice", "same-voice")
 
 # Two-speaker mixtures draw their speakers from the first _MIX_IDENTITIES identities of
 # the split and their sentences from the first captions of its first _MIX_SENTENCES
@@ -257,7 +261,10 @@ class TwoSpeakerMixture:
     longer one's length ``T``. The identity ``mixture == sources.sum(0)`` holds exactly.
 
     Attributes:
-        identities: the two speakers (different identities of ``split``).
+        identities: the two speakers (different identities of ``split``): the faces seen.
+        voices: the voices heard: ``identities[i].voice`` for ``"different-voice"`` (two
+            different eSpeak variants); ``identities[0].voice`` twice for ``"same-voice"``.
+        condition: one of :data:`MIXTURE_CONDITIONS`.
         texts: what each says (two different sentences).
         sentences: the scenes of ``split`` whose first captions are ``texts``, so
             ``world.utterance(split, k, sentences[i])`` is speaker ``i``'s clean speech.
@@ -267,13 +274,15 @@ class TwoSpeakerMixture:
         frames: ``(2, F, 3, H, W)`` uint8 talking faces, ``F = ceil(T * fps / sample_rate)``;
             after a speaker's speech ends the mouth stays closed.
         lengths: samples of each clean utterance before padding.
-        gain_db: speaker 2's gain relative to speaker 1, in dB.
+        gain_db: speaker 2's gain relative to speaker 1, in dB, in [-3, 3].
         scale: the peak normalisation applied to both sources (1.0 when none was needed).
     """
 
     split: str
     index: int
     identities: tuple[faces.Identity, faces.Identity]
+    voices: tuple[voices.VoiceParams, voices.VoiceParams]
+    condition: str
     texts: tuple[str, str]
     sentences: tuple[int, int]
     sources: torch.Tensor
@@ -589,10 +598,20 @@ class World:
         (the first call per sentence and voice takes ~35 ms, later ones well under 1 ms).
         ``frames=False`` skips drawing the talking face (``Utterance.frames`` is None).
         """
+        return self._utterance(split, k, j, fps=fps, frames=frames, cache_dir=cache_dir)
+
+    def _utterance(
+        self, split: str, k: int, j: int, *, voice: voices.VoiceParams | None = None,
+        fps: int, frames: bool, cache_dir,
+    ) -> Utterance:  # fmt: skip
+        """:meth:`utterance`, in ``voice`` (None for person ``k``'s own): the mouth follows
+        the speech actually made, the pose is person ``k``'s for sentence ``j`` whatever
+        the voice."""
         ident = self.identity(split, k)
         text = self.sentence(split, j)
         sr = self.config.sample_rate
-        audio = voices.speak(text, ident.voice, sr=sr, cache_dir=cache_dir)
+        voice = ident.voice if voice is None else voice
+        audio = voices.speak(text, voice, sr=sr, cache_dir=cache_dir)
         video = None
         if check_bool(frames, "frames"):
             rng = self._utterance_rng(split, k, j)
@@ -608,31 +627,52 @@ class World:
         return _generator(3, (self.seed, _FACES, split_id(split), int(k), 4, int(j)))
 
     def mixture(
-        self, split: str, index: int, *, fps: int = 25, cache_dir=None
-    ) -> TwoSpeakerMixture:
+        self, split: str, index: int, *, fps: int = 25, condition: str = "different-voice",
+        cache_dir=None,
+    ) -> TwoSpeakerMixture:  # fmt: skip
         """Two-speaker mixture ``index`` of ``split``: audio-visual speech separation.
 
         Two different identities among the split's first 1,000 each say a different
         sentence (the first caption of one of the split's first 10,000 scenes), both from
         sample 0. The shorter utterance is zero-padded to the longer one's length, so no
         speech is ever cut and the length varies from mixture to mixture. Speaker 2 is
-        scaled by a gain uniform in [-3, 3] dB; if the mixture's peak then exceeds 1,
-        both sources are scaled by the same factor, and ``mixture`` is their exact sum.
-        Faces: each speaker's talking face (:meth:`utterance`), followed by
+        scaled by a gain uniform in [-3, 3] dB (``gain_db``); if the mixture's peak then
+        exceeds 1, both sources are scaled by the same factor, and ``mixture`` is their
+        exact sum. Faces: each speaker's talking face (:meth:`utterance`), followed by
         closed-mouth frames of the same pose up to ``F = ceil(T * fps / sample_rate)``.
+
+        ``condition`` (one of :data:`MIXTURE_CONDITIONS`) says what else tells the
+        speakers apart:
+
+        - ``"different-voice"``: each speaks in their own voice, and the two voices are
+          different eSpeak variants (speaker 2 is the drawn identity or, if it has speaker
+          1's variant, the next one that does not). Audio alone can tell them apart.
+        - ``"same-voice"``: speaker 2 speaks in speaker 1's voice (the same
+          :class:`~xmodal.world.voices.VoiceParams`), with their own face, whose mouth
+          follows that speech. Only the faces tell who says what.
+
+        Both conditions of one ``(split, index)`` share the identities, sentences, gain
+        and poses on purpose, for paired comparisons: they differ only in speaker 2's
+        voice (``voices``), hence in ``sources``, ``mixture``, speaker 2's mouth, and
+        possibly ``scale`` and the length.
 
         Speech comes from the disk cache of :mod:`xmodal.world.voices` (``cache_dir``;
         None for the user cache).
 
         Example:
-            >>> mix = World(seed=0).mixture("train", 0)
+            >>> mix = World(seed=0).mixture("train", 0, condition="same-voice")
+            >>> mix.voices[0] == mix.voices[1], mix.identities[0] != mix.identities[1]
+            (True, True)
             >>> torch.equal(mix.mixture, mix.sources.sum(0))
             True
         """
         sid = self._check(split, index)
         fps = check_positive_int(fps, "fps")
+        condition = check_choice(condition, "condition", MIXTURE_CONDITIONS)
         sr = self.config.sample_rate
-        # Every draw up front: the utterances below reuse the generators' slots.
+        # Every draw up front: the utterances below reuse the generators' slots. The
+        # condition is not in the key: both conditions draw the same speakers, sentences
+        # and gain (see the docstring).
         rng = _generator(_STREAMS["audio"], (self.seed, _MIXTURES, sid, int(index)))
         u = rng.random(5).tolist()
         k1 = int(u[0] * _MIX_IDENTITIES)
@@ -640,13 +680,20 @@ class World:
         j1 = int(u[2] * _MIX_SENTENCES)
         j2 = (j1 + 1 + int(u[3] * (_MIX_SENTENCES - 1))) % _MIX_SENTENCES
         gain_db = _MIX_GAIN_DB * (2.0 * u[4] - 1.0)
+        # Walking on from the drawn identity keeps speaker 2's variant distributed as any
+        # identity's given that it differs (identities are independent draws), and keeps
+        # every pair of different variants as it was drawn.
+        voice1 = self.identity(split, k1).voice
+        while self.identity(split, k2).voice.variant == voice1.variant:
+            k2 = (k2 + 1) % _MIX_IDENTITIES
+        voice2 = voice1 if condition == "same-voice" else self.identity(split, k2).voice
         first = self.sentence(split, j1)
         # Two scenes can share a first caption; the next scene with another one is taken.
         while self.sentence(split, j2) == first:
             j2 = (j2 + 1) % _MIX_SENTENCES
         utts = [
-            self.utterance(split, k, j, fps=fps, cache_dir=cache_dir)
-            for k, j in ((k1, j1), (k2, j2))
+            self._utterance(split, k, j, voice=v, fps=fps, frames=True, cache_dir=cache_dir)
+            for k, j, v in ((k1, j1, voice1), (k2, j2, voice2))
         ]
         lengths = [len(utt.audio) for utt in utts]
         n = max(lengths)
@@ -671,6 +718,7 @@ class World:
         return TwoSpeakerMixture(
             split=split, index=int(index),
             identities=(utts[0].identity, utts[1].identity),
+            voices=(voice1, voice2), condition=condition,
             texts=(utts[0].text, utts[1].text),
             sentences=(j1, j2),
             sources=torch.from_numpy(sources), mixture=torch.from_numpy(mixture),
@@ -694,7 +742,8 @@ class World:
 
         Views: ``"captioning"``, ``"retrieval"``, ``"vqa"``, ``"av-correspondence"``,
         ``"localization"``, ``"separation"``, ``"places"``, and the speech views
-        ``"speech-separation"``, ``"voice-face"``, ``"tts"`` (options ``cache_dir``; see
+        ``"speech-separation"``, ``"voice-face"``, ``"tts"`` (options ``cache_dir``, and
+        ``fps`` and ``condition`` for ``"speech-separation"``; see
         :mod:`xmodal.world.datasets`). ``size`` counts items; each dataset's
         ``collate_fn`` batches them for a DataLoader. The same as
         ``xmodal.world.datasets.make_dataset(world, view, split, ...)``.

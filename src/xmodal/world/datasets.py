@@ -33,7 +33,9 @@ of a padded row is real:
 
 - ``"speech-separation"``: one item per :meth:`World.mixture`: ``mixture`` (T,),
   ``sources`` (2, T), ``frames`` (2, F, 3, H, W) uint8, ``identities`` (2,) int64 ids,
-  ``texts``, ``length``, ``n_frames``, ``index``.
+  ``texts``, ``gain_db`` (speaker 2's gain, float), ``condition`` (str), ``length``,
+  ``n_frames``, ``index`` (options ``fps``; ``condition``, ``"different-voice"`` or
+  ``"same-voice"``, one per dataset: evaluate each condition with its own).
 - ``"voice-face"``: one item per identity (item ``i`` is identity ``i`` saying the first
   caption of scene ``i``): ``audio``, ``length``, ``image`` (the face, mouth closed), the
   face's attributes as targets ``sex`` (0 female, 1 male), ``age`` (index in
@@ -72,7 +74,7 @@ import numbers
 import torch
 from torch.utils.data import Dataset
 
-from xmodal._checks import check_bool, check_index
+from xmodal._checks import check_bool, check_choice, check_index
 from xmodal.errors import ParameterError
 from xmodal.world import core, faces
 from xmodal.world.core import World
@@ -431,10 +433,15 @@ class SpeechSeparationDataset(_SpeechDataset):
     ``mixture == sources.sum(0)`` exactly; row ``k`` of ``sources`` is the speech of the
     face in row ``k`` of ``frames``. Shapes: ``mixture`` (T,), ``sources`` (2, T) float32,
     ``frames`` (2, F, 3, H, W) uint8 at ``fps``, ``identities`` (2,) int64 identity ids,
-    ``texts`` two strings; ``length`` = T and ``n_frames`` = F before batch padding.
+    ``texts`` two strings; ``length`` = T and ``n_frames`` = F before batch padding;
+    ``gain_db`` speaker 2's gain relative to speaker 1 in dB; ``condition`` the dataset's.
 
     Args:
         fps: video frame rate of ``frames``.
+        condition: ``"different-voice"`` (two different voices; audio alone can separate
+            them) or ``"same-voice"`` (both speak in speaker 1's voice; only the faces
+            tell them apart); see :meth:`World.mixture`. Item ``i`` of both has the same
+            faces, sentences and gain, so the two can be compared pair by pair.
         cache_dir: the speech cache (None for the user cache).
     """
 
@@ -442,21 +449,25 @@ class SpeechSeparationDataset(_SpeechDataset):
 
     def __init__(
         self, world: World, split: str, *, size: int | None = None, fps: int = 25,
-        cache_dir=None,
+        condition: str = "different-voice", cache_dir=None,
     ) -> None:  # fmt: skip
         super().__init__(world, split, size=size, cache_dir=cache_dir)
         if isinstance(fps, bool) or not isinstance(fps, numbers.Integral) or fps <= 0:
             raise ParameterError(f"fps must be an integer > 0. Found: {fps!r}")
         self.fps = int(fps)
+        self.condition = check_choice(condition, "condition", core.MIXTURE_CONDITIONS)
 
     def item(self, i: int) -> dict:
-        mix = self.world.mixture(self.split, i, fps=self.fps, cache_dir=self.cache_dir)
+        mix = self.world.mixture(self.split, i, fps=self.fps, condition=self.condition,
+                                 cache_dir=self.cache_dir)  # fmt: skip
         return {
             "mixture": mix.mixture,
             "sources": mix.sources,
             "frames": mix.frames,
             "identities": torch.tensor([p.id for p in mix.identities], dtype=torch.int64),
             "texts": list(mix.texts),
+            "gain_db": float(mix.gain_db),
+            "condition": mix.condition,
             "length": int(mix.mixture.shape[-1]),
             "n_frames": int(mix.frames.shape[1]),
             "index": i,
@@ -534,7 +545,7 @@ VIEWS: dict[str, type[WorldDataset]] = {
 # The options each view takes, beyond ``size``.
 _OPTIONS: dict[str, tuple[str, ...]] = {
     "captioning": ("near_misses",),
-    "speech-separation": ("cache_dir", "fps"),
+    "speech-separation": ("cache_dir", "condition", "fps"),
     "voice-face": ("cache_dir",),
     "tts": ("cache_dir",),
 }
@@ -552,9 +563,9 @@ def make_dataset(
             ``"speech-separation"``, ``"voice-face"``, ``"tts"``).
         split: ``"train"``, ``"val"``, ``"test"`` or ``"compositional"``.
         size: items in the dataset; None for :data:`DEFAULT_SIZES` of the split.
-        options: view-specific settings: ``cache_dir`` for the speech views, ``fps`` for
-            ``"speech-separation"``, ``near_misses`` for ``"captioning"``. Any other is an
-            error rather than silently ignored.
+        options: view-specific settings: ``cache_dir`` for the speech views, ``fps`` and
+            ``condition`` for ``"speech-separation"``, ``near_misses`` for
+            ``"captioning"``. Any other is an error rather than silently ignored.
 
     Example:
         >>> ds = make_dataset(World(seed=0), "captioning", "val", size=8)
