@@ -247,8 +247,8 @@ class LocalizeTask(SoundData, Task):
                 "ambience": batch.get("ambience"),
                 "other_scene": batch.get("other_audio"),
             }
-            if sounds["other_scene"] is None:  # a folder: another clip of the batch
-                sounds["other_scene"] = batch["audio"].roll(len(images) // 2, 0)
+            if sounds["other_scene"] is None and len(images) > 1:  # a folder: another clip
+                sounds["other_scene"] = batch["audio"].roll(len(images) // 2, 0)  # of the batch
             for key, wave in sounds.items():
                 if wave is None:
                     continue
