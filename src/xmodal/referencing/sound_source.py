@@ -69,10 +69,11 @@ class SoundSourceLocalizer(nn.Module):
     """A visual map and an audio vector in one space; their cosine is the localization.
 
     ``image_map(images (B, 3, H, W)) -> (B, D, h, w)`` unit vectors at each position (the
-    image encoder's map, a 1x1 convolution to ``embed_dim``); ``audio_vector(wave (B, T))
-    -> (B, D)`` unit vectors; ``forward(images, wave) -> (B, h, w)``, the cosine of each
-    sound with each position of its own image. ``cross_maps`` gives every sound with
-    every image, ``(B_audio, B_image, h, w)``.
+    image encoder's map, two 1x1 convolutions to ``embed_dim``); ``audio_vector(wave (B,
+    T)) -> (B, D)`` unit vectors; ``forward(images, wave) -> (B, h, w)``, the cosine of
+    each sound with each position of its own image. ``cross_maps`` gives every sound with
+    every image, ``(B_audio, B_image, h, w)``. ``map_stride``: pixels per map cell, the
+    encoder's stride (None) or a finer stage's (FPN's top-down path onto it).
     """
 
     def __init__(
@@ -99,9 +100,8 @@ class SoundSourceLocalizer(nn.Module):
             # 1x1 convolution brings to the same width.
             fine = _stage_channels(image_encoder, self.map_stride)
             self.lateral = nn.Conv2d(fine, c, 1)
-        # Two 1x1 layers: the map's vectors are the encoder's features re-expressed in the
-        # joint space, position by position (a single linear layer cannot pull a shape's
-        # colour and form apart from the place behind it).
+        # Two layers (ReLU between): the joint space is a non-linear reading of the
+        # features, position by position, as the sound's is of its vector.
         self.image_proj = nn.Sequential(
             nn.Conv2d(c, c, 1), nn.ReLU(inplace=True), nn.Conv2d(c, embed_dim, 1)
         )
