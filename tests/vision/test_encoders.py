@@ -208,3 +208,23 @@ def test_the_factored_cnns_shape_stream_is_colour_blind():
     assert not torch.allclose(first, enc.forward_features(a)[:, 8:], atol=1e-4)
     with pytest.raises(ParameterError, match="channels must be even"):
         create_encoder("factored-cnn", channels=9)
+
+
+@pytest.mark.parametrize("name", ["small-cnn", "factored-cnn"])
+def test_the_pyramid_ends_in_the_final_map(name):
+    torch.manual_seed(0)
+    enc = create_encoder(name, channels=16).eval()
+    images = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        stages = enc.forward_pyramid(images)
+        final = enc.forward_features(images)
+    assert sorted(stages) == [2, 4, 8]
+    assert [tuple(m.shape) for m in stages.values()] == [(2, 4, 16, 16), (2, 8, 8, 8),
+                                                         (2, 16, 4, 4)]  # fmt: skip
+    torch.testing.assert_close(stages[8], final)
+
+
+def test_an_encoder_without_stages_says_so():
+    enc = create_encoder("resnet18", pretrained=False)
+    with pytest.raises(ParameterError, match="final map only"):
+        enc.forward_pyramid(torch.rand(1, 3, 64, 64))

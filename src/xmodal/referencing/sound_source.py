@@ -111,11 +111,6 @@ class SoundSourceLocalizer(nn.Module):
         )  # fmt: skip
         self.embed_dim = embed_dim
 
-    @property
-    def stride(self) -> int:
-        """Pixels per map cell."""
-        return self.map_stride
-
     def image_map(self, images: torch.Tensor) -> torch.Tensor:
         if self.lateral is None:
             mapped = self.image.forward_features(images)

@@ -267,7 +267,7 @@ class LocalizeTask(SoundData, Task):
         maps = self.maps(model, split)
         truth = maps["sounding"]
         has = truth.flatten(1).sum(1) > 0
-        metrics = self._scores(maps["own"], truth, has)
+        metrics, cious = self._scores(maps["own"], truth, has)
         # A peak drawn uniformly at random lands on a source this often: pointing's chance.
         share = (truth > 0).flatten(1).double().mean(1)[has]
         metrics["exact"]["pointing_chance"] = 100.0 * float(share.mean())
@@ -276,14 +276,15 @@ class LocalizeTask(SoundData, Task):
         confidence = {
             k: map_confidence((maps[k] + 1) / 2) for k in ("own", *NEGATIVES) if k in maps
         }
-        metrics["negatives"] = self._negatives(confidence, metrics.pop("_exact_cious"), has)
+        metrics["negatives"] = self._negatives(confidence, cious, has)
         metrics["baselines"] = self._baselines(maps, truth, has)
         metrics["n_clips"] = len(truth)
         return metrics
 
     @staticmethod
-    def _scores(maps: torch.Tensor, truth: torch.Tensor, has: torch.Tensor) -> dict:
-        """Both protocols' numbers for ``maps`` on the clips with a source (``has``)."""
+    def _scores(maps: torch.Tensor, truth: torch.Tensor, has: torch.Tensor):
+        """Both protocols' numbers for ``maps`` on the clips with a source (``has``), and
+        every clip's cIoU under the exact protocol."""
         from xmodal.metrics.localization import (
             binarize_maps,
             ciou,
@@ -291,16 +292,13 @@ class LocalizeTask(SoundData, Task):
             map_pointing,
         )
 
-        out = {}
+        out, cious = {}, {}
         for name, rule in RULES.items():
-            cious = ciou(binarize_maps(maps, rule), truth)
-            out[name] = ciou_summary(cious[has])
-            if name == "exact":
-                out[name]["pointing"] = 100.0 * float(
-                    map_pointing(maps, truth)[has].double().mean()
-                )
-                out["_exact_cious"] = cious
-        return out
+            cious[name] = ciou(binarize_maps(maps, rule), truth)
+            out[name] = ciou_summary(cious[name][has])
+        hits = map_pointing(maps, truth)[has]
+        out["exact"]["pointing"] = 100.0 * float(hits.double().mean())
+        return out, cious["exact"]
 
     @staticmethod
     def _negatives(confidence: dict, cious: torch.Tensor, has: torch.Tensor) -> dict:
@@ -329,11 +327,9 @@ class LocalizeTask(SoundData, Task):
         y, x = torch.meshgrid(torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2,
                               indexing="ij")  # fmt: skip
         centre = -(x**2 + y**2).sqrt().expand(len(truth), h, w)
-        out = {"centre": self._scores(centre, truth, has)}
+        out = {"centre": self._scores(centre, truth, has)[0]}
         if "objects" in maps:
-            out["all_objects"] = self._scores(maps["objects"], truth, has)
-        for scores in out.values():
-            scores.pop("_exact_cious")
+            out["all_objects"] = self._scores(maps["objects"], truth, has)[0]
         return out
 
     def figures(self, model: nn.Module) -> dict:

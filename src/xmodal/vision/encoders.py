@@ -254,22 +254,21 @@ class FactoredCNN(ImageEncoder):
         self.streams = {"colour": (0, c // 2), "shape": (c // 2, c)}
         self.feature_info = FeatureInfo(channels=c, stride=8)
 
-    def _features(self, x: torch.Tensor) -> torch.Tensor:
+    def _grey(self, x: torch.Tensor) -> torch.Tensor:
+        """The shape stream's input: ``w . (r, g, b)`` on three channels (see the class)."""
         if self.training:
             w = torch.distributions.Dirichlet(x.new_ones(3)).sample((x.shape[0],))
         else:
             w = x.new_full((x.shape[0], 3), 1 / 3)
-        grey = (x * w[:, :, None, None]).sum(1, keepdim=True).expand(-1, 3, -1, -1)
-        return torch.cat([self.colour._features(x), self.shape._features(grey)], dim=1)
+        return (x * w[:, :, None, None]).sum(1, keepdim=True).expand(-1, 3, -1, -1)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.colour._features(x), self.shape._features(self._grey(x))], dim=1)
 
     def forward_pyramid(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
         """Each stage's maps of the two streams, stacked (as :meth:`forward_features`)."""
         x = self._prepare(images)
-        w = x.new_full((x.shape[0], 3), 1 / 3)
-        if self.training:
-            w = torch.distributions.Dirichlet(x.new_ones(3)).sample((x.shape[0],))
-        grey = (x * w[:, :, None, None]).sum(1, keepdim=True).expand(-1, 3, -1, -1)
-        colour, shape = self.colour._pyramid(x), self.shape._pyramid(grey)
+        colour, shape = self.colour._pyramid(x), self.shape._pyramid(self._grey(x))
         return {s: torch.cat([colour[s], shape[s]], dim=1) for s in colour}
 
 
